@@ -1,0 +1,33 @@
+PYTHON ?= python3
+VENV ?= .venv
+# Pinned on purpose: a looser pin makes pip download multi-GB CUDA wheels;
+# on this machine the CPU wheel is found via pip's find-links.
+TORCH_SPEC ?= torch==2.13.0
+
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-slow demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
+	$(VENV)/bin/pip install -q -e ".[test]"
+	touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -n 2
+
+test-slow: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m slow
+
+demo: $(STAMP)
+	$(VENV)/bin/python -m onnx_npuq.demo
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/bench_formats.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

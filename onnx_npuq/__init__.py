@@ -1,0 +1,12 @@
+"""onnx-npuq: low-bit quantized PyTorch models to ONNX and Ascend .om."""
+import os
+
+# Large CPU tensors on transparent huge pages fault ~4x faster; torch reads this once, so
+# it only takes effect when onnx_npuq is imported before torch. A user's setting wins.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+__version__ = "0.1.0"
+
+from .qtype import QType, get_status, print_status, quant_dequant_float, quant_func  # noqa: E402
+
+__all__ = ["QType", "quant_dequant_float", "quant_func", "print_status", "get_status"]

@@ -1,0 +1,73 @@
+"""Every quantization format, bit-exact to spec/formats.md: a registry and three verbs.
+
+    y = fake_quant(x, "mxfp4", axis=-1)
+    p = encode(x, "mxfp4")            # Packed: uint8 codes + scale bytes
+    assert torch.equal(decode(p), y)
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .base import Format, Packed
+from .hif4 import HiF4, HiFX4V12
+from .hif8 import HiF8
+from .integer import IntSym
+from .mx import MX
+from .nvfp4 import NVF4, NVFP4
+
+_FACTORIES: dict[str, Callable[..., Format]] = {
+    "hif8": HiF8,
+    "hif4": HiF4,
+    "hifx4_v12": HiFX4V12,
+    "mxfp4": lambda **o: MX("mxfp4", **o),
+    "mxfp8e4m3": lambda **o: MX("mxfp8e4m3", **o),
+    "mxfp8e5m2": lambda **o: MX("mxfp8e5m2", **o),
+    "nvf4": NVF4,
+    "nvfp4": NVFP4,
+    "int8sym": lambda **o: IntSym("int8sym", 8, **o),
+    "int4sym": lambda **o: IntSym("int4sym", 4, **o),
+}
+ALIASES = {"hifx4": "hif4", "int8": "int8sym", "int4": "int4sym"}
+
+
+def names() -> list[str]:
+    """Canonical format names."""
+    return list(_FACTORIES)
+
+
+def canonical(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"format name must be a string, got {type(name).__name__}")
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in _FACTORIES:
+        known = ", ".join(names() + sorted(ALIASES))
+        raise ValueError(f"unknown format {name!r}; known formats: {known}")
+    return key
+
+
+def get_format(name: str | Format, **options) -> Format:
+    """A configured format, e.g. get_format("mxfp4", rounding="even")."""
+    if isinstance(name, Format):
+        if options:
+            raise ValueError("options cannot be combined with a Format instance")
+        return name
+    return _FACTORIES[canonical(name)](**options)
+
+
+def fake_quant(x: torch.Tensor, fmt: str | Format, axis: int = -1, **options) -> torch.Tensor:
+    """Quantize and dequantize x along `axis`; same shape and dtype as x."""
+    return get_format(fmt, **options).fake_quant(x, axis)
+
+
+def encode(x: torch.Tensor, fmt: str | Format, axis: int = -1, **options) -> Packed:
+    return get_format(fmt, **options).encode(x, axis)
+
+
+def decode(p: Packed) -> torch.Tensor:
+    return p.decode()
+
+
+__all__ = ["Format", "Packed", "names", "canonical", "get_format", "fake_quant", "encode", "decode"]

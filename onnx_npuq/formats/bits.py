@@ -1,0 +1,43 @@
+"""Exact float32 bit helpers: exponents are read from bits, never from log2."""
+import torch
+
+EXP_MASK = 0x7F800000
+
+
+def pow2_floor(v: torch.Tensor) -> torch.Tensor:
+    """2**floor_log2(v) for normal |v|; 0 for zero/subnormal; inf for inf/NaN."""
+    return (v.view(torch.int32) & EXP_MASK).view(torch.float32)
+
+
+def floor_log2(v: torch.Tensor) -> torch.Tensor:
+    """Exact floor(log2(v)) as int32 for v > 0, subnormals included."""
+    return torch.frexp(v).exponent - 1
+
+
+def ceil_log2(v: torch.Tensor) -> torch.Tensor:
+    """Exact ceil(log2(v)) as int32 for v > 0."""
+    mant, exp = torch.frexp(v)
+    return exp - (mant == 0.5).to(torch.int32)
+
+
+def exp2i(e: torch.Tensor) -> torch.Tensor:
+    """Exactly 2**e as float32 for integer e in [-149, 127] (subnormals from bits)."""
+    e = e.to(torch.int32)
+    normal = (e + 127).clamp(min=1) << 23
+    sub = torch.ones_like(e) << (e + 149).clamp(0, 22)
+    return torch.where(e >= -126, normal, sub).view(torch.float32)
+
+
+def round_ta(v: torch.Tensor) -> torch.Tensor:
+    """Ties away from zero on a non-negative float32 magnitude, as the spec writes it."""
+    return torch.floor(v + 0.5)
+
+
+def round_ta_(v: torch.Tensor) -> torch.Tensor:
+    """round_ta in place."""
+    return v.add_(0.5).floor_()
+
+
+def to_bf16(v: torch.Tensor) -> torch.Tensor:
+    """Round float32 to bfloat16 (RNE) and back."""
+    return v.to(torch.bfloat16).to(torch.float32)

@@ -1,0 +1,96 @@
+"""OCP Microscaling formats: E8M0 shared exponent per block of 32 (spec: formats.md)."""
+from dataclasses import dataclass
+
+import torch
+
+from .base import Format
+from .bits import ceil_log2, exp2i, floor_log2, pow2_floor, round_ta_
+from .codecs import E2M1, E4M3, E5M2, CodeTable, e8m0_decode, e8m0_encode
+
+
+@dataclass(frozen=True)
+class Element:
+    """A minifloat element grid, microxcaling style: a row of numbers."""
+
+    table: CodeTable
+    mbits: int
+    emax: int
+    emin: int
+    max: float
+
+
+ELEMENTS = {
+    "mxfp4": Element(E2M1, 1, 2, 0, 6.0),
+    "mxfp8e4m3": Element(E4M3, 3, 8, -6, 448.0),
+    "mxfp8e5m2": Element(E5M2, 2, 15, -14, 57344.0),
+}
+ROUNDINGS = ("away", "even")
+SCALE_RULES = ("floor", "rceil")
+
+
+def quantize_elements_(y: torch.Tensor, el: Element, rounding: str) -> torch.Tensor:
+    """Round non-negative y onto the element grid in place, saturating at el.max.
+
+    The step is 2^(private exponent - mbits), the exponent read from y's bits and floored
+    at emin; y / step and q * step are exact.
+    """
+    step = pow2_floor(y).clamp_(min=2.0**el.emin).mul_(2.0**-el.mbits)
+    y.div_(step)
+    round_ta_(y) if rounding == "away" else y.round_()
+    return y.mul_(step).clamp_(max=el.max)
+
+
+class MX(Format):
+    block = 32
+    scale_bytes = 1
+    scale_type = "E8M0"
+
+    def __init__(self, name: str, rounding: str = "away", scale_rule: str = "floor", **options):
+        super().__init__(**options)
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"{name}: rounding must be one of {ROUNDINGS}, got {rounding!r}")
+        if scale_rule not in SCALE_RULES:
+            raise ValueError(f"{name}: scale_rule must be one of {SCALE_RULES}, got {scale_rule!r}")
+        self.name, self.rounding, self.scale_rule = name, rounding, scale_rule
+        self.el = ELEMENTS[name]
+        self.elem_bits = self.el.table.bits
+        self.elem_type = self.el.table.name.upper()
+
+    @property
+    def options(self):
+        opts = {}
+        if self.rounding != "away":
+            opts["rounding"] = self.rounding
+        if self.scale_rule != "floor":
+            opts["scale_rule"] = self.scale_rule
+        return opts
+
+    def shared_exp(self, amax: torch.Tensor) -> torch.Tensor:
+        safe = torch.where(amax > 0, amax, 1.0)
+        if self.scale_rule == "floor":
+            e = floor_log2(safe) - self.el.emax
+        else:  # NVIDIA's RCEIL: smallest power of two with amax / 2^e <= max
+            e = ceil_log2(safe / self.el.max)
+        return torch.where(amax > 0, e, -127).clamp(-127, 127)
+
+    def _elements(self, xb, y):
+        """Signed element values into y; -> (shared exponent, NaN-block mask), (M, 1) each."""
+        torch.abs(xb, out=y)
+        amax = y.amax(-1, keepdim=True)
+        nan = ~torch.isfinite(amax)  # OCP: a block with NaN or Inf decodes to NaN
+        se = self.shared_exp(torch.where(nan, 0.0, amax))
+        quantize_elements_(y.mul_(exp2i(-se)), self.el, self.rounding)
+        torch.copysign(y, xb, out=y)
+        return se, nan
+
+    def fake_blocks(self, xb, ts, out):
+        se, nan = self._elements(xb, out)
+        out.mul_(torch.where(nan, float("nan"), exp2i(se)))
+
+    def encode_blocks(self, xb, ts=None):
+        q = torch.empty_like(xb)
+        se, nan = self._elements(xb, q)
+        return self.el.table.encode(q), e8m0_encode(se, nan)
+
+    def decode_blocks(self, codes, scales, ts=None):
+        return self.el.table.decode(codes) * e8m0_decode(scales)

@@ -1,0 +1,74 @@
+"""NVF4 (quant_cy, single level) and NVFP4 (NVIDIA, two level): E2M1 in blocks of 16."""
+import torch
+
+from .base import Format
+from .bits import pow2_floor
+from .codecs import E2M1, E4M3
+
+E4M3_MAX = 448.0
+E2M1_MAX = 6.0
+
+
+def round_e4m3(sf: torch.Tensor) -> torch.Tensor:
+    """Non-negative float32 -> nearest E4M3 value (RNE; subnormals down to 2^-9), saturating."""
+    step = pow2_floor(sf).clamp(min=2.0**-6) * 2.0**-3
+    return (torch.round(sf / step) * step).clamp(max=E4M3_MAX)
+
+
+def round_e2m1_(v: torch.Tensor) -> torch.Tensor:
+    """Non-negative float32 -> nearest E2M1 value (RNE) in place, saturating at 6."""
+    step = pow2_floor(v).clamp_(min=1.0).mul_(0.5)
+    return v.div_(step).round_().mul_(step).clamp_(max=E2M1_MAX)
+
+
+class NVF4(Format):
+    name = "nvf4"
+    block = 16
+    elem_bits = 4
+    scale_bytes = 1
+    elem_type = "E2M1"
+    scale_type = "E4M3"
+
+    def _elements(self, xb, ts, y):
+        """Signed E2M1 values into y; -> (E4M3 block scale, full multiplier), (M, 1) each."""
+        torch.abs(xb, out=y)
+        amax = y.amax(-1, keepdim=True)
+        bad = ~torch.isfinite(amax)  # NaN/Inf anywhere: the block decodes to NaN
+        amax = torch.where(bad, 0.0, amax)
+        sf = amax / E2M1_MAX if ts is None else amax / (E2M1_MAX * ts)
+        s = round_e4m3(sf.clamp(max=E4M3_MAX))
+        mult = s if ts is None else s * ts
+        round_e2m1_(y.div_(torch.where(mult > 0, mult, 1.0)))
+        torch.copysign(y, xb, out=y)
+        nan = torch.tensor(float("nan"), device=xb.device)
+        return torch.where(bad, nan, s), torch.where(bad, nan, mult)
+
+    def fake_blocks(self, xb, ts, out):
+        out.mul_(self._elements(xb, ts, out)[1])
+
+    def encode_blocks(self, xb, ts=None):
+        q = torch.empty_like(xb)
+        s, _ = self._elements(xb, ts, q)
+        return E2M1.encode(q), E4M3.encode(s)
+
+    def decode_blocks(self, codes, scales, ts=None):
+        s = E4M3.decode(scales)
+        return E2M1.decode(codes) * (s if ts is None else s * ts)
+
+
+class NVFP4(NVF4):
+    """NVIDIA's two-level form: per-tensor fp32 scale amax/(6*448), E4M3 block scales under it.
+
+    The tensor amax is taken over finite values. The 32-bit tensor scale is left out of
+    bits_per_element (negligible for weights).
+    """
+
+    name = "nvfp4"
+
+    def tensor_scale(self, x):
+        x = x.detach()
+        amax = torch.maximum(x.amax().abs(), x.amin().abs()).float()  # no full-size temporary
+        if not torch.isfinite(amax):
+            a = x.abs()
+            amax = torch.where(torch.isfinite(a), a, 0).amax().float()
+        return torch.where(amax > 0, amax / (E2M1_MAX * E4M3_MAX), 1.0)

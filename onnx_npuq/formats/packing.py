@@ -1,0 +1,26 @@
+"""Bit packing: nibbles two per byte (element 2k low), bits MSB-first."""
+import torch
+
+
+def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
+    """(..., 2k) 4-bit codes in uint8 -> (..., k) bytes, element 2k in the low nibble."""
+    c = codes.to(torch.uint8)
+    return c[..., 0::2] | (c[..., 1::2] << 4)
+
+
+def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
+    lo = packed & 0x0F
+    hi = packed >> 4
+    return torch.stack((lo, hi), dim=-1).flatten(-2)
+
+
+def pack_bits(flags: torch.Tensor) -> torch.Tensor:
+    """(..., 8k) booleans/0-1 -> (..., k) bytes, first flag in the MSB."""
+    f = flags.to(torch.uint8).unflatten(-1, (-1, 8))
+    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=f.device)
+    return (f * weights).sum(-1, dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor) -> torch.Tensor:
+    shifts = torch.arange(7, -1, -1, dtype=torch.uint8, device=packed.device)
+    return ((packed.unsqueeze(-1) >> shifts) & 1).flatten(-2)
