@@ -14,14 +14,23 @@ import torch
 from onnx_npuq import formats
 
 
-def median_ms(fn, repeat: int) -> float:
+def _ms(fn) -> float:
+    t0 = time.perf_counter()
     fn()
-    times = []
+    return (time.perf_counter() - t0) * 1e3
+
+
+def timed_vs_copy(fn, copy, repeat: int):
+    """-> (median ms of fn, median of per-round fn/copy ratios); copy timed beside each run."""
+    fn()
+    copy()
+    times, ratios = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+        c = _ms(copy)
+        t = _ms(fn)
+        times.append(t)
+        ratios.append(t / c)
+    return statistics.median(times), statistics.median(ratios)
 
 
 def main() -> None:
@@ -35,25 +44,28 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.randn(args.size, args.size)
     out = torch.empty_like(x)
+    copy = lambda: out.copy_(x)  # noqa: E731
+    copy_ms = statistics.median(_ms(copy) for _ in range(args.repeat))
     rows = []
     for name in args.formats:
         fmt = formats.get_format(name)
-        copy_ms = median_ms(lambda: out.copy_(x), args.repeat)  # re-measured beside each
-        fq = median_ms(lambda: fmt.fake_quant(x), args.repeat)
-        en = median_ms(lambda: fmt.encode(x), args.repeat)
-        rows.append((name, copy_ms, fq, en))
+        fq = timed_vs_copy(lambda: fmt.fake_quant(x), copy, args.repeat)
+        en = timed_vs_copy(lambda: fmt.encode(x), copy, args.repeat)
+        rows.append((name, *fq, *en))
 
     threads = torch.get_num_threads()
+    head = f"{args.size}x{args.size} float32, {threads} threads, copy {copy_ms:.2f} ms, medians of {args.repeat}"
     if args.markdown:
-        print(f"| format | fake-quant ms | x copy | encode ms | x copy |  ({args.size}x{args.size} fp32, {threads} threads)")
+        print(f"{head}\n")
+        print("| format | fake-quant ms | x copy | encode ms | x copy |")
         print("|---|---:|---:|---:|---:|")
-        for name, c, fq, en in rows:
-            print(f"| {name} | {fq:.1f} | {fq / c:.1f} | {en:.1f} | {en / c:.1f} |")
+        for name, fq, fr, en, er in rows:
+            print(f"| `{name}` | {fq:.1f} | {fr:.1f} | {en:.1f} | {er:.1f} |")
     else:
-        print(f"{args.size}x{args.size} float32, {threads} threads, median of {args.repeat}")
-        print(f"{'format':<11} {'copy ms':>8} {'fake ms':>8} {'x copy':>7} {'encode ms':>10} {'x copy':>7}")
-        for name, c, fq, en in rows:
-            print(f"{name:<11} {c:8.2f} {fq:8.1f} {fq / c:7.1f} {en:10.1f} {en / c:7.1f}")
+        print(head)
+        print(f"{'format':<11} {'fake ms':>8} {'x copy':>7} {'encode ms':>10} {'x copy':>7}")
+        for name, fq, fr, en, er in rows:
+            print(f"{name:<11} {fq:8.1f} {fr:7.1f} {en:10.1f} {er:7.1f}")
 
 
 if __name__ == "__main__":

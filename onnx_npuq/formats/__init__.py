@@ -10,7 +10,7 @@ from typing import Callable
 
 import torch
 
-from .base import Format, Packed
+from .base import BACKENDS, Format, Packed, get_backend, set_backend
 from .hif4 import HiF4, HiFX4V12
 from .hif8 import HiF8
 from .integer import IntSym
@@ -57,6 +57,22 @@ def get_format(name: str | Format, **options) -> Format:
     return _FACTORIES[canonical(name)](**options)
 
 
+def describe() -> list[dict]:
+    """One row per format: name, aliases, element, block, scale, bits per element."""
+    rows = []
+    for name in names():
+        f = get_format(name)
+        rows.append({
+            "format": name,
+            "aliases": [a for a, n in ALIASES.items() if n == name],
+            "element": f.elem_type,
+            "block": f.block or "axis",
+            "scale": f.scale_type,
+            "bits_per_element": f.bits_per_element() if f.block else f"{f.elem_bits} + 32/axis",
+        })
+    return rows
+
+
 def fake_quant(x: torch.Tensor, fmt: str | Format, axis: int = -1, **options) -> torch.Tensor:
     """Quantize and dequantize x along `axis`; same shape and dtype as x."""
     return get_format(fmt, **options).fake_quant(x, axis)
@@ -70,4 +86,7 @@ def decode(p: Packed) -> torch.Tensor:
     return p.decode()
 
 
-__all__ = ["Format", "Packed", "names", "canonical", "get_format", "fake_quant", "encode", "decode"]
+__all__ = [
+    "Format", "Packed", "names", "canonical", "describe", "get_format",
+    "fake_quant", "encode", "decode", "set_backend", "get_backend", "BACKENDS",
+]

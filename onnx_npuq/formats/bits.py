@@ -28,6 +28,11 @@ def exp2i(e: torch.Tensor) -> torch.Tensor:
     return torch.where(e >= -126, normal, sub).view(torch.float32)
 
 
+def exp2i_normal(e: torch.Tensor) -> torch.Tensor:
+    """Exactly 2**e for integer e in [-126, 127] (no subnormal branch)."""
+    return ((e.to(torch.int32) + 127) << 23).view(torch.float32)
+
+
 def round_ta(v: torch.Tensor) -> torch.Tensor:
     """Ties away from zero on a non-negative float32 magnitude, as the spec writes it."""
     return torch.floor(v + 0.5)
@@ -39,5 +44,11 @@ def round_ta_(v: torch.Tensor) -> torch.Tensor:
 
 
 def to_bf16(v: torch.Tensor) -> torch.Tensor:
-    """Round float32 to bfloat16 (RNE) and back."""
-    return v.to(torch.bfloat16).to(torch.float32)
+    """Round float32 to the nearest bfloat16 (RNE), kept in float32; NaN stays NaN.
+
+    Done on the bits: torch.compile may drop a .to(bfloat16).to(float32) round trip.
+    """
+    bits = v.view(torch.int32)
+    lsb = (bits >> 16) & 1
+    rounded = ((bits + 0x7FFF + lsb) & -65536).view(torch.float32)
+    return torch.where(torch.isnan(v), v, rounded)

@@ -10,7 +10,7 @@ broadcasts along a long contiguous axis (an inner axis of 4 is ~6x slower in eag
 import torch
 
 from .base import Format
-from .bits import exp2i, floor_log2, pow2_floor, round_ta_, to_bf16
+from .bits import exp2i_normal, pow2_floor, round_ta_, to_bf16
 from .codecs import S1P2, e6m2_decode, e6m2_encode
 from .packing import pack_bits, unpack_bits
 
@@ -27,8 +27,9 @@ class _HiF4Base(Format):
     """Shared by both variants; `_scales` is what differs.
 
     `_scales(m4, m8, m64)` takes the maxima of |x| per 4 (M, 16), per 8 (M, 8) and per 64
-    (M, 1) and returns (into, back, level1 byte, bit8 (M, 8), bit4 (M, 16)):
-    c = TA(|x| * into) and value = c * back, per sub-group.
+    (M, 1) and returns (into, back, level1 value (M, 1), bit8 (M, 8), bit4 (M, 16)):
+    c = TA(|x| * into) and value = c * back, per sub-group. `_level1_byte` and
+    `_level1_value` convert the level-1 scale to its stored byte and back.
     Folding the power-of-two factors of the spec's `|x| / s8 / s4 * rec * 4` into one
     multiplier is exact: it moves where the exponent is added, not the single rounding.
     """
@@ -37,8 +38,12 @@ class _HiF4Base(Format):
     elem_bits = 4
     scale_bytes = 4
     variant = "quant_cy"
+    chunk_elements = 1 << 20  # ~55 small per-group ops per chunk: amortize them
 
     def _scales(self, m4: torch.Tensor, m8: torch.Tensor, m64: torch.Tensor):
+        raise NotImplementedError
+
+    def _level1_byte(self, value: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def _level1_value(self, level1: torch.Tensor) -> torch.Tensor:
@@ -53,12 +58,12 @@ class _HiF4Base(Format):
         into, back, l1, b8, b4 = self._scales(m4, m8, m64)
         bad = ~torch.isfinite(m64)  # NaN/Inf: the group decodes to NaN
         back = torch.where(bad, float("nan"), back)
-        l1 = torch.where(bad.view(-1), 0xFF, l1)
+        l1 = torch.where(bad, float("nan"), l1)
         c.mul_(into.view(1, -1))
         if self.variant == "amct":
             c.copy_(to_bf16(c))  # bf16(v) * 4 == bf16(4 * v)
         round_ta_(c).clamp_(max=7)
-        return c, back.view(-1), l1.to(torch.uint8), b8, b4
+        return c, back.view(-1), l1, b8, b4
 
     def fake_blocks(self, xb, ts, out):
         c, back, *_ = self._codes(xb)
@@ -68,7 +73,7 @@ class _HiF4Base(Format):
     def encode_blocks(self, xb, ts=None):
         c, _, l1, b8, b4 = self._codes(xb)
         codes = c.t().to(torch.uint8).reshape(xb.shape) | (torch.signbit(xb).to(torch.uint8) << 3)
-        return codes, _scale_bytes(l1, b8, b4)
+        return codes, _scale_bytes(self._level1_byte(l1.view(-1)), b8, b4)
 
     def decode_blocks(self, codes, scales, ts=None):
         b8 = unpack_bits(scales[:, 1:2]).to(torch.float32) + 1  # (M, 8)
@@ -103,7 +108,10 @@ class HiF4(_HiF4Base):
         bit8, bit4 = s8[:, ::2] > 1, s84 > s8
         into = (rec * 4) / s84  # |x| / s8 / s4 * rec * 4
         back = s84 * sf * 0.25
-        return into, back, e6m2_encode(sf.view(-1)), bit8, bit4
+        return into, back, sf, bit8, bit4
+
+    def _level1_byte(self, value):
+        return e6m2_encode(value)
 
     def _level1_value(self, level1):
         return e6m2_decode(level1)
@@ -116,15 +124,20 @@ class HiFX4V12(_HiF4Base):
 
     def _scales(self, m4, m8, m64):
         finite = torch.where(torch.isfinite(m4), m4, 0.0)
-        eg = floor_log2(finite + 2.0**-45)  # (M, 16); the epsilon is part of the definition
+        # floor_log2(m4 + 2^-45), the epsilon part of the definition; the sum is normal.
+        eg = ((finite + 2.0**-45).view(torch.int32) >> 23) - 127
         em = torch.maximum(eg[:, 0::2], eg[:, 1::2])
         eb = (em.amax(1, keepdim=True) - 2).clamp_(-46, 16)
         b1 = (em - eb - 1).clamp_(0, 1).repeat_interleave(2, dim=1)
         b2 = (eg - eb - b1).clamp_(0, 1)
         e = eb + b1 + b2
         # c = TA(|x| / 2^e * 4), saturated at 7 (the spec's c == 8 -> 7; c > 8 needs |x| > 2^18).
-        return exp2i(2 - e), exp2i(e - 2), (eb + 127).view(-1), b1[:, ::2] > 0, b2 > 0
+        return exp2i_normal(2 - e), exp2i_normal(e - 2), exp2i_normal(eb), b1[:, ::2] > 0, b2 > 0
+
+    def _level1_byte(self, value):
+        byte = value.view(torch.int32) >> 23  # value = 2^eb, eb in [-46, 16]: normal
+        return torch.where(torch.isnan(value), 0xFF, byte).to(torch.uint8)
 
     def _level1_value(self, level1):
         b = level1.to(torch.int32)
-        return torch.where(b == 0xFF, float("nan"), exp2i(b - 127))
+        return torch.where(b == 0xFF, float("nan"), exp2i_normal(b - 127))

@@ -59,13 +59,14 @@ class HiF8(Format):
     def __init__(self, saturate: bool = False, **options):
         super().__init__(**options)
         self.saturate = bool(saturate)
+        self._values, self._codes = _tables(self.saturate)
 
     @property
     def options(self):
         return {"saturate": True} if self.saturate else {}
 
     def _lookup(self, xb, which, out=None):
-        table = _tables(self.saturate)[which]
+        table = self._codes if which else self._values
         table = table if table.device == xb.device else table.to(xb.device)
         out = None if out is None else out.view(-1)
         return torch.index_select(table, 0, _prefix(xb), out=out).view(xb.shape)

@@ -13,6 +13,7 @@ class IntSym(Format):
     scale_type = "float32"
 
     def __init__(self, name: str, bits: int, group: int | None = None, **options):
+        self.name = name
         super().__init__(**options)
         if group is not None and (not isinstance(group, int) or group <= 0):
             raise ValueError(f"{name}: group must be a positive int or None, got {group!r}")

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
-from .bits import ceil_log2, exp2i, floor_log2, pow2_floor, round_ta_
+from .bits import ceil_log2, exp2i, exp2i_normal, pow2_floor, round_ta_
 from .codecs import E2M1, E4M3, E5M2, CodeTable, e8m0_decode, e8m0_encode
 
 
@@ -28,24 +28,13 @@ ROUNDINGS = ("away", "even")
 SCALE_RULES = ("floor", "rceil")
 
 
-def quantize_elements_(y: torch.Tensor, el: Element, rounding: str) -> torch.Tensor:
-    """Round non-negative y onto the element grid in place, saturating at el.max.
-
-    The step is 2^(private exponent - mbits), the exponent read from y's bits and floored
-    at emin; y / step and q * step are exact.
-    """
-    step = pow2_floor(y).clamp_(min=2.0**el.emin).mul_(2.0**-el.mbits)
-    y.div_(step)
-    round_ta_(y) if rounding == "away" else y.round_()
-    return y.mul_(step).clamp_(max=el.max)
-
-
 class MX(Format):
     block = 32
     scale_bytes = 1
     scale_type = "E8M0"
 
     def __init__(self, name: str, rounding: str = "away", scale_rule: str = "floor", **options):
+        self.name = name
         super().__init__(**options)
         if rounding not in ROUNDINGS:
             raise ValueError(f"{name}: rounding must be one of {ROUNDINGS}, got {rounding!r}")
@@ -66,20 +55,31 @@ class MX(Format):
         return opts
 
     def shared_exp(self, amax: torch.Tensor) -> torch.Tensor:
-        safe = torch.where(amax > 0, amax, 1.0)
+        """E8M0 exponent per block from the block's amax (finite, >= 0), in [-127, 127]."""
         if self.scale_rule == "floor":
-            e = floor_log2(safe) - self.el.emax
+            # Exponent field of amax: a subnormal or zero amax gives -127 after the clamp.
+            e = (amax.view(torch.int32) >> 23) - (127 + self.el.emax)
         else:  # NVIDIA's RCEIL: smallest power of two with amax / 2^e <= max
-            e = ceil_log2(safe / self.el.max)
-        return torch.where(amax > 0, e, -127).clamp(-127, 127)
+            e = ceil_log2(torch.where(amax > 0, amax, 1.0) / self.el.max)
+            e = torch.where(amax > 0, e, -127)
+        return e.clamp_(-127, 127)
 
     def _elements(self, xb, y):
-        """Signed element values into y; -> (shared exponent, NaN-block mask), (M, 1) each."""
+        """Signed element values (before the shared scale) into y.
+
+        -> (shared exponent, NaN-block mask), (M, 1) each. The spec's steps in its order:
+        y = |x| / 2^se (exact), rounded on steps of 2^(max(floor_log2 y, emin) - mbits).
+        """
+        el = self.el
         torch.abs(xb, out=y)
         amax = y.amax(-1, keepdim=True)
         nan = ~torch.isfinite(amax)  # OCP: a block with NaN or Inf decodes to NaN
         se = self.shared_exp(torch.where(nan, 0.0, amax))
-        quantize_elements_(y.mul_(exp2i(-se)), self.el, self.rounding)
+        y.mul_(exp2i_normal(-se))  # -se <= 127 - emax: normal
+        step = pow2_floor(y).clamp_(min=2.0**el.emin).mul_(2.0**-el.mbits)
+        y.div_(step)
+        round_ta_(y) if self.rounding == "away" else y.round_()
+        y.mul_(step).clamp_(max=el.max)
         torch.copysign(y, xb, out=y)
         return se, nan
 
