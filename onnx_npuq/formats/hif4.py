@@ -4,8 +4,7 @@
 bit per 4. `hifx4_v12` is the earlier power-of-two form. Both store 4 scale bytes per
 group: [level-1 byte, level-2 bits (MSB = sub-group 0), level-3 bits 0-7, 8-15].
 
-Kernels hold |x| transposed as (4, K), K = sub-groups of 4, so every per-sub-group factor
-broadcasts along a long contiguous axis (an inner axis of 4 is ~6x slower in eager torch).
+Kernel layouts (eager vs torch.compile) are described in `_HiF4Base._codes`.
 """
 import torch
 
@@ -50,29 +49,47 @@ class _HiF4Base(Format):
         raise NotImplementedError
 
     def _codes(self, xb):
-        """-> (c as float (4, K), back (K,), level1, bit8, bit4), K = 16 * M."""
-        c = torch.abs(xb.view(-1, 4).t(), out=xb.new_empty(4, xb.numel() // 4))
-        m4 = c.amax(0).view(-1, 16)
+        """-> (c as float, back, level1, bit8, bit4, rows): c = TA(|x| * into), clamped at 7,
+        in the kernel's layout, `back` broadcastable to it, rows(t) = t in xb's element order.
+
+        Eager holds |x| as (4, K), K = sub-groups of 4, so per-sub-group factors broadcast
+        along the long axis (an inner axis of 4 is ~6x slower in eager torch). Under
+        torch.compile, which fuses the broadcast but vectorizes along the innermost axis,
+        the kernel stays (M, 64) with the factors repeated per element.
+        """
+        compiling = torch.compiler.is_compiling()
+        if compiling:
+            c = xb.abs()
+            m4 = c.view(-1, 16, 4).amax(-1)
+        else:
+            c = torch.abs(xb.view(-1, 4).t(), out=xb.new_empty(4, xb.numel() // 4))
+            m4 = c.amax(0).view(-1, 16)
         m8 = torch.maximum(m4[:, 0::2], m4[:, 1::2])
         m64 = m8.amax(1, keepdim=True)
         into, back, l1, b8, b4 = self._scales(m4, m8, m64)
         bad = ~torch.isfinite(m64)  # NaN/Inf: the group decodes to NaN
         back = torch.where(bad, float("nan"), back)
         l1 = torch.where(bad, float("nan"), l1)
-        c.mul_(into.view(1, -1))
+        if compiling:
+            into, back = into.repeat_interleave(4, dim=1), back.repeat_interleave(4, dim=1)
+            rows = lambda t: t  # noqa: E731
+        else:
+            into, back = into.view(1, -1), back.view(1, -1)
+            rows = lambda t: t.t()  # noqa: E731  (K, 4): xb's order
+        c = c.mul_(into)
         if self.variant == "amct":
             c.copy_(to_bf16(c))  # bf16(v) * 4 == bf16(4 * v)
         round_ta_(c).clamp_(max=7)
-        return c, back.view(-1), l1, b8, b4
+        return c, back, l1, b8, b4, rows
 
     def fake_blocks(self, xb, ts, out):
-        c, back, *_ = self._codes(xb)
-        c.mul_(back)
-        torch.copysign(c.t(), xb.view(-1, 4), out=out.view(-1, 4))
+        c, back, *_, rows = self._codes(xb)
+        y = rows(c.mul_(back))
+        torch.copysign(y, xb.view(y.shape), out=out.view(y.shape))
 
     def encode_blocks(self, xb, ts=None):
-        c, _, l1, b8, b4 = self._codes(xb)
-        codes = c.t().to(torch.uint8).reshape(xb.shape) | (torch.signbit(xb).to(torch.uint8) << 3)
+        c, _, l1, b8, b4, rows = self._codes(xb)
+        codes = rows(c).to(torch.uint8).reshape(xb.shape) | (torch.signbit(xb).to(torch.uint8) << 3)
         return codes, _scale_bytes(self._level1_byte(l1.view(-1)), b8, b4)
 
     def decode_blocks(self, codes, scales, ts=None):
