@@ -100,3 +100,17 @@ def test_formats_with_the_same_graph_do_not_share_a_kernel(backend):
     F.fake_quant(x, "int8sym", group=16)
     for g, want in expected.items():
         assert_same(F.fake_quant(x, "int4sym", group=g), want, f"group {g}")
+
+
+@pytest.mark.parametrize("value, expected", [("eager", "eager"), ("compile", "compile"), ("fast", "auto")])
+def test_backend_from_environment(value, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ONNX_NPUQ_BACKEND=value)
+    code = "from onnx_npuq import formats; print(formats.get_backend())"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == expected
+    assert ("is not one of" in run.stderr) == (value == "fast")

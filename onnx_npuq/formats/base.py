@@ -9,6 +9,7 @@ bytes, so `decode(encode(x)) == fake_quant(x)`.
 from __future__ import annotations
 
 import os
+import re
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ CHUNK_ELEMENTS = 1 << 18
 BACKENDS = ("auto", "eager", "compile")
 COMPILE_MIN_ELEMENTS = 1 << 22
 _backend = os.environ.get("ONNX_NPUQ_BACKEND", "auto")
+if _backend not in BACKENDS:
+    warnings.warn(f"ONNX_NPUQ_BACKEND={_backend!r} is not one of {BACKENDS}; using 'auto'")
+    _backend = "auto"
 _compiled: dict = {}
 _compile_broken = False
 
@@ -223,7 +227,7 @@ class Format:
         key = (type(self).__name__, self.name, tuple(sorted(self.options.items())))
         if key not in _compiled:
             fn = type(self)._fake_whole
-            tag = "_".join(str(k) for k in key[1:2] + key[2]).replace(".", "_")
+            tag = re.sub(r"\W+", "_", "_".join(map(str, key[1:])))
             code = fn.__code__.replace(co_name=f"fake_all_{tag}")
             unique = types.FunctionType(code, fn.__globals__, code.co_name, fn.__defaults__)
             # Not dynamic=True: that also lifts float attributes (qmax, element max) into
