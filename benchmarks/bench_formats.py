@@ -49,8 +49,8 @@ def main() -> None:
     rows = []
     for name in args.formats:
         fmt = formats.get_format(name)
-        fq = timed_vs_copy(lambda: fmt.fake_quant(x), copy, args.repeat)
-        en = timed_vs_copy(lambda: fmt.encode(x), copy, args.repeat)
+        fq = timed_vs_copy(lambda f=fmt: f.fake_quant(x), copy, args.repeat)
+        en = timed_vs_copy(lambda f=fmt: f.encode(x), copy, args.repeat)
         rows.append((name, *fq, *en))
 
     threads = torch.get_num_threads()

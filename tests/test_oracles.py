@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import os
 
 import en_dtypes
 import ml_dtypes

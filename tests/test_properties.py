@@ -1,6 +1,7 @@
 """Property tests (hypothesis) over every format, random shapes, axes and dtypes."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -184,13 +185,13 @@ def test_code_table_values_distinct_per_sign(table):
     pos = [v for v in table.values[:half] if math.isfinite(v)]
     assert sorted(pos) == sorted(set(pos)), "duplicate values among positive codes"
     s = sorted(pos)
-    assert all(a < b for a, b in zip(s, s[1:]))
+    assert all(a < b for a, b in itertools.pairwise(s))
     for c in range(1, half):
         v, w = table.values[c], table.values[c + half]
         assert (math.isnan(v) and math.isnan(w)) or w == -v
     if table is not HIF8:  # standard minifloats: code order is value order within a sign
         fin = [v for v in table.values[:half] if not math.isnan(v)]
-        assert all(a < b for a, b in zip(fin, fin[1:]))
+        assert all(a < b for a, b in itertools.pairwise(fin))
 
 
 def _sorted_values(draw, amax: float, count: int, signed: bool = True) -> np.ndarray:

@@ -1,7 +1,6 @@
 """Public test vectors: the stored fake-quant pairs and the inline examples of formats.md."""
 from __future__ import annotations
 
-import os
 
 import pytest
 import torch

@@ -32,7 +32,9 @@ BACKENDS = ("auto", "eager", "compile")
 COMPILE_MIN_ELEMENTS = 1 << 22
 _backend = os.environ.get("ONNX_NPUQ_BACKEND", "auto")
 if _backend not in BACKENDS:
-    warnings.warn(f"ONNX_NPUQ_BACKEND={_backend!r} is not one of {BACKENDS}; using 'auto'")
+    warnings.warn(
+        f"ONNX_NPUQ_BACKEND={_backend!r} is not one of {BACKENDS}; using 'auto'", stacklevel=2
+    )
     _backend = "auto"
 _compiled: dict = {}
 _compile_broken = False
@@ -127,7 +129,7 @@ def map_chunks(fn: Callable, rows: torch.Tensor, *more, ts=None, elements=CHUNK_
         part = (part,) if single else part
         if outs is None:
             outs = tuple(p.new_empty((rows.shape[0], *p.shape[1:])) for p in part)
-        for o, p in zip(outs, part):
+        for o, p in zip(outs, part, strict=True):
             o[sl] = p
     return outs[0] if single else outs
 
@@ -258,7 +260,10 @@ class Format:
                 if _backend == "compile":
                     raise
                 _compile_broken = True
-                warnings.warn(f"onnx_npuq: torch.compile unavailable ({err!s:.200}); using eager")
+                warnings.warn(
+                    f"onnx_npuq: torch.compile unavailable ({err!s:.200}); using eager",
+                    stacklevel=2,
+                )
         if yb is None:
             yb = self._fake_all(xb, ts)
         return self._restore(yb, moved_shape, pad, axis, x.dtype)

@@ -9,11 +9,6 @@ def pow2_floor(v: torch.Tensor) -> torch.Tensor:
     return (v.view(torch.int32) & EXP_MASK).view(torch.float32)
 
 
-def floor_log2(v: torch.Tensor) -> torch.Tensor:
-    """Exact floor(log2(v)) as int32 for v > 0, subnormals included."""
-    return torch.frexp(v).exponent - 1
-
-
 def ceil_log2(v: torch.Tensor) -> torch.Tensor:
     """Exact ceil(log2(v)) as int32 for v > 0."""
     mant, exp = torch.frexp(v)
