@@ -9,4 +9,20 @@ __version__ = "0.1.0"
 
 from .qtype import QType, get_status, print_status, quant_dequant_float, quant_func  # noqa: E402
 
-__all__ = ["QType", "quant_dequant_float", "quant_func", "print_status", "get_status"]
+__all__ = [
+    "QType", "quant_dequant_float", "quant_func", "print_status", "get_status", "export", "verify",
+]
+
+
+def export(model, args, path, **kwargs):
+    """Export to ONNX with the npuq op set (see onnx_npuq.exporter.export)."""
+    from .exporter import export as _export  # the exporter stack is slow to import
+
+    return _export(model, args, path, **kwargs)
+
+
+def verify(model, args, onnx_model):
+    """Compare torch and onnxruntime outputs (see onnx_npuq.runtime.verify)."""
+    from .runtime import verify as _verify
+
+    return _verify(model, args, onnx_model)

@@ -6,8 +6,6 @@ and the result depends only on the top 13 bits of the input (sign, exponent, 4 m
 bits). So the fast path is one lookup in a table that the reference rule itself fills; the
 tests check the two against each other.
 """
-from functools import lru_cache
-
 import torch
 
 from .base import Format
@@ -34,12 +32,15 @@ def quantize_reference(x: torch.Tensor, saturate: bool = False) -> torch.Tensor:
     return torch.copysign(y, x) + 0.0  # one zero only: -0.0 + 0.0 is +0.0
 
 
-@lru_cache(maxsize=None)
 def _tables(saturate: bool):
     """Values and codes for every 13-bit prefix, filled by the reference rule."""
     prefixes = torch.arange(1 << 13, dtype=torch.int32) << _PREFIX_SHIFT
     values = quantize_reference(prefixes.view(torch.float32), saturate)
     return values, HIF8.encode(values).to(torch.int32)
+
+
+# Built at import: building them inside a traced forward would put their ops in the graph.
+_TABLES = {saturate: _tables(saturate) for saturate in (False, True)}
 
 
 def _prefix(x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +60,7 @@ class HiF8(Format):
     def __init__(self, saturate: bool = False, **options):
         super().__init__(**options)
         self.saturate = bool(saturate)
-        self._values, self._codes = _tables(self.saturate)
+        self._values, self._codes = _TABLES[self.saturate]
 
     @property
     def options(self):

@@ -1,0 +1,150 @@
+"""torch -> ONNX with the npuq op set, runnable by a plain onnxruntime.InferenceSession.
+
+    onnx_npuq.export(model, (input_ids,), "model.onnx")
+
+Weights of QuantLinear layers travel packed (uint8 codes and scale bytes feeding
+npuq::Dequantize); every npuq node gets the model-local function body that onnxruntime
+runs, selected by the node's `overload` (one function per format configuration used).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import helper
+
+from ..ops import bodies
+from ..ops.defs import DOMAIN, TRANSLATIONS, format_from_attrs, overload_name
+
+OPSET = 21
+IR_VERSION = 10  # the IR of opset 21; onnxruntime 1.31 reads <= 13 (spec/onnx.md)
+EXTERNAL_DATA_THRESHOLD = 2**31 - 2**24  # protobuf's 2 GB limit, with headroom
+
+
+class ExportError(RuntimeError):
+    """The model could not be exported; the message says which part and why."""
+
+
+def _node_attrs(node: onnx.NodeProto) -> dict:
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def _body(op_type: str, fmt) -> onnx.FunctionProto:
+    if op_type == "Dequantize":
+        return bodies.dequantize_function(fmt.name, **fmt.options)
+    if op_type == "QuantDequant":
+        return bodies.quant_dequant_function(fmt.name, **fmt.options)
+    raise ExportError(f"no function body for npuq::{op_type}")
+
+
+def attach_functions(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give each npuq node its function body (by overload) so onnxruntime can run it."""
+    have = {(f.domain, f.name, f.overload) for f in model.functions}
+    for node in model.graph.node:
+        if node.domain != DOMAIN:
+            continue
+        attrs = _node_attrs(node)
+        fmt = format_from_attrs(attrs)
+        node.overload = overload_name(fmt)
+        if (DOMAIN, node.op_type, node.overload) in have:
+            continue
+        fn = _body(node.op_type, fmt)
+        fn.name, fn.overload = node.op_type, node.overload
+        # Declare every attribute the node carries (format, options) so checkers accept it.
+        declared = {a.name for a in fn.attribute_proto} | set(fn.attribute)
+        for name, value in attrs.items():
+            if name not in declared:
+                fn.attribute_proto.append(helper.make_attribute(name, value))
+        model.functions.append(fn)
+        have.add((DOMAIN, node.op_type, node.overload))
+    return model
+
+
+def _default_dynamic_shapes(args: tuple):
+    """Every dimension of every tensor input may vary, where the model allows it."""
+    auto = torch.export.Dim.AUTO
+    return tuple({d: auto for d in range(a.dim())} if isinstance(a, torch.Tensor) else None
+                 for a in args)
+
+
+def strip_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Drop the exporter's per-node metadata (stack traces, module scopes, file paths):
+    about 2 KB a node, and it would make files depend on where the code lives."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for v in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        del v.metadata_props[:]
+    for t in model.graph.initializer:
+        del t.metadata_props[:]
+    return model
+
+
+def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
+            input_names=None, output_names=None, keep_metadata=False) -> onnx.ModelProto:
+    """Export to an in-memory ModelProto (opset 21, IR 10, functions attached)."""
+    if not isinstance(args, tuple):
+        raise TypeError(f"args must be a tuple of example inputs, got {type(args).__name__}")
+    model = model.eval()
+    try:
+        with torch.no_grad():
+            prog = torch.onnx.export(
+                model, args, dynamo=True, opset_version=OPSET,
+                custom_translation_table=TRANSLATIONS,
+                dynamic_shapes=dynamic_shapes if dynamic_shapes is not None
+                else _default_dynamic_shapes(args),
+                input_names=input_names, output_names=output_names, verbose=False,
+            )
+    except Exception as err:
+        raise ExportError(f"torch.onnx.export failed: {err}") from err
+    proto = prog.model_proto
+    proto.ir_version = IR_VERSION
+    if not keep_metadata:
+        strip_metadata(proto)
+    return attach_functions(proto)
+
+
+def save(proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
+    """Write atomically (temp files in the target folder, then rename); external data past 2 GB."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    data_name = path.name + ".data"
+    tmp_data = None
+    try:
+        if proto.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+            tmp_data = f".{data_name}.tmp"
+            onnx.save(proto, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                      location=tmp_data, size_threshold=1024)
+            # Point the tensors at the final data file name before the renames.
+            m = onnx.load(tmp, load_external_data=False)
+            for t in m.graph.initializer:
+                for e in t.external_data:
+                    if e.key == "location":
+                        e.value = data_name
+            onnx.save(m, tmp)
+            os.replace(path.parent / tmp_data, path.parent / data_name)
+        else:
+            onnx.save(proto, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        for leftover in (tmp, tmp_data and path.parent / tmp_data):
+            if leftover and os.path.exists(leftover):
+                os.unlink(leftover)
+        raise
+    return path
+
+
+def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, **kwargs) -> onnx.ModelProto:
+    """Export `model` called on `args` to `path`; returns the ModelProto."""
+    proto = to_onnx(model, args, **kwargs)
+    save(proto, path)
+    return proto

@@ -1,0 +1,715 @@
+"""Model-local ONNX functions (domain "npuq", version 1) built from standard opset-21 ops.
+
+onnxruntime (CPU) runs them bit-exactly like `onnx_npuq.formats`:
+
+    Dequantize_<fmt>(codes, scales[, tensor_scale]) -> Y     attrs: length, (block)
+    QuantDequant_<fmt>[_<option>_<value>...](X) -> Y          attr:  axis (default -1)
+
+`Dequantize_<fmt>` takes `Packed.codes` and `Packed.scales` (uint8, 2-D) and returns the
+decoded (rows, length) float32 matrix (rows as in Packed: every dimension but the axis,
+in order); `length` crops the block padding (0: keep the padded rows). The integer
+formats also take `block` (elements per float32 scale; 0: the whole row, i.e. `length`).
+Decoding does not depend on format options, so there is one Dequantize per format.
+
+`QuantDequant_<fmt>...` fake-quantizes X (float32, float16 or bfloat16, any rank) along
+`axis`, computing in float32 and casting back to X's type (CastLike). Options change the
+body, so each configuration is its own function (`function_name`). The axis is handled
+inside the body with shape arithmetic (X viewed as (A, n, C) -> (A, C, nb, *block)), so
+no Transpose is needed around the node; axis -1 (the default) is the `npuq` op contract.
+
+Standard ops cannot reinterpret float bits, so exponents come from float arithmetic, and
+every other float step reproduces the torch kernels' operations in their order:
+- per element, 2^floor_log2(v) by Veltkamp's split (v * (2^23 + 1), two Subs: v rounded to
+  one significant bit), halved where it exceeds v: exact for v in [2^-126, 2^104);
+- per block, where an integer exponent is needed (MX shared exponent), floor(Log(v)/ln 2)
+  (off by one binade near powers of two in onnxruntime) corrected by one comparison on each
+  side against a Gather from a constant power-of-two table (subnormals included);
+- bf16 rounding is Cast to BFLOAT16 and back (RNE in onnxruntime, like bits.to_bf16);
+- NaN/Inf blocks are found as NaN in ReduceSum(x * 0): onnxruntime's ReduceMax may drop a
+  NaN (torch's amax propagates it);
+- a sign is applied by multiplying with Where(neg, -1, 1): onnxruntime's Where returns
+  +0.0 for a -0.0 taken from its first value input.
+
+    model = model_for_fake_quant("mxfp4", (4, 96), axis=-1, dtype=torch.bfloat16)
+    model = model_for_decode(formats.encode(x, "hif4"))     # runnable, weights inside
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+import torch
+from onnx import AttributeProto, TensorProto, helper, numpy_helper
+
+from .. import formats as F
+from ..formats import codecs
+from ..formats.hif4 import R7, HiFX4V12
+from ..formats.packing import unpack_bits
+
+DOMAIN = "npuq"
+DOMAIN_VERSION = 1
+OPSET = 21
+IR_VERSION = 10  # onnxruntime 1.31 rejects onnx's default (14); 10 goes with opset 21
+
+FLOAT = TensorProto.FLOAT
+INT64 = TensorProto.INT64
+INF = float("inf")
+NAN = float("nan")
+INT64_MAX = np.iinfo(np.int64).max
+
+# Power-of-two tables are indexed by k = e + OFF, e in [-OFF, NPOW - OFF): 2^e underflows
+# to 0 below 2^-149 and is inf from 2^128 on, as float32 arithmetic would give.
+OFF = 160
+NPOW = 300
+INV_LN2 = float(np.float32(1.0 / math.log(2.0)))
+
+TORCH_TO_ONNX = {
+    torch.float32: TensorProto.FLOAT,
+    torch.float16: TensorProto.FLOAT16,
+    torch.bfloat16: TensorProto.BFLOAT16,
+}
+
+
+# ------------------------------------------------------------------ tables (from the reference)
+
+
+def _pow2_table(sign: int = 1, shift: int = 0) -> np.ndarray:
+    """T[k] = 2^(sign * (k - OFF) + shift) in float32 (0 / inf outside the range)."""
+    e = sign * (np.arange(NPOW) - OFF) + shift
+    with np.errstate(over="ignore"):
+        return np.ldexp(1.0, e).astype(np.float32)
+
+
+def _f32(t: torch.Tensor) -> np.ndarray:
+    return t.to(torch.float32).numpy().astype(np.float32)
+
+
+def _bytes() -> torch.Tensor:
+    return torch.arange(256, dtype=torch.int32).to(torch.uint8)
+
+
+def _code_table(table: codecs.CodeTable) -> np.ndarray:
+    """byte -> value (8-bit codes) or byte -> (low nibble value, high nibble value)."""
+    if table.bits == 8:
+        return _f32(table.decode(_bytes()))
+    lo = table.decode(_bytes() & 0x0F)
+    hi = table.decode(_bytes() >> 4)
+    return _f32(torch.stack((lo, hi), dim=1))
+
+
+def _int4_table() -> np.ndarray:
+    """byte -> (low nibble, high nibble) as sign-extended int4 values."""
+    lo = (_bytes().to(torch.int8) << 4) >> 4
+    hi = ((_bytes() >> 4).to(torch.int8) << 4) >> 4
+    return _f32(torch.stack((lo, hi), dim=1))
+
+
+def _bit_table() -> np.ndarray:
+    """byte -> its 8 bits MSB first, plus one (the HiF4 level-2/3 factors 1 or 2)."""
+    return _f32(unpack_bits(_bytes().view(-1, 1)).to(torch.float32) + 1)
+
+
+# ------------------------------------------------------------------ graph builder
+
+
+class _Body:
+    """Collects the nodes of one function body; names are local to the function."""
+
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self._n = 0
+        self._consts: dict = {}
+
+    def _name(self) -> str:
+        self._n += 1
+        return f"_{self._n}"
+
+    def op(self, op_type: str, *inputs: str, n_out: int = 1, **attrs):
+        outs = [self._name() for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def output(self, name: str, value: str) -> None:
+        self.nodes.append(helper.make_node("Identity", [value], [name]))
+
+    def const(self, arr) -> str:
+        arr = np.ascontiguousarray(arr)
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in self._consts:
+            name = self._name()
+            tensor = numpy_helper.from_array(arr, name)
+            self.nodes.append(helper.make_node("Constant", [], [name], value=tensor))
+            self._consts[key] = name
+        return self._consts[key]
+
+    def f(self, v: float) -> str:
+        return self.const(np.array(v, np.float32))
+
+    def i(self, *v: int) -> str:
+        """A 1-D int64 constant."""
+        return self.const(np.array(v, np.int64))
+
+    def k(self, v: int) -> str:
+        """A scalar int64 constant."""
+        return self.const(np.array(v, np.int64))
+
+    def attr_int(self, name: str) -> str:
+        """The function's int attribute `name` as a scalar int64 tensor."""
+        out = self._name()
+        node = helper.make_node("Constant", [], [out])
+        node.attribute.append(
+            helper.make_attribute_ref("value_int", AttributeProto.INT, ref_attr_name=name)
+        )
+        self.nodes.append(node)
+        return out
+
+    # -- exact numerics --
+    def pow2(self, k: str, sign: int = 1, shift: int = 0) -> str:
+        """2^(sign * (k - OFF) + shift) for an int64 table index k."""
+        return self.op("Gather", self.const(_pow2_table(sign, shift)), k)
+
+    def floor_log2(self, v: str) -> str:
+        """Table index k = floor_log2(v) + OFF (int64) of a finite v > 0, subnormals too.
+
+        Log is within one binade of the truth; one comparison on each side fixes it. Used
+        on per-block tensors only: Gather costs ~10x an element-wise op in onnxruntime.
+        """
+        t = self.op("Mul", self.op("Log", v), self.f(INV_LN2))
+        k0 = self.op("Cast", self.op("Floor", self.op("Add", t, self.f(OFF))), to=INT64)
+        low = self.op("Cast", self.op("Less", v, self.pow2(k0)), to=INT64)
+        high = self.op("Cast", self.op("GreaterOrEqual", v, self.pow2(k0, shift=1)), to=INT64)
+        return self.op("Add", self.op("Sub", k0, low), high)
+
+    def pow2_floor(self, v: str) -> str:
+        """2^floor_log2(v), exactly, for v in [2^-126, 2^104) (bits.pow2_floor); NaN stays NaN.
+
+        Veltkamp's split with C = 2^23 + 1 rounds v to nearest with one significant bit:
+        hi is 2^e or 2^(e+1); halve it where it exceeds v.
+        """
+        c = self.op("Mul", v, self.f(2.0**23 + 1))
+        hi = self.op("Sub", c, self.op("Sub", c, v))
+        return self.op("Mul", hi, self.op("Where", self.op("Greater", hi, v), self.f(0.5), self.f(1.0)))
+
+    def pow2_steps(self, v: str, lo: float, binades: int, scale: float) -> str:
+        """scale * 2^floor_log2(max(v, lo)), by comparisons: for v < lo * 2^binades, and
+        beyond that the step of the last binade."""
+        step = self.f(lo * scale)
+        for j in range(1, binades):
+            edge = lo * 2.0**j
+            step = self.op("Where", self.op("GreaterOrEqual", v, self.f(edge)), self.f(edge * scale), step)
+        return step
+
+    def bf16(self, v: str) -> str:
+        """Round float32 to bfloat16 (RNE) and back (bits.to_bf16)."""
+        return self.op("Cast", self.op("Cast", v, to=TensorProto.BFLOAT16), to=FLOAT)
+
+    def round_ta(self, v: str) -> str:
+        """bits.round_ta: floor(v + 0.5) in float32, as the torch kernels do it."""
+        return self.op("Floor", self.op("Add", v, self.f(0.5)))
+
+    def negate_where(self, neg: str, y: str) -> str:
+        """-y where neg, else y. A multiply by -1/1: onnxruntime's Where turns a -0.0 taken
+        from its first value input into +0.0, so Where(neg, Neg(y), y) loses -0.0."""
+        return self.op("Mul", y, self.op("Where", neg, self.f(-1.0), self.f(1.0)))
+
+    def copysign(self, y: str, x: str) -> str:
+        """torch.copysign(y, x) for y >= 0 and finite x (-0.0 included: 1/-0 = -inf)."""
+        neg = self.op("Less", self.op("Div", self.f(1.0), x), self.f(0.0))
+        return self.negate_where(neg, y)
+
+    def nan_where(self, bad: str, v: str) -> str:
+        return self.op("Where", bad, self.f(NAN), v)
+
+    def unsqueeze(self, v: str, count: int = 1) -> str:
+        """Trailing unit dimensions, to broadcast a per-block tensor over its elements."""
+        return self.op("Unsqueeze", v, self.i(*range(-count, 0)))
+
+    def reduce_max(self, v: str, *axes: int) -> str:
+        return self.op("ReduceMax", v, self.i(*axes), keepdims=0)
+
+    def non_finite(self, x: str, *axes: int) -> str:
+        """True for blocks holding a NaN or Inf (x * 0 is NaN exactly there). onnxruntime's
+        ReduceMax may drop a NaN that torch's amax propagates, so it cannot tell."""
+        z = self.op("ReduceSum", self.op("Mul", x, self.f(0.0)), self.i(*axes), keepdims=0)
+        return self.op("IsNaN", z)
+
+
+# ------------------------------------------------------------------ names and signatures
+
+
+def _fmt(fmt_name: str, options: dict):
+    fmt = F.get_format(fmt_name, **options)
+    return F.canonical(fmt_name), fmt
+
+
+def _suffix(options: dict) -> str:
+    parts = []
+    for key, value in sorted(options.items()):
+        parts.append(key if value is True else f"{key}_{value}")
+    return "".join("_" + p for p in parts)
+
+
+def function_name(kind: str, fmt_name: str, **options) -> str:
+    """Op type of a function: 'Dequantize_<fmt>' or 'QuantDequant_<fmt>[_<opt>_<val>...]'.
+
+    Only non-default options appear (e.g. QuantDequant_mxfp4_rounding_even,
+    QuantDequant_int4sym_group_32, QuantDequant_hif8_saturate, QuantDequant_hif4_variant_amct).
+    """
+    name, fmt = _fmt(fmt_name, options)
+    if kind == "Dequantize":
+        return f"Dequantize_{name}"
+    if kind == "QuantDequant":
+        return f"QuantDequant_{name}{_suffix(fmt.options)}"
+    raise ValueError(f"kind must be 'Dequantize' or 'QuantDequant', got {kind!r}")
+
+
+def _make_function(name, inputs, outputs, body: _Body, attrs: dict, doc: str) -> onnx.FunctionProto:
+    return helper.make_function(
+        DOMAIN,
+        name,
+        inputs,
+        outputs,
+        body.nodes,
+        [helper.make_opsetid("", OPSET)],
+        attribute_protos=[helper.make_attribute(k, v) for k, v in attrs.items()],
+        doc_string=doc,
+    )
+
+
+# ------------------------------------------------------------------ Dequantize
+
+
+def _crop(g: _Body, y2: str) -> str:
+    """Columns [0, length) of the decoded (rows, padded) matrix; length 0 keeps them all."""
+    length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
+    end = g.op("Where", g.op("Greater", length, g.i(0)), length, g.i(INT64_MAX))
+    return g.op("Slice", y2, g.i(0), end, g.i(1))
+
+
+def _elements(g: _Body, codes: str, table: np.ndarray, block: int | str) -> str:
+    """Element values of the codes as (rows, blocks, block); `block` int or [1] tensor."""
+    vals = g.op("Gather", g.const(table), g.op("Cast", codes, to=INT64))
+    blk = g.i(block) if isinstance(block, int) else block
+    return g.op("Reshape", vals, g.op("Concat", g.i(0, -1), blk, axis=0))
+
+
+def _per_block(g: _Body, scales: str, nbytes: int) -> str:
+    """(rows, blocks * nbytes) -> (rows, blocks, nbytes)."""
+    return g.op("Reshape", scales, g.i(0, -1, nbytes))
+
+
+def _flat(g: _Body, y3: str) -> str:
+    return g.op("Reshape", y3, g.i(0, -1))
+
+
+def _float32_from_bytes(g: _Body, b4: str) -> str:
+    """(..., 4) uint8, little-endian float32 bytes -> (..., 1) float32 values (bit-exact)."""
+    b = g.op("Cast", b4, to=INT64)
+    bits = g.op("ReduceSum", g.op("Mul", b, g.i(1, 1 << 8, 1 << 16, 1 << 24)), g.i(-1), keepdims=1)
+    exp = g.op("Mod", g.op("Div", bits, g.k(1 << 23)), g.k(256))
+    man = g.op("Mod", bits, g.k(1 << 23))
+    normal = g.op("Greater", exp, g.k(0))
+    sig = g.op("Cast", g.op("Where", normal, g.op("Add", man, g.k(1 << 23)), man), to=FLOAT)
+    # value = significand * 2^(max(exp, 1) - 150): exact, the product is the float itself
+    k = g.op("Add", g.op("Max", exp, g.k(1)), g.k(OFF - 150))
+    mag = g.op("Mul", sig, g.pow2(k))
+    special = g.op("Where", g.op("Equal", man, g.k(0)), g.f(INF), g.f(NAN))
+    mag = g.op("Where", g.op("Equal", exp, g.k(255)), special, mag)
+    return g.negate_where(g.op("GreaterOrEqual", bits, g.k(1 << 31)), mag)
+
+
+def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
+    """The `Dequantize_<fmt>` function (options are accepted and do not matter)."""
+    name, fmt = _fmt(fmt_name, options)
+    g = _Body()
+    inputs = ["codes", "scales"]
+    attrs = {"length": 0}
+    if name == "hif8":
+        y = g.op("Gather", g.const(_code_table(codecs.HIF8)), g.op("Cast", "codes", to=INT64))
+        y = _crop(g, y)
+    elif name in ("mxfp4", "mxfp8e4m3", "mxfp8e5m2"):
+        vals = _elements(g, "codes", _code_table(fmt.el.table), 32)
+        scale = g.op("Gather", g.const(_f32(codecs.e8m0_decode(_bytes()))),
+                     g.op("Cast", _per_block(g, "scales", 1), to=INT64))
+        y = _crop(g, _flat(g, g.op("Mul", vals, scale)))
+    elif name in ("nvf4", "nvfp4"):
+        vals = _elements(g, "codes", _code_table(codecs.E2M1), 16)
+        s = g.op("Gather", g.const(_code_table(codecs.E4M3)),
+                 g.op("Cast", _per_block(g, "scales", 1), to=INT64))
+        if name == "nvfp4":
+            inputs.append("tensor_scale")
+            s = g.op("Mul", s, "tensor_scale")
+        y = _crop(g, _flat(g, g.op("Mul", vals, s)))
+    elif name in ("hif4", "hifx4_v12"):
+        vals = g.op("Gather", g.const(_code_table(codecs.S1P2)), g.op("Cast", "codes", to=INT64))
+        vals = g.op("Reshape", vals, g.i(0, -1, 16, 4))
+        sc = g.op("Cast", _per_block(g, "scales", 4), to=INT64)  # (rows, groups, 4)
+        l1, b8, b4 = g.op("Split", sc, g.i(1, 1, 2), axis=2, n_out=3)
+        if name == "hif4":
+            l1_table = _f32(codecs.e6m2_decode(_bytes()))
+        else:
+            l1_table = _f32(HiFX4V12()._level1_value(_bytes()))
+        level1 = g.op("Unsqueeze", g.op("Gather", g.const(l1_table), l1), g.i(-1))
+        bits = g.const(_bit_table())
+        s8 = g.op("Reshape", g.op("Gather", bits, b8), g.i(0, 0, 8, 1))
+        s4 = g.op("Reshape", g.op("Gather", bits, b4), g.i(0, 0, 8, 2))
+        s84 = g.op("Reshape", g.op("Mul", s8, s4), g.i(0, 0, 16, 1))
+        back = g.op("Mul", s84, level1)
+        y = _crop(g, _flat(g, g.op("Mul", vals, back)))
+    elif name in ("int8sym", "int4sym"):
+        attrs["block"] = 0
+        length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
+        blk = g.op("Unsqueeze", g.attr_int("block"), g.i(0))
+        blk = g.op("Where", g.op("Greater", blk, g.i(0)), blk, length)
+        if fmt.elem_bits == 8:  # uint8 -> int8 wraps (two's complement): no table needed
+            vals = g.op("Cast", g.op("Cast", "codes", to=TensorProto.INT8), to=FLOAT)
+            vals = g.op("Reshape", vals, g.op("Concat", g.i(0, -1), blk, axis=0))
+        else:  # an odd block carries one padding nibble
+            stored = g.op("Add", blk, g.op("Mod", blk, g.i(2)))
+            vals = _elements(g, "codes", _int4_table(), stored)
+            vals = g.op("Slice", vals, g.i(0), blk, g.i(2))
+        scale = _float32_from_bytes(g, _per_block(g, "scales", 4))
+        y = _crop(g, _flat(g, g.op("Mul", vals, scale)))
+    else:  # pragma: no cover - names() and this table move together
+        raise ValueError(f"no Dequantize body for {name}")
+    g.output("Y", y)
+    doc = (f"Decode Packed.codes/scales of format {name} to the (rows, length) float32 matrix "
+           "of onnx_npuq.formats.decode (before the reshape to the tensor's shape).")
+    return _make_function(f"Dequantize_{name}", inputs, ["Y"], g, attrs, doc)
+
+
+# ------------------------------------------------------------------ QuantDequant: layout
+
+
+class _Layout:
+    """X (any rank) as blocks along attribute `axis`: (A, C, nb, *inner).
+
+    X is viewed as (A, n, C) and transposed to (A, C, n) (a copy when C == 1), so the
+    block is innermost; n is zero-padded to a block multiple. Per-block tensors are kept
+    without trailing unit dimensions (keepdims=0): onnxruntime broadcasts a scalar over a
+    tensor whose last dimension is 1 about 30x slower than over a flat one.
+    """
+
+    def __init__(self, g: _Body, xf: str, inner: Sequence[int] | None):
+        self.g = g
+        shp = g.op("Shape", xf)
+        rank = g.op("Size", shp)
+        ax = g.op("Mod", g.op("Add", g.attr_int("axis"), rank), rank)
+        ax1 = g.op("Unsqueeze", ax, g.i(0))
+        ax2 = g.op("Add", ax1, g.i(1))
+        pre = g.op("ReduceProd", g.op("Concat", g.i(1), g.op("Slice", shp, g.i(0), ax1), axis=0), keepdims=1)
+        post = g.op("ReduceProd", g.op("Concat", g.i(1), g.op("Slice", shp, ax2, g.i(INT64_MAX)), axis=0), keepdims=1)
+        n = g.op("Slice", shp, ax1, ax2)
+        self.shp, self.pre, self.post, self.n, self.inner = shp, pre, post, n, inner
+        xt = g.op("Transpose", g.op("Reshape", xf, g.op("Concat", pre, n, post, axis=0)), perm=[0, 2, 1])
+        if inner is None:  # the whole axis is one block
+            self.x = g.op("Reshape", xt, g.op("Concat", pre, post, g.i(1), n, axis=0))
+            return
+        pad = g.op("Mod", g.op("Neg", n), g.i(int(np.prod(inner))))
+        xp = g.op("Pad", xt, g.op("Concat", g.i(0, 0, 0, 0, 0), pad, axis=0))
+        self.x = g.op("Reshape", xp, g.op("Concat", pre, post, g.i(-1, *inner), axis=0))
+
+    @property
+    def block_axes(self) -> list[int]:
+        """Axes of one block in the (A, C, nb, *inner) view."""
+        return list(range(3, 3 + (1 if self.inner is None else len(self.inner))))
+
+    def restore(self, y: str) -> str:
+        g = self.g
+        if self.inner is None:
+            yt = g.op("Reshape", y, g.op("Concat", self.pre, self.post, self.n, axis=0))
+        else:
+            yt = g.op("Reshape", y, g.op("Concat", self.pre, self.post, g.i(-1), axis=0))
+            yt = g.op("Slice", yt, g.i(0), self.n, g.i(2))
+        return g.op("Reshape", g.op("Transpose", yt, perm=[0, 2, 1]), self.shp)
+
+
+# ------------------------------------------------------------------ QuantDequant: kernels
+
+
+def _qd_hif8(g: _Body, x: str, fmt) -> str:
+    """hif8.quantize_reference, element-wise (NaN flows through to NaN)."""
+    a = g.op("Abs", x)
+    # 2^E, E = floor_log2(a) clamped to [-22, 16]: below 2^-23 the result is 0, from
+    # 40960 on +-Inf (or MAX), and in between the clamp changes nothing
+    p2e = g.pow2_floor(g.op("Clip", a, g.f(2.0**-22), g.f(2.0**16)))
+    r = g.op("Max", p2e, g.op("Div", g.f(1.0), p2e))  # 2^|E|
+    # step = 2^(E - p): p = 3 for |E| <= 3, 2 to 7, 1 to 15, 0 beyond
+    f = g.f(0.125)
+    for edge, factor in ((8.0, 0.25), (128.0, 0.5), (32768.0, 1.0)):
+        f = g.op("Where", g.op("Greater", r, g.f(edge)), g.f(factor), f)
+    step = g.op("Mul", p2e, f)
+    y = g.op("Mul", g.round_ta(g.op("Div", a, step)), step)
+    big = 32768.0 if fmt.saturate else INF
+    y = g.op("Where", g.op("GreaterOrEqual", a, g.f(40960.0)), g.f(big), y)
+    y = g.op("Where", g.op("Less", a, g.f(2.0**-23)), g.f(0.0), y)
+    # copysign(y, x) + 0.0: one zero only (0 - 0 is +0)
+    return g.op("Where", g.op("Less", x, g.f(0.0)), g.op("Sub", g.f(0.0), y), y)
+
+
+def _block_amax(g: _Body, x: str, a: str, axes) -> tuple[str, str]:
+    """(max |x| per block, 0 in blocks with NaN/Inf; the mask of those blocks)."""
+    bad = g.non_finite(x, *axes)
+    return g.op("Where", bad, g.f(0.0), g.reduce_max(a, *axes)), bad
+
+
+def _qd_mx(g: _Body, x: str, fmt, axes) -> str:
+    """MX._elements + MX.fake_blocks on (A, C, nb, 32)."""
+    el = fmt.el
+    a = g.op("Abs", x)
+    amax, bad = _block_amax(g, x, a, axes)
+    if fmt.scale_rule == "floor":
+        s = g.op("Sub", g.floor_log2(g.op("Max", amax, g.f(2.0**-126))), g.k(el.emax))
+    else:  # ceil_log2(where(amax > 0, amax, 1) / max); frexp(0) gives 0 if that underflows
+        pos = g.op("Greater", amax, g.f(0.0))
+        q = g.op("Div", g.op("Where", pos, amax, g.f(1.0)), g.f(el.max))
+        qpos = g.op("Greater", q, g.f(0.0))
+        qs = g.op("Where", qpos, q, g.f(1.0))
+        kq = g.floor_log2(qs)
+        up = g.op("Cast", g.op("Greater", qs, g.pow2(kq)), to=INT64)
+        s = g.op("Where", qpos, g.op("Add", kq, up), g.k(OFF))
+        s = g.op("Where", pos, s, g.k(OFF - 127))
+    s = g.op("Clip", s, g.k(OFF - 127), g.k(OFF + 127))  # table index of the shared exponent
+    y = g.op("Mul", a, g.unsqueeze(g.pow2(s, sign=-1)))  # y < 2^(emax + 1) in finite blocks
+    binades = el.emax - el.emin + 1
+    if binades <= 3:  # E2M1: the step by comparisons
+        step = g.pow2_steps(y, 2.0**el.emin, binades, 2.0**-el.mbits)
+    else:
+        step = g.op("Mul", g.pow2_floor(g.op("Max", y, g.f(2.0**el.emin))), g.f(2.0**-el.mbits))
+    t = g.op("Div", y, step)
+    r = g.round_ta(t) if fmt.rounding == "away" else g.op("Round", t)
+    q = g.op("Min", g.op("Mul", r, step), g.f(el.max))
+    return g.op("Mul", g.copysign(q, x), g.unsqueeze(g.nan_where(bad, g.pow2(s))))
+
+
+def _round_e4m3(g: _Body, sf: str) -> str:
+    """nvfp4.round_e4m3 of sf in [0, 448] (NaN stays NaN)."""
+    step = g.op("Mul", g.pow2_floor(g.op("Max", sf, g.f(2.0**-6))), g.f(2.0**-3))
+    return g.op("Min", g.op("Mul", g.op("Round", g.op("Div", sf, step)), step), g.f(448.0))
+
+
+def _qd_nvf4(g: _Body, x: str, fmt, axes, ts: str | None) -> str:
+    """NVF4._elements + fake_blocks on (A, C, nb, 16); ts: nvfp4's tensor scale or None."""
+    a = g.op("Abs", x)
+    amax, bad = _block_amax(g, x, a, axes)
+    if ts is None:
+        sf = g.op("Div", amax, g.f(6.0))
+    else:
+        sf = g.op("Div", amax, g.op("Mul", g.f(6.0), ts))
+    s = _round_e4m3(g, g.op("Min", sf, g.f(448.0)))
+    mult = s if ts is None else g.op("Mul", s, ts)
+    div = g.op("Where", g.op("Greater", mult, g.f(0.0)), mult, g.f(1.0))
+    v = g.op("Div", a, g.unsqueeze(div))
+    # round_e2m1_: step 2^max(floor_log2 v, 0) / 2; from v >= 8 on the result is 6 anyway
+    step = g.pow2_steps(v, 1.0, 3, 0.5)
+    q = g.op("Min", g.op("Mul", g.op("Round", g.op("Div", v, step)), step), g.f(6.0))
+    return g.op("Mul", g.copysign(q, x), g.unsqueeze(g.nan_where(bad, mult)))
+
+
+def _tensor_scale(g: _Body, xf: str) -> str:
+    """NVFP4.tensor_scale: amax over finite |x| / (6 * 448), or 1 when that is 0."""
+    a = g.op("Abs", xf)
+    amax = g.op("ReduceMax", g.op("Where", g.op("Less", a, g.f(INF)), a, g.f(0.0)), keepdims=0)
+    return g.op("Where", g.op("Greater", amax, g.f(0.0)),
+                g.op("Div", amax, g.f(6.0 * 448.0)), g.f(1.0))
+
+
+def _qd_hif4(g: _Body, x: str, fmt) -> str:
+    """HiF4._codes with HiF4._scales on (A, C, nb, 8, 2, 4)."""
+    a = g.op("Abs", x)
+    m4 = g.reduce_max(a, 5)  # (A, C, nb, 8, 2)
+    m8 = g.reduce_max(m4, 4)  # (A, C, nb, 8)
+    m64, bad = g.reduce_max(m8, 3), g.non_finite(x, 3, 4, 5)  # (A, C, nb)
+    m64 = g.op("Where", bad, g.f(0.0), m64)
+    sf = g.op("Clip", g.bf16(g.op("Mul", m64, g.f(R7))), g.f(2.0**-48), g.f(49152.0))
+    step = g.op("Mul", g.pow2_floor(sf), g.f(0.25))  # E6M2: RNE on 2 mantissa bits
+    sf = g.op("Mul", g.op("Round", g.op("Div", sf, step)), step)
+    rec = g.bf16(g.op("Div", g.f(1.0), sf))
+    one = g.f(1.0)
+    s8 = g.op("GreaterOrEqual", g.op("Mul", m8, g.unsqueeze(rec)), g.f(4.0))
+    s8 = g.unsqueeze(g.op("Add", g.op("Cast", s8, to=FLOAT), one))  # (A, C, nb, 8, 1)
+    s4 = g.op("GreaterOrEqual", g.op("Div", g.op("Mul", m4, g.unsqueeze(rec, 2)), s8), g.f(2.0))
+    s84 = g.op("Mul", g.op("Add", g.op("Cast", s4, to=FLOAT), one), s8)  # (A, C, nb, 8, 2)
+    into = g.op("Div", g.unsqueeze(g.op("Mul", rec, g.f(4.0)), 2), s84)
+    back = g.op("Mul", g.op("Mul", s84, g.unsqueeze(g.nan_where(bad, sf), 2)), g.f(0.25))
+    c = g.op("Mul", a, g.unsqueeze(into))
+    if fmt.variant == "amct":
+        c = g.bf16(c)
+    c = g.op("Min", g.round_ta(c), g.f(7.0))
+    return g.copysign(g.op("Mul", c, g.unsqueeze(back)), x)
+
+
+def _qd_hifx4_v12(g: _Body, x: str, fmt) -> str:
+    """HiFX4V12._scales + HiF4._codes on (A, C, nb, 8, 2, 4), exponents as powers of two:
+    eb + b1 = eb + [em >= eb + 2], e = eb + b1 + [eg >= eb + b1 + 1]."""
+    a = g.op("Abs", x)
+    m4 = g.reduce_max(a, 5)
+    bad = g.non_finite(x, 3, 4, 5)
+    # 2^eg, eg = floor_log2(m4 + 2^-45); m4 capped at 2^100 (eb saturates at 16 long before)
+    pg = g.pow2_floor(g.op("Add", g.op("Min", m4, g.f(2.0**100)), g.f(2.0**-45)))
+    pm = g.reduce_max(pg, 4)  # 2^em (A, C, nb, 8)
+    pb = g.op("Clip", g.op("Mul", g.reduce_max(pm, 3), g.f(0.25)), g.f(2.0**-46), g.f(2.0**16))
+    two, one = g.f(2.0), g.f(1.0)
+    b1 = g.op("GreaterOrEqual", pm, g.unsqueeze(g.op("Mul", pb, g.f(4.0))))
+    p1 = g.op("Mul", g.unsqueeze(pb), g.op("Where", b1, two, one))  # 2^(eb + b1) (A, C, nb, 8)
+    b2 = g.op("GreaterOrEqual", pg, g.unsqueeze(g.op("Mul", p1, two)))
+    pe = g.op("Mul", g.unsqueeze(p1), g.op("Where", b2, two, one))  # 2^e (A, C, nb, 8, 2)
+    into = g.op("Div", g.f(4.0), pe)
+    back = g.op("Mul", pe, g.unsqueeze(g.nan_where(bad, g.f(0.25)), 2))
+    c = g.op("Min", g.round_ta(g.op("Mul", a, g.unsqueeze(into))), g.f(7.0))
+    return g.copysign(g.op("Mul", c, g.unsqueeze(back)), x)
+
+
+def _qd_int(g: _Body, x: str, fmt, axes) -> str:
+    """IntSym._levels + fake_blocks on (A, C, nb, block)."""
+    qmax = fmt.qmax
+    bad = g.non_finite(x, *axes)
+    scale = g.op("Div", g.reduce_max(g.op("Abs", x), *axes), g.f(qmax))
+    div = g.op("Where", g.op("Greater", scale, g.f(0.0)), scale, g.f(1.0))
+    q = g.op("Clip", g.op("Round", g.op("Div", x, g.unsqueeze(div))), g.f(-qmax), g.f(qmax))
+    return g.op("Mul", q, g.unsqueeze(g.nan_where(bad, scale)))  # (q * 1 or NaN) * scale
+
+
+def quant_dequant_function(fmt_name: str, **options) -> onnx.FunctionProto:
+    """The `QuantDequant_<fmt>[...]` function for one format configuration."""
+    name, fmt = _fmt(fmt_name, options)
+    g = _Body()
+    xf = g.op("Cast", "X", to=FLOAT)
+    if name == "hif8":  # element-wise: `axis` is accepted for a uniform signature
+        y = _qd_hif8(g, xf, fmt)
+    else:
+        ts = _tensor_scale(g, xf) if name == "nvfp4" else None
+        if name in ("hif4", "hifx4_v12"):
+            inner = [8, 2, 4]
+        elif fmt.block is None:
+            inner = None
+        else:
+            inner = [fmt.block]
+        lay = _Layout(g, xf, inner)
+        axes = lay.block_axes
+        if name.startswith("mx"):
+            yb = _qd_mx(g, lay.x, fmt, axes)
+        elif name in ("nvf4", "nvfp4"):
+            yb = _qd_nvf4(g, lay.x, fmt, axes, ts)
+        elif name == "hif4":
+            yb = _qd_hif4(g, lay.x, fmt)
+        elif name == "hifx4_v12":
+            yb = _qd_hifx4_v12(g, lay.x, fmt)
+        elif name in ("int8sym", "int4sym"):
+            yb = _qd_int(g, lay.x, fmt, axes)
+        else:  # pragma: no cover
+            raise ValueError(f"no QuantDequant body for {name}")
+        y = lay.restore(yb)
+    g.output("Y", g.op("CastLike", y, "X"))
+    fname = function_name("QuantDequant", name, **fmt.options)
+    doc = (f"onnx_npuq.formats.fake_quant(X, {name!r}, axis{''.join(f', {k}={v!r}' for k, v in fmt.options.items())})"
+           ": float32 inside, the result in X's type.")
+    return _make_function(fname, ["X"], ["Y"], g, {"axis": -1}, doc)
+
+
+# ------------------------------------------------------------------ runnable models
+
+
+def _model(graph: onnx.GraphProto, functions: list[onnx.FunctionProto]) -> onnx.ModelProto:
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(DOMAIN, DOMAIN_VERSION)],
+        ir_version=IR_VERSION,
+        functions=functions,
+        producer_name="onnx_npuq",
+    )
+    return model
+
+
+def _onnx_dtype(dtype) -> int:
+    if isinstance(dtype, torch.dtype):
+        if dtype not in TORCH_TO_ONNX:
+            raise TypeError(f"dtype {dtype} is not float32, float16 or bfloat16")
+        return TORCH_TO_ONNX[dtype]
+    if isinstance(dtype, int):
+        return dtype
+    if isinstance(dtype, str):
+        return TORCH_TO_ONNX[getattr(torch, dtype)]
+    raise TypeError(f"unsupported dtype {dtype!r}")
+
+
+def model_for_decode(packed: F.Packed, as_inputs: bool = False) -> onnx.ModelProto:
+    """A runnable model that decodes `packed` to `decode(packed)` (shape, axis and dtype).
+
+    codes, scales (and nvfp4's tensor_scale) are initializers, or graph inputs of the
+    same names with `as_inputs=True`. The output is `Y`.
+    """
+    name = F.canonical(packed.format)
+    func = dequantize_function(name)
+    arrays = {"codes": packed.codes.contiguous().numpy(), "scales": packed.scales.contiguous().numpy()}
+    if name == "nvfp4":
+        arrays["tensor_scale"] = packed.tensor_scale.to(torch.float32).reshape(()).numpy()
+    attrs = {"length": packed.length}
+    if name in ("int8sym", "int4sym"):
+        attrs["block"] = packed.block
+    shape, axis = tuple(packed.shape), packed.axis
+    moved = shape[:axis] + shape[axis + 1:] + (shape[axis],)
+    rank = len(shape)
+    perm = [i if i < axis else (rank - 1 if i == axis else i - 1) for i in range(rank)]
+    nodes = [
+        helper.make_node(func.name, list(arrays), ["decoded"], domain=DOMAIN, **attrs),
+        helper.make_node("Reshape", ["decoded", "moved_shape"], ["moved"]),
+        helper.make_node("Transpose", ["moved"], ["restored"], perm=perm),
+        helper.make_node("Cast", ["restored"], ["Y"], to=_onnx_dtype(packed.dtype)),
+    ]
+    inits = [numpy_helper.from_array(np.array(moved, np.int64), "moved_shape")]
+    inputs = []
+    for key, arr in arrays.items():
+        if as_inputs:
+            inputs.append(helper.make_tensor_value_info(
+                key, helper.np_dtype_to_tensor_dtype(arr.dtype), arr.shape))
+        else:
+            inits.append(numpy_helper.from_array(arr, key))
+    out = helper.make_tensor_value_info("Y", _onnx_dtype(packed.dtype), shape)
+    graph = helper.make_graph(nodes, f"decode_{name}", inputs, [out], initializer=inits)
+    return _model(graph, [func])
+
+
+def model_for_fake_quant(fmt_name: str, shape: Sequence[int | str | None], axis: int = -1,
+                         dtype=torch.float32, **options) -> onnx.ModelProto:
+    """A runnable model Y = fake_quant(X, fmt, axis, **options); X and Y of `dtype`.
+
+    Dimensions given as a string or None are symbolic (dynamic).
+    """
+    func = quant_dequant_function(fmt_name, **options)
+    elem = _onnx_dtype(dtype)
+    rank = len(shape)
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -rank <= axis < rank:
+        raise ValueError(f"axis {axis!r} is out of range for a {rank}-d input")
+    dims = [d if isinstance(d, (int, str)) else None for d in shape]
+    node = helper.make_node(func.name, ["X"], ["Y"], domain=DOMAIN, axis=int(axis))
+    graph = helper.make_graph(
+        [node],
+        f"fake_quant_{F.canonical(fmt_name)}",
+        [helper.make_tensor_value_info("X", elem, dims)],
+        [helper.make_tensor_value_info("Y", elem, dims)],
+    )
+    return _model(graph, [func])
+
+
+def all_functions() -> list[onnx.FunctionProto]:
+    """Dequantize and default-option QuantDequant functions of every format."""
+    funcs = [dequantize_function(n) for n in F.names()]
+    funcs += [quant_dequant_function(n) for n in F.names()]
+    return funcs
+
+
+__all__ = [
+    "DOMAIN",
+    "DOMAIN_VERSION",
+    "IR_VERSION",
+    "OPSET",
+    "all_functions",
+    "dequantize_function",
+    "function_name",
+    "model_for_decode",
+    "model_for_fake_quant",
+    "quant_dequant_function",
+]

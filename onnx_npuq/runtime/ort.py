@@ -1,0 +1,112 @@
+"""onnxruntime sessions over torch tensors, and torch-vs-onnxruntime comparison."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import ctypes
+
+import ml_dtypes
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+
+_BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def _to_torch(a: np.ndarray) -> torch.Tensor:
+    if a.dtype.name == "bfloat16":  # ml_dtypes array: take its bits
+        return torch.from_numpy(np.ascontiguousarray(a).view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+class OrtSession:
+    """A CPU InferenceSession fed and answered with torch tensors (bf16 included)."""
+
+    def __init__(self, model: str | os.PathLike | onnx.ModelProto):
+        src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+        self.session = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"model takes {len(self.input_names)} input(s) "
+                             f"{self.input_names}, got {len(inputs)}")
+        binding = self.session.io_binding()
+        for name, t in zip(self.input_names, inputs, strict=True):
+            t = t.detach().cpu().contiguous()
+            if t.dtype == torch.bfloat16:
+                value = ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
+                    t.view(torch.uint16).numpy(), onnx.TensorProto.BFLOAT16)
+            else:
+                value = ort.OrtValue.ortvalue_from_numpy(t.numpy())
+            binding.bind_ortvalue_input(name, value)
+        for name in self.output_names:
+            binding.bind_output(name)
+        self.session.run_with_iobinding(binding)
+        return [_to_torch(_ortvalue_numpy(v)) for v in binding.get_outputs()]
+
+
+def _ortvalue_numpy(v: ort.OrtValue) -> np.ndarray:
+    """OrtValue -> numpy; bf16 (which onnxruntime will not hand to numpy) as its raw bits."""
+    if v.data_type() != "tensor(bfloat16)":
+        return v.numpy()
+    shape = v.shape()
+    n = int(np.prod(shape)) if shape else 1
+    raw = (ctypes.c_uint16 * n).from_address(v.data_ptr())
+    return np.array(raw, dtype=np.uint16).reshape(shape).view(_BF16)
+
+
+@dataclass
+class Comparison:
+    """One output: torch vs onnxruntime."""
+
+    name: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float
+    mismatches: int  # elements not bit-identical (NaN == NaN)
+    cosine: float
+
+    @property
+    def exact(self) -> bool:
+        return self.mismatches == 0
+
+
+def compare(name: str, expected: torch.Tensor, got: torch.Tensor) -> Comparison:
+    if tuple(expected.shape) != tuple(got.shape):
+        raise ValueError(f"output {name!r}: shape {tuple(got.shape)} != {tuple(expected.shape)}")
+    e, g = expected.detach().float().flatten(), got.detach().float().flatten()
+    both_nan = torch.isnan(e) & torch.isnan(g)
+    same = (e == g) | both_nan
+    diff = torch.where(same, 0.0, (e - g).abs())
+    rel = torch.where(same, 0.0, diff / e.abs().clamp(min=torch.finfo(torch.float32).tiny))
+    finite = ~torch.isnan(e) & ~torch.isnan(g)
+    ef, gf = e[finite], g[finite]
+    cos = torch.nn.functional.cosine_similarity(ef, gf, dim=0).item() if ef.numel() else 1.0
+    return Comparison(name, tuple(expected.shape), diff.max().item() if diff.numel() else 0.0,
+                      rel.max().item() if rel.numel() else 0.0, int((~same).sum()), cos)
+
+
+def _flatten(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict) or hasattr(out, "values"):
+        return [t for v in out.values() for t in _flatten(v)]
+    if isinstance(out, (list, tuple)):
+        return [t for v in out for t in _flatten(v)]
+    return []
+
+
+def verify(model: torch.nn.Module, args: tuple, onnx_model) -> list[Comparison]:
+    """Run `model(*args)` and the exported model on the same inputs; compare each output."""
+    with torch.no_grad():
+        expected = _flatten(model.eval()(*args))
+    session = OrtSession(onnx_model)
+    got = session.run(*[a for a in args if isinstance(a, torch.Tensor)])
+    if len(got) != len(expected):
+        raise ValueError(f"torch gave {len(expected)} output(s), onnxruntime {len(got)}")
+    return [compare(n, e, g) for n, e, g in zip(session.output_names, expected, got, strict=True)]

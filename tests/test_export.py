@@ -1,0 +1,130 @@
+"""torch -> ONNX with the npuq ops; stock onnxruntime runs the result like torch does."""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from onnx_npuq import formats as F
+from onnx_npuq.exporter import ExportError, export, save, to_onnx
+from onnx_npuq.ops import defs
+
+from conftest import FORMAT_CONFIGS, assert_same, config_id
+
+
+def run(proto: onnx.ModelProto, *inputs: torch.Tensor) -> list[torch.Tensor]:
+    s = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {i.name: t.numpy() for i, t in zip(s.get_inputs(), inputs, strict=True)}
+    return [_to_torch(o) for o in s.run(None, feeds)]
+
+
+def _to_torch(a: np.ndarray) -> torch.Tensor:
+    if a.dtype.name == "bfloat16":  # an ml_dtypes array: torch takes its bits
+        return torch.from_numpy(a.view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+class PackedWeight(torch.nn.Module):
+    """Outputs a weight decoded from packed buffers, plus x to give the graph an input."""
+
+    def __init__(self, p: F.Packed):
+        super().__init__()
+        self.meta = p
+        self.register_buffer("codes", p.codes)
+        self.register_buffer("scales", p.scales)
+        self.register_buffer("ts", p.tensor_scale)
+
+    def forward(self, x):
+        p = F.Packed(**{**self.meta.__dict__, "codes": self.codes, "scales": self.scales,
+                        "tensor_scale": self.ts})
+        return defs.dequantize(p).float(), x + 1  # onnxruntime returns no bf16 to numpy
+
+
+class FakeQuant(torch.nn.Module):
+    def __init__(self, fmt, axis, options):
+        super().__init__()
+        self.fmt, self.axis, self.options = fmt, axis, options
+
+    def forward(self, x):
+        return defs.quant_dequant(x, self.fmt, self.axis, **self.options)
+
+
+def weight(rows=24, cols=72, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(rows, cols, generator=g) * torch.exp2(torch.randint(-12, 12, (rows, 1), generator=g).float())
+    w[1] = 0.0
+    return w
+
+
+@pytest.mark.parametrize("name", F.names())
+@pytest.mark.parametrize("axis, dtype", [(1, torch.float32), (0, torch.bfloat16)])
+def test_dequantize_exports_bit_exact(name, axis, dtype):
+    p = F.encode(weight().to(dtype), name, axis=axis)
+    proto = to_onnx(PackedWeight(p), (torch.zeros(2),))
+    onnx.checker.check_model(proto, full_check=True)
+    node = next(n for n in proto.graph.node if n.domain == "npuq")
+    assert node.op_type == "Dequantize" and node.overload == name
+    codes = next(i for i in proto.graph.initializer if i.name.endswith("codes"))
+    assert codes.data_type == onnx.TensorProto.UINT8  # the file holds the packed bytes
+    assert_same(run(proto, torch.zeros(2))[0], F.decode(p).float())
+
+
+@pytest.mark.parametrize("cfg", FORMAT_CONFIGS, ids=config_id)
+def test_quant_dequant_exports_bit_exact_with_dynamic_batch(cfg):
+    name, opts = cfg
+    proto = to_onnx(FakeQuant(name, -1, opts), (torch.randn(3, 80),))
+    node = next(n for n in proto.graph.node if n.domain == "npuq")
+    assert node.op_type == "QuantDequant"
+    for rows in (3, 11):
+        x = weight(rows, 80, seed=rows)
+        x[0, 5] = float("nan")
+        assert_same(run(proto, x)[0], F.fake_quant(x, name, **opts))
+
+
+def test_quant_dequant_on_another_axis_exports_as_transposes():
+    proto = to_onnx(FakeQuant("mxfp4", 0, {}), (torch.randn(64, 5),))
+    assert [n.op_type for n in proto.graph.node].count("Transpose") == 2
+    x = weight(64, 9)
+    assert_same(run(proto, x)[0], F.fake_quant(x, "mxfp4", axis=0))
+
+
+def test_model_is_pinned_and_functions_are_overloads(tmp_path):
+    class Two(torch.nn.Module):
+        def forward(self, x):
+            y = defs.quant_dequant(x, "mxfp4")
+            return defs.quant_dequant(y, "mxfp4", rounding="even") + defs.quant_dequant(x, "mxfp4")
+
+    proto = export(Two(), (torch.randn(2, 32),), tmp_path / "m.onnx")
+    assert proto.ir_version == 10
+    assert {(o.domain, o.version) for o in proto.opset_import} == {("", 21), ("npuq", 1)}
+    assert sorted((f.name, f.overload) for f in proto.functions) == [
+        ("QuantDequant", "mxfp4"), ("QuantDequant", "mxfp4.rounding=even")]
+    loaded = onnx.load(tmp_path / "m.onnx")
+    onnx.checker.check_model(loaded, full_check=True)
+    x = torch.randn(4, 32)
+    y = F.fake_quant(x, "mxfp4")
+    assert_same(run(loaded, x)[0], F.fake_quant(y, "mxfp4", rounding="even") + y)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temp files left
+
+
+def test_save_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    proto = to_onnx(FakeQuant("hif8", -1, {}), (torch.randn(2, 4),))
+    monkeypatch.setattr(onnx, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save(proto, tmp_path / "out.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_errors_are_typed():
+    with pytest.raises(TypeError, match="tuple of example inputs"):
+        to_onnx(FakeQuant("hif8", -1, {}), torch.randn(2, 4))
+
+    class Bad(torch.nn.Module):
+        def forward(self, x):
+            return torch.nonzero(x).float().sum() if x.sum() > 0 else x  # data-dependent branch
+
+    with pytest.raises(ExportError, match="torch.onnx.export failed"):
+        to_onnx(Bad(), (torch.randn(2, 4),))
