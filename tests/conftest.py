@@ -69,8 +69,11 @@ FORMAT_CONFIGS = [(name, {}) for name in ALL_FORMATS] + [
     ("mxfp4", {"scale_rule": "rceil"}),
     ("mxfp8e4m3", {"rounding": "even", "scale_rule": "rceil"}),
     ("mxfp8e5m2", {"rounding": "even"}),
+    ("mxfp8e5m2", {"scale_rule": "rceil"}),
     ("int8sym", {"group": 32}),
+    ("int8sym", {"group": 5}),
     ("int4sym", {"group": 16}),
+    ("int4sym", {"group": 7}),  # odd: a padding nibble per block
 ]
 
 

@@ -128,3 +128,20 @@ def test_export_errors_are_typed():
 
     with pytest.raises(ExportError, match="torch.onnx.export failed"):
         to_onnx(Bad(), (torch.randn(2, 4),))
+
+
+def test_torch_npu_ops_export_through_the_same_entry_point(tmp_path):
+    from onnx_npuq.ops import npu_ops
+
+    class Q(torch.nn.Module):
+        def forward(self, x):
+            scales = torch.full((x.shape[1],), 0.05)
+            zeros = torch.zeros(x.shape[1], dtype=torch.int8)
+            return npu_ops.npu_quantize(x, scales, zeros, torch.qint8, axis=1, div_mode=True)
+
+    x = torch.randn(4, 16) * 3
+    proto = export(Q(), (x,), tmp_path / "q.onnx", dynamic_shapes=({},))
+    node = next(n for n in proto.graph.node if n.domain == "npu")
+    assert node.op_type == "NPUQuantize" and len(node.input) == 3
+    assert any(f.domain == "npu" and f.name == "NPUQuantize" for f in proto.functions)
+    assert torch.equal(run(proto, x)[0], Q()(x))

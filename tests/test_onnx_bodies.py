@@ -12,25 +12,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import VECTOR_SETS
+from conftest import FORMAT_CONFIGS, VECTOR_SETS, config_id
 
 from onnx_npuq import formats as F
 from onnx_npuq.ops import bodies as B
 
-CONFIGS = [(name, {}) for name in F.names()] + [
-    ("hif8", {"saturate": True}),
-    ("hif4", {"variant": "amct"}),
-    ("mxfp4", {"rounding": "even"}),
-    ("mxfp4", {"scale_rule": "rceil"}),
-    ("mxfp8e4m3", {"rounding": "even", "scale_rule": "rceil"}),
-    ("mxfp8e5m2", {"rounding": "even"}),
-    ("mxfp8e5m2", {"scale_rule": "rceil"}),
-    ("int8sym", {"group": 32}),
-    ("int8sym", {"group": 5}),
-    ("int4sym", {"group": 16}),
-    ("int4sym", {"group": 7}),
-]
-CONFIG_IDS = [n + "".join(f"-{k}={v}" for k, v in o.items()) for n, o in CONFIGS]
+CONFIGS = FORMAT_CONFIGS
+CONFIG_IDS = [config_id(c) for c in CONFIGS]
 # (shape, axis): lengths that are not block multiples, axis first/middle/last, rank 1-3
 CASES = [((12, 70), -1), ((8, 130), -1), ((70, 12), 0), ((3, 67, 4), 1), ((33,), 0)]
 ONNX_TYPE = {torch.float32: onnx.TensorProto.FLOAT, torch.float16: onnx.TensorProto.FLOAT16,

@@ -5,6 +5,8 @@
 Weights of QuantLinear layers travel packed (uint8 codes and scale bytes feeding
 npuq::Dequantize); every npuq node gets the model-local function body that onnxruntime
 runs, selected by the node's `overload` (one function per format configuration used).
+Calls of onnx_npuq.ops.npu_ops (torch_npu's quantization APIs) become `npu` domain nodes
+named as torch_npu's own ONNX symbolics name them, with bodies too.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import onnx
 import torch
 from onnx import helper
 
-from ..ops import bodies
+from ..ops import bodies, npu_ops
 from ..ops.defs import DOMAIN, TRANSLATIONS, format_from_attrs, overload_name
 
 OPSET = 21
@@ -97,7 +99,7 @@ def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
         with torch.no_grad():
             prog = torch.onnx.export(
                 model, args, dynamo=True, opset_version=OPSET,
-                custom_translation_table=TRANSLATIONS,
+                custom_translation_table={**TRANSLATIONS, **npu_ops.TRANSLATIONS},
                 dynamic_shapes=dynamic_shapes if dynamic_shapes is not None
                 else _default_dynamic_shapes(args),
                 input_names=input_names, output_names=output_names, verbose=False,
@@ -108,6 +110,7 @@ def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
     proto.ir_version = IR_VERSION
     if not keep_metadata:
         strip_metadata(proto)
+    npu_ops.attach_functions(proto)  # torch_npu-compatible ops, domain "npu"
     return attach_functions(proto)
 
 

@@ -1,0 +1,688 @@
+"""The torch_npu quantization ops under their torch_npu ONNX names (domain "npu", version 1).
+
+    y = npu_quantize(x, scales, zps, torch.qint8, axis=1)      # torch.ops.npuq_npu.quantize
+    torch.onnx.export(..., custom_translation_table=TRANSLATIONS)  # -> npu::NPUQuantize
+    attach_functions(model_proto)                              # bodies onnxruntime can run
+
+Each op is defined once, as in defs.py: ONNX schema (registered with onnx.defs), a torch
+custom op computed by onnx_npuq.npu (the CPU reference), its fake, the export lowering and
+`function_body`, a model-local FunctionProto of standard opset-21 ops.
+
+Names, input order and attributes follow torch_npu/onnx/wrapper_onnx_ops.py
+(shared/spec/ascend.md): NPUQuantize(input, scales, zero_points; dtype, axis, div_mode),
+NPUDynamicQuant(x, smooth_scales, group_index; dst_type) -> (y, scale),
+NPUWeightQuantBatchMatmulV2(x, weight, antiquant_scale, antiquant_offset, quant_scale,
+quant_offset, bias; antiquant_group_size, dtype). torch_npu has no exporter for
+npu_dequant_swiglu_quant: NPUDequantSwigluQuant takes the inputs of its Python signature
+in order and its scalar keyword arguments as attributes. Integer "dtype" attributes are GE
+DataType codes (DT_INT8=2, DT_INT32=3, DT_UINT8=4, DT_FLOAT16=1, DT_INT4=29). Absent
+optional inputs are empty input names (torch_npu writes empty constants instead).
+
+A function body depends on the attributes and on which optional inputs are present (and,
+for NPUDequantSwigluQuant, on whether bias is int32), so each configuration is its own
+function, selected by the node's `overload` (`overload_key`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxscript
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from onnx.defs import OpSchema
+
+from .. import npu
+from .defs import Attr, OpDef
+
+DOMAIN = "npu"
+VERSION = 1
+OPSET = 21
+
+# GE DataType codes used by the torch_npu symbolics
+DT_FLOAT16, DT_INT8, DT_INT32, DT_UINT8, DT_INT4 = 1, 2, 3, 4, 29
+
+_I, _F = OpSchema.AttrType.INT, OpSchema.AttrType.FLOAT
+_FLOATS = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
+_ANY = _FLOATS + ("tensor(int8)", "tensor(uint8)", "tensor(int32)", "tensor(int64)")
+
+
+@dataclass(frozen=True)
+class NpuOpDef(OpDef):
+    """An OpDef in the `npu` domain (torch_npu's), version 1."""
+
+    def schema(self) -> OpSchema:
+        opt, single = OpSchema.FormalParameterOption.Optional, OpSchema.FormalParameterOption.Single
+        attrs = [
+            OpSchema.Attribute(a.name, a.type, "") if a.default is None
+            else OpSchema.Attribute(a.name, helper.make_attribute(a.name, a.default), "")
+            for a in self.attrs
+        ]
+        return OpSchema(
+            self.name, DOMAIN, VERSION, doc=self.doc,
+            inputs=[OpSchema.FormalParameter(n, t, param_option=opt if o else single)
+                    for n, t, o in self.inputs],
+            outputs=[OpSchema.FormalParameter(n, t) for n, t in self.outputs],
+            type_constraints=[(t, list(allowed), "") for t, allowed in self.types],
+            attributes=attrs,
+        )
+
+    def atc_keys(self, layout: str = "domain", versions=range(11, 19)) -> list[str]:
+        if layout == "domain":
+            return [f"{DOMAIN}::{VERSION}::{self.name}"]
+        return [f"ai.onnx::{v}::{self.name}" for v in versions]
+
+
+NPU_QUANTIZE = NpuOpDef(
+    "NPUQuantize",
+    inputs=(("input", "T", False), ("scales", "S", False), ("zero_points", "Z", True)),
+    outputs=(("y", "Y"),),
+    types=(("T", _FLOATS), ("S", _FLOATS), ("Z", _ANY),
+           ("Y", ("tensor(int8)", "tensor(uint8)", "tensor(int32)"))),
+    attrs=(Attr("dtype", _I), Attr("axis", _I, 1), Attr("div_mode", _I, 1)),
+    doc="torch_npu.npu_quantize: saturate(RNE(input / scales + zero_points)) (div_mode=1) "
+        "or saturate(RNE(input * scales + zero_points)) (div_mode=0); dtype: 2 int8, 4 uint8, "
+        "3 int32, 29 int4 packed 8 per int32.",
+)
+NPU_DYNAMIC_QUANT = NpuOpDef(
+    "NPUDynamicQuant",
+    inputs=(("x", "T", False), ("smooth_scales", "T", True), ("group_index", "G", True)),
+    outputs=(("y", "Y"), ("scale", "F")),
+    types=(("T", ("tensor(float16)", "tensor(bfloat16)")), ("G", ("tensor(int32)",)),
+           ("Y", ("tensor(int8)", "tensor(int32)")), ("F", ("tensor(float)",))),
+    attrs=(Attr("dst_type", _I, DT_INT8),),
+    doc="torch_npu.npu_dynamic_quant: per-row symmetric dynamic quantization; dst_type 2 int8, "
+        "29 int4 packed 8 per int32.",
+)
+NPU_WEIGHT_QUANT_BATCH_MATMUL_V2 = NpuOpDef(
+    "NPUWeightQuantBatchMatmulV2",
+    inputs=(("x", "T", False), ("weight", "W", False), ("antiquant_scale", "A", False),
+            ("antiquant_offset", "A", True), ("quant_scale", "Q", True),
+            ("quant_offset", "F", True), ("bias", "B", True)),
+    outputs=(("y", "Y"),),
+    types=(("T", ("tensor(float16)", "tensor(bfloat16)")), ("W", ("tensor(int8)", "tensor(int32)")),
+           ("A", ("tensor(float16)", "tensor(bfloat16)", "tensor(int64)", "tensor(int32)")),
+           ("Q", ("tensor(float)", "tensor(int64)")), ("F", ("tensor(float)",)),
+           ("B", ("tensor(float16)", "tensor(float)")),
+           ("Y", ("tensor(float16)", "tensor(bfloat16)", "tensor(int8)"))),
+    attrs=(Attr("antiquant_group_size", _I, 0), Attr("dtype", _I, -1)),
+    doc="torch_npu.npu_weight_quant_batchmatmul: x @ ((weight + antiquant_offset) * "
+        "antiquant_scale) + bias, optionally quantized to int8 with quant_scale / quant_offset.",
+)
+NPU_DEQUANT_SWIGLU_QUANT = NpuOpDef(
+    "NPUDequantSwigluQuant",
+    inputs=(("x", "X", False), ("weight_scale", "F", True), ("activation_scale", "F", True),
+            ("bias", "B", True), ("quant_scale", "Q", True), ("quant_offset", "F", True),
+            ("group_index", "G", True)),
+    outputs=(("y", "Y"), ("scale", "F")),
+    types=(("X", ("tensor(int32)", "tensor(float16)", "tensor(bfloat16)")), ("F", ("tensor(float)",)),
+           ("B", ("tensor(int32)",) + _FLOATS), ("Q", _FLOATS), ("G", ("tensor(int64)",)),
+           ("Y", ("tensor(int8)",))),
+    attrs=(Attr("activate_left", _I, 0), Attr("quant_mode", _I, 0), Attr("swiglu_mode", _I, 0),
+           Attr("clamp_limit", _F, 7.0), Attr("glu_alpha", _F, 1.702), Attr("glu_bias", _F, 1.0)),
+    doc="torch_npu.npu_dequant_swiglu_quant (no torch_npu exporter): dequant -> SwiGLU -> int8 "
+        "quant; inputs in the order of the Python signature, keyword scalars as attributes.",
+)
+OPS = {op.name: op for op in (NPU_QUANTIZE, NPU_DYNAMIC_QUANT, NPU_WEIGHT_QUANT_BATCH_MATMUL_V2,
+                              NPU_DEQUANT_SWIGLU_QUANT)}
+
+
+def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
+    """Output element types from the attributes and the input element types."""
+    T = TensorProto
+    if op_type == "NPUQuantize":
+        if attrs.get("div_mode", 1):
+            return [{DT_INT8: T.INT8, DT_UINT8: T.UINT8, DT_INT32: T.INT32}.get(attrs.get("dtype"), T.INT8)]
+        return [T.INT32 if attrs.get("dtype") == DT_INT4 else T.INT8]
+    if op_type == "NPUDynamicQuant":
+        return [T.INT32 if attrs.get("dst_type", DT_INT8) == DT_INT4 else T.INT8, T.FLOAT]
+    if op_type == "NPUWeightQuantBatchMatmulV2":
+        return [T.INT8 if len(types) > 4 and types[4] else types[0]]
+    return [T.INT8, T.FLOAT]
+
+
+def _out_shapes(op_type: str, attrs: dict, shapes: list) -> list:
+    """Output shapes (lists of int / str / None) where they follow from the input shapes."""
+    x = shapes[0]
+    if x is None:
+        return [None, None]
+
+    def div(d, k):
+        return d // k if isinstance(d, int) else None
+
+    if op_type == "NPUQuantize":
+        pack = not attrs.get("div_mode", 1) and attrs.get("dtype") == DT_INT4
+        return [x[:-1] + [div(x[-1], 8)] if pack else x]
+    if op_type == "NPUDynamicQuant":
+        pack = attrs.get("dst_type", DT_INT8) == DT_INT4
+        return [x[:-1] + [div(x[-1], 8)] if pack else x, x[:-1]]
+    if op_type == "NPUWeightQuantBatchMatmulV2":
+        w = shapes[1]
+        return [[x[0], w[1] if w is not None else None]]  # exact for int8 weights
+    return [x[:-1] + [div(x[-1], 2)], x[:-1]]
+
+
+def _make_inference(op_type: str):
+    def infer(ctx):
+        types, shapes = [], []
+        for i in range(ctx.get_num_inputs()):
+            t = ctx.get_input_type(i) if ctx.has_input(i) else None
+            if t is None or not t.HasField("tensor_type"):
+                types.append(0)
+                shapes.append(None)
+                continue
+            types.append(t.tensor_type.elem_type)
+            if t.tensor_type.HasField("shape"):
+                shapes.append([d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                               for d in t.tensor_type.shape.dim])
+            else:
+                shapes.append(None)
+        attrs = {}
+        for a in OPS[op_type].attrs:
+            proto = ctx.get_attribute(a.name)
+            if proto is not None:
+                attrs[a.name] = helper.get_attribute_value(proto)
+        for i, (et, shape) in enumerate(zip(_out_types(op_type, attrs, types),
+                                            _out_shapes(op_type, attrs, shapes))):
+            if i >= ctx.get_num_outputs():
+                break
+            ctx.set_output_type(i, helper.make_tensor_type_proto(et, shape))
+    return infer
+
+
+for _op in OPS.values():
+    if not onnx.defs.has(_op.name, DOMAIN):
+        _schema = _op.schema()
+        _schema.set_type_and_shape_inference_function(_make_inference(_op.name))
+        onnx.defs.register_schema(_schema)
+
+
+# ------------------------------------------------------------------ dtype codes
+
+_QUANTIZE_DIV = {torch.qint8: DT_INT8, torch.quint8: DT_UINT8, torch.qint32: DT_INT32, torch.int32: DT_INT32}
+_QUANTIZE_MUL = {torch.qint8: DT_INT8, torch.int8: DT_INT8, torch.quint4x2: DT_INT4}
+_CODE_DIV = {DT_INT8: torch.qint8, DT_UINT8: torch.quint8, DT_INT32: torch.qint32}
+_CODE_MUL = {DT_INT8: torch.qint8, DT_INT4: torch.quint4x2}
+_DYN_CODE = {DT_INT8: torch.int8, DT_INT4: torch.quint4x2}
+
+
+# ------------------------------------------------------------------ torch custom ops
+
+
+@torch.library.custom_op("npuq_npu::quantize", mutates_args=())
+def _quantize(input: torch.Tensor, scales: torch.Tensor, zero_points: torch.Tensor | None,
+              dtype: int, axis: int, div_mode: bool) -> torch.Tensor:
+    dt = (_CODE_DIV if div_mode else _CODE_MUL)[dtype]
+    return npu.npu_quantize(input, scales, zero_points, dt, axis, div_mode)
+
+
+@_quantize.register_fake
+def _(input, scales, zero_points, dtype, axis, div_mode):
+    if div_mode:
+        out = {DT_INT8: torch.int8, DT_UINT8: torch.uint8, DT_INT32: torch.int32}[dtype]
+        return input.new_empty(input.shape, dtype=out)
+    if dtype == DT_INT4:
+        return input.new_empty((*input.shape[:-1], input.shape[-1] // 8), dtype=torch.int32)
+    return input.new_empty(input.shape, dtype=torch.int8)
+
+
+@torch.library.custom_op("npuq_npu::dynamic_quant", mutates_args=())
+def _dynamic_quant(input: torch.Tensor, smooth_scales: torch.Tensor | None,
+                   group_index: torch.Tensor | None, dst_type: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return npu.npu_dynamic_quant(input, smooth_scales=smooth_scales, group_index=group_index,
+                                 dst_type=_DYN_CODE[dst_type])
+
+
+@_dynamic_quant.register_fake
+def _(input, smooth_scales, group_index, dst_type):
+    if dst_type == DT_INT4:
+        y = input.new_empty((*input.shape[:-1], input.shape[-1] // 8), dtype=torch.int32)
+    else:
+        y = input.new_empty(input.shape, dtype=torch.int8)
+    return y, input.new_empty(input.shape[:-1], dtype=torch.float32)
+
+
+@torch.library.custom_op("npuq_npu::weight_quant_batchmatmul", mutates_args=())
+def _weight_quant_batchmatmul(
+    x: torch.Tensor, weight: torch.Tensor, antiquant_scale: torch.Tensor,
+    antiquant_offset: torch.Tensor | None, quant_scale: torch.Tensor | None,
+    quant_offset: torch.Tensor | None, bias: torch.Tensor | None,
+    antiquant_group_size: int, inner_precise: int,
+) -> torch.Tensor:
+    return npu.npu_weight_quant_batchmatmul(x, weight, antiquant_scale, antiquant_offset, quant_scale,
+                                            quant_offset, bias, antiquant_group_size, inner_precise)
+
+
+@_weight_quant_batchmatmul.register_fake
+def _(x, weight, antiquant_scale, antiquant_offset, quant_scale, quant_offset, bias,
+      antiquant_group_size, inner_precise):
+    if weight.dtype == torch.int8:
+        n = weight.shape[1]
+    elif weight.is_contiguous():
+        n = weight.shape[1] * 8
+    else:
+        n = weight.shape[1]
+    out = x.dtype if quant_scale is None else torch.int8
+    return x.new_empty((x.shape[0], n), dtype=out)
+
+
+@torch.library.custom_op("npuq_npu::dequant_swiglu_quant", mutates_args=())
+def _dequant_swiglu_quant(
+    x: torch.Tensor, weight_scale: torch.Tensor | None, activation_scale: torch.Tensor | None,
+    bias: torch.Tensor | None, quant_scale: torch.Tensor | None, quant_offset: torch.Tensor | None,
+    group_index: torch.Tensor | None, activate_left: bool, quant_mode: int, swiglu_mode: int,
+    clamp_limit: float, glu_alpha: float, glu_bias: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return npu.npu_dequant_swiglu_quant(
+        x, weight_scale=weight_scale, activation_scale=activation_scale, bias=bias,
+        quant_scale=quant_scale, quant_offset=quant_offset, group_index=group_index,
+        activate_left=activate_left, quant_mode=quant_mode, swiglu_mode=swiglu_mode,
+        clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias,
+    )
+
+
+@_dequant_swiglu_quant.register_fake
+def _(x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index,
+      activate_left, quant_mode, swiglu_mode, clamp_limit, glu_alpha, glu_bias):
+    y = x.new_empty((*x.shape[:-1], x.shape[-1] // 2), dtype=torch.int8)
+    return y, x.new_empty(x.shape[:-1], dtype=torch.float32)
+
+
+# ------------------------------------------------------------------ torch_npu-signature wrappers
+
+
+def npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True):
+    """torch_npu.npu_quantize through torch.ops.npuq_npu.quantize (exports as npu::NPUQuantize)."""
+    table = _QUANTIZE_DIV if div_mode else _QUANTIZE_MUL
+    if dtype not in table:
+        raise TypeError(f"npu_quantize: with div_mode={div_mode} dtype must be one of "
+                        f"({', '.join(map(str, table))}), got {dtype}")
+    return torch.ops.npuq_npu.quantize(input, scales, zero_points, table[dtype], axis, div_mode)
+
+
+def npu_dynamic_quant(input, *, smooth_scales=None, group_index=None, dst_type=None):
+    """torch_npu.npu_dynamic_quant through torch.ops.npuq_npu.dynamic_quant -> (y, scale)."""
+    if dst_type is None or dst_type == torch.int8:
+        code = DT_INT8
+    elif dst_type == torch.quint4x2:
+        code = DT_INT4
+    else:
+        raise TypeError(f"npu_dynamic_quant: dst_type must be None, torch.int8 or torch.quint4x2, got {dst_type!r}")
+    return tuple(torch.ops.npuq_npu.dynamic_quant(input, smooth_scales, group_index, code))
+
+
+def npu_weight_quant_batchmatmul(x, weight, antiquant_scale, antiquant_offset=None, quant_scale=None,
+                                 quant_offset=None, bias=None, antiquant_group_size=0,
+                                 inner_precise=0, weight_dtype=None):
+    """torch_npu.npu_weight_quant_batchmatmul through torch.ops.npuq_npu.weight_quant_batchmatmul."""
+    if weight_dtype is not None:
+        raise ValueError("npu_weight_quant_batchmatmul: weight_dtype (Ascend 950 only) must be None")
+    return torch.ops.npuq_npu.weight_quant_batchmatmul(
+        x, weight, antiquant_scale, antiquant_offset, quant_scale, quant_offset, bias,
+        antiquant_group_size, inner_precise)
+
+
+def npu_dequant_swiglu_quant(x, *, weight_scale=None, activation_scale=None, bias=None, quant_scale=None,
+                             quant_offset=None, group_index=None, activate_left=False, quant_mode=0,
+                             swiglu_mode=0, clamp_limit=7.0, glu_alpha=1.702, glu_bias=1.0):
+    """torch_npu.npu_dequant_swiglu_quant through torch.ops.npuq_npu.dequant_swiglu_quant."""
+    return tuple(torch.ops.npuq_npu.dequant_swiglu_quant(
+        x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index,
+        bool(activate_left), int(quant_mode), int(swiglu_mode), float(clamp_limit), float(glu_alpha),
+        float(glu_bias)))
+
+
+# ------------------------------------------------------------------ export lowering
+
+
+_opset = onnxscript.values.Opset(DOMAIN, VERSION)
+_OPS = {name: onnxscript.values.Op(_opset, name, op.schema()) for name, op in OPS.items()}
+
+
+def _lower_quantize(input, scales, zero_points, dtype: int, axis: int, div_mode: bool):
+    return _OPS["NPUQuantize"](input, scales, zero_points, dtype=dtype, axis=axis, div_mode=int(div_mode))
+
+
+def _lower_dynamic_quant(input, smooth_scales, group_index, dst_type: int):
+    return _OPS["NPUDynamicQuant"](input, smooth_scales, group_index, dst_type=dst_type)
+
+
+def _lower_weight_quant_batchmatmul(x, weight, antiquant_scale, antiquant_offset, quant_scale,
+                                    quant_offset, bias, antiquant_group_size: int, inner_precise: int):
+    # torch_npu: dtype 1 (DT_FLOAT16) without quant_scale, 2 (DT_INT8) with it; inner_precise is
+    # not exported (torch_npu's symbolic has no attribute for it).
+    dtype = DT_FLOAT16 if quant_scale is None else DT_INT8
+    return _OPS["NPUWeightQuantBatchMatmulV2"](
+        x, weight, antiquant_scale, antiquant_offset, quant_scale, quant_offset, bias,
+        antiquant_group_size=antiquant_group_size, dtype=dtype)
+
+
+def _lower_dequant_swiglu_quant(x, weight_scale, activation_scale, bias, quant_scale, quant_offset,
+                                group_index, activate_left: bool, quant_mode: int, swiglu_mode: int,
+                                clamp_limit: float, glu_alpha: float, glu_bias: float):
+    return _OPS["NPUDequantSwigluQuant"](
+        x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_index,
+        activate_left=int(activate_left), quant_mode=quant_mode, swiglu_mode=swiglu_mode,
+        clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias)
+
+
+TRANSLATIONS = {
+    torch.ops.npuq_npu.quantize.default: _lower_quantize,
+    torch.ops.npuq_npu.dynamic_quant.default: _lower_dynamic_quant,
+    torch.ops.npuq_npu.weight_quant_batchmatmul.default: _lower_weight_quant_batchmatmul,
+    torch.ops.npuq_npu.dequant_swiglu_quant.default: _lower_dequant_swiglu_quant,
+}
+
+
+# ------------------------------------------------------------------ function bodies
+
+
+class NotCovered(NotImplementedError):
+    """No function body for this configuration (yet)."""
+
+
+class _G:
+    """Nodes of one function body; value names are local to the function."""
+
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self._n = 0
+
+    def op(self, op_type: str, *inputs: str, n_out: int = 1, **attrs):
+        outs = [f"_{self._n + i + 1}" for i in range(n_out)]
+        self._n += n_out
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def const(self, arr) -> str:
+        return self.op("Constant", value=numpy_helper.from_array(np.array(arr)))
+
+    def f(self, v: float) -> str:
+        return self.const(np.array(v, np.float32))
+
+    def i(self, *v: int) -> str:
+        return self.const(np.array(v, np.int64))
+
+    def out(self, name: str, value: str) -> None:
+        self.nodes.append(helper.make_node("Identity", [value], [name]))
+
+    def cast_f(self, v: str) -> str:
+        return self.op("Cast", v, to=TensorProto.FLOAT)
+
+    def round_sat(self, v: str, lo: int, hi: int, to: int) -> str:
+        """RNE (Round), NaN -> 0, clamp to [lo, hi], cast: onnx_npuq.npu._round_saturate."""
+        r = self.op("Round", v)
+        r = self.op("Where", self.op("IsNaN", r), self.f(0.0), r)
+        if to == TensorProto.INT32:  # int32 bounds are not float32 values: clamp in double
+            r = self.op("Cast", r, to=TensorProto.DOUBLE)
+            r = self.op("Clip", r, self.const(np.array(lo, np.float64)), self.const(np.array(hi, np.float64)))
+        else:
+            r = self.op("Clip", r, self.f(lo), self.f(hi))
+        return self.op("Cast", r, to=to)
+
+    def pack_int4(self, q: str) -> str:
+        """int8 values in [-8, 7] -> int32 words, 8 per word, lowest nibble first."""
+        q = self.op("Cast", q, to=TensorProto.INT64)
+        nib = self.op("Where", self.op("Less", q, self.i(0)), self.op("Add", q, self.i(16)), q)
+        shape = self.op("Concat", self.op("Shape", q, end=-1), self.i(-1, 8), axis=0)
+        nib = self.op("Reshape", nib, shape)
+        word = self.op("ReduceSum", self.op("Mul", nib, self.i(*[16**j for j in range(8)])),
+                       self.i(-1), keepdims=0)
+        wrap = self.op("GreaterOrEqual", word, self.i(2**31))
+        word = self.op("Where", wrap, self.op("Sub", word, self.i(2**32)), word)
+        return self.op("Cast", word, to=TensorProto.INT32)
+
+    def row_amax_scale(self, t: str, qmax: float) -> str:
+        """amax(|t|, -1, keepdim) / qmax, NaN where a row holds a NaN (torch.amax propagates it;
+        onnxruntime's ReduceMax does not reliably)."""
+        amax = self.op("ReduceMax", self.op("Abs", t), self.i(-1), keepdims=1)
+        nan = self.op("ReduceMax", self.op("Cast", self.op("IsNaN", t), to=TensorProto.FLOAT),
+                      self.i(-1), keepdims=1)
+        s = self.op("Div", amax, self.f(qmax))
+        return self.op("Where", self.op("Greater", nan, self.f(0.0)), self.f(float("nan")), s)
+
+    def safe_div(self, t: str, s: str) -> str:
+        """t / where(s > 0, s, 1)."""
+        return self.op("Div", t, self.op("Where", self.op("Greater", s, self.f(0.0)), s, self.f(1.0)))
+
+
+def _attrs_with_defaults(op_type: str, attrs: dict) -> dict:
+    out = {}
+    for a in OPS[op_type].attrs:
+        v = attrs.get(a.name, a.default)
+        if v is None:
+            raise ValueError(f"npu::{op_type}: attribute {a.name} is required")
+        out[a.name] = int(v) if a.type == _I else float(v)
+    return out
+
+
+def _present(op_type: str, inputs: Sequence[int] | None) -> tuple[int, ...]:
+    """Element types of the node's inputs (0 where absent), padded to the schema's inputs."""
+    n = len(OPS[op_type].inputs)
+    if inputs is None:
+        inputs = [1] * n
+    inputs = [int(bool(t)) if isinstance(t, bool) else int(t or 0) for t in inputs]
+    return tuple(inputs + [0] * (n - len(inputs)))
+
+
+def overload_key(op_type: str, attrs: dict, inputs: Sequence[int] | None = None) -> str:
+    """The configuration a body is built for: attributes, then which optional inputs are
+    present ('1'; '0' absent) and, where the body depends on it, an input's element type."""
+    a = _attrs_with_defaults(op_type, attrs)
+    p = _present(op_type, inputs)
+    marks = []
+    for i, t in enumerate(p):
+        if op_type == "NPUDequantSwigluQuant" and i == 3 and t:
+            marks.append("i" if t == TensorProto.INT32 else "f")
+        else:
+            marks.append("1" if t else "0")
+    parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in a.items()]
+    return ".".join(parts + ["in=" + "".join(marks)])
+
+
+def _quantize_body(g: _G, a: dict, p) -> None:
+    x = g.cast_f("input")
+    dtype, axis, div_mode = a["dtype"], a["axis"], a["div_mode"]
+    if div_mode:
+        if dtype not in (DT_INT8, DT_UINT8, DT_INT32):
+            raise NotCovered(f"NPUQuantize div_mode=1 with dtype {dtype}")
+        # scales along `axis`: reshape to [1, .., -1 (at axis), .., 1] for any rank
+        shape = g.op("Shape", "input")
+        ones = g.op("ConstantOfShape", g.op("Shape", shape), value=numpy_helper.from_array(np.array([1], np.int64)))
+        target = g.op("ScatterElements", ones, g.i(axis), g.i(-1), axis=0)
+        v = g.op("Div", x, g.op("Reshape", g.cast_f("scales"), target))
+        if p[2]:
+            v = g.op("Add", v, g.op("Reshape", g.cast_f("zero_points"), target))
+        lo, hi, to = {DT_INT8: (-128, 127, TensorProto.INT8), DT_UINT8: (0, 255, TensorProto.UINT8),
+                      DT_INT32: (-(2**31), 2**31 - 1, TensorProto.INT32)}[dtype]
+        g.out("y", g.round_sat(v, lo, hi, to))
+        return
+    if dtype not in (DT_INT8, DT_INT4):
+        raise NotCovered(f"NPUQuantize div_mode=0 with dtype {dtype}")
+    # AscendQuantV2: scales per tensor or along the last axis (axis == -2: the second-to-last);
+    # every dimension but that one has size 1, so a flat view broadcasts.
+    flat = g.i(-1, 1) if axis == -2 else g.i(-1)
+    v = g.op("Mul", x, g.op("Reshape", g.cast_f("scales"), flat))
+    if p[2]:
+        v = g.op("Add", v, g.op("Reshape", g.cast_f("zero_points"), flat))
+    lo, hi = (-8, 7) if dtype == DT_INT4 else (-128, 127)
+    q = g.round_sat(v, lo, hi, TensorProto.INT8)
+    g.out("y", g.pack_int4(q) if dtype == DT_INT4 else q)
+
+
+def _dynamic_quant_body(g: _G, a: dict, p) -> None:
+    dst = a["dst_type"]
+    if dst not in (DT_INT8, DT_INT4):
+        raise NotCovered(f"NPUDynamicQuant dst_type {dst}")
+    qmax = 7 if dst == DT_INT4 else 127
+    xshape = g.op("Shape", "x")
+    x = g.op("Reshape", g.cast_f("x"), g.op("Concat", g.i(-1), g.op("Shape", "x", start=-1), axis=0))
+    if p[1] and p[2]:
+        # row r uses smooth row #(group ends <= r) (group_index: cumulative row ends)
+        ends = g.op("Cast", "group_index", to=TensorProto.INT64)
+        rows = g.op("Range", g.const(np.array(0, np.int64)),
+                    g.op("Squeeze", g.op("Shape", x, end=1), g.i(0)), g.const(np.array(1, np.int64)))
+        le = g.op("LessOrEqual", g.op("Unsqueeze", ends, g.i(0)), g.op("Unsqueeze", rows, g.i(1)))
+        grp = g.op("ReduceSum", g.op("Cast", le, to=TensorProto.INT64), g.i(1), keepdims=0)
+        t = g.op("Mul", x, g.op("Gather", g.cast_f("smooth_scales"), grp, axis=0))
+    elif p[1]:
+        t = g.op("Mul", x, g.cast_f("smooth_scales"))
+    elif p[2]:
+        raise NotCovered("NPUDynamicQuant group_index without smooth_scales (invalid)")
+    else:
+        t = x
+    s = g.row_amax_scale(t, float(qmax))
+    q = g.round_sat(g.safe_div(t, s), -qmax - 1, qmax, TensorProto.INT8)
+    q = g.op("Reshape", q, xshape)
+    g.out("y", g.pack_int4(q) if dst == DT_INT4 else q)
+    g.out("scale", g.op("Reshape", s, g.op("Shape", "x", end=-1)))
+
+
+def _weight_quant_batchmatmul_body(g: _G, a: dict, p) -> None:
+    if p[4] or p[5]:
+        raise NotCovered("NPUWeightQuantBatchMatmulV2 with quant_scale / quant_offset (int8 output)")
+    gs = a["antiquant_group_size"]
+
+    def rnd(v):  # round a float32 value to x's dtype (float16 / bfloat16), back to float32
+        return g.cast_f(g.op("CastLike", v, "x"))
+
+    def expand(name):
+        pf = g.cast_f(name)
+        if gs > 0:
+            k = g.op("Squeeze", g.op("Shape", "x", start=1, end=2), g.i(0))
+            idx = g.op("Div", g.op("Range", g.const(np.array(0, np.int64)), k, g.const(np.array(1, np.int64))),
+                       g.const(np.array(gs, np.int64)))
+            return g.op("Gather", pf, idx, axis=0)
+        return g.op("Reshape", pf, g.i(1, -1))  # per-tensor (1,)/(1, 1) or per-channel (N,)/(1, N)
+
+    # the int8 weight is exact in x's dtype; each add / multiply is rounded to x's dtype
+    # (float32 result of two float16/bfloat16 values rounded once more: exact, 24 >= 2p + 2)
+    w = g.cast_f("weight")
+    if p[3]:
+        w = rnd(g.op("Add", w, expand("antiquant_offset")))
+    w = rnd(g.op("Mul", w, expand("antiquant_scale")))
+    acc = g.op("MatMul", g.cast_f("x"), w)
+    if p[6]:
+        acc = g.op("Add", acc, g.op("Reshape", g.cast_f("bias"), g.i(1, -1)))
+    g.out("y", g.op("CastLike", acc, "x"))
+
+
+def _dequant_swiglu_quant_body(g: _G, a: dict, p) -> None:
+    if p[6]:
+        raise NotCovered("NPUDequantSwigluQuant with group_index")
+    if a["swiglu_mode"] != 0:
+        raise NotCovered("NPUDequantSwigluQuant swiglu_mode=1")
+    h2 = g.op("Shape", "x", start=-1)
+    lead = g.op("Shape", "x", end=-1)
+    xr = g.op("Reshape", "x", g.op("Concat", g.i(-1), h2, axis=0))
+    if p[2]:  # int32 x: dequant
+        if p[3] == TensorProto.INT32:
+            xr = g.op("Add", xr, g.op("Reshape", "bias", g.i(1, -1)))
+        v = g.cast_f(xr)
+        if p[1]:
+            v = g.op("Mul", v, g.op("Reshape", "weight_scale", g.i(1, -1)))
+        v = g.op("Mul", v, g.op("Reshape", g.cast_f("activation_scale"), g.i(-1, 1)))
+        if p[3] and p[3] != TensorProto.INT32:
+            v = g.op("Add", v, g.op("Reshape", g.cast_f("bias"), g.i(1, -1)))
+    else:  # float x is used as is
+        v = g.cast_f(xr)
+    left, right = g.op("Split", v, axis=-1, num_outputs=2, n_out=2)
+    act, other = (left, right) if a["activate_left"] else (right, left)
+    e = g.op("Exp", g.op("Mul", act, g.f(-1.0)))
+    out = g.op("Mul", g.op("Div", act, g.op("Add", e, g.f(1.0))), other)
+    if a["quant_mode"] == 1:
+        if p[4]:
+            out = g.op("Mul", out, g.op("Reshape", g.cast_f("quant_scale"), g.i(1, -1)))
+        s = g.row_amax_scale(out, 127.0)
+        q = g.safe_div(out, s)
+        scale = g.op("Reshape", s, lead)
+    else:
+        q = out
+        if p[4]:  # per channel (H,) / (1, H) or one scalar (1,) / (1, 1)
+            q = g.op("Div", q, g.op("Reshape", g.cast_f("quant_scale"), g.i(1, -1)))
+            if p[5]:
+                q = g.op("Add", q, g.op("Reshape", g.cast_f("quant_offset"), g.i(1, -1)))
+        scale = g.op("ConstantOfShape", lead, value=numpy_helper.from_array(np.array([0.0], np.float32)))
+    y = g.round_sat(q, -128, 127, TensorProto.INT8)
+    h = g.op("Div", h2, g.i(2))
+    g.out("y", g.op("Reshape", y, g.op("Concat", lead, h, axis=0)))
+    g.out("scale", scale)
+
+
+_BODIES = {
+    "NPUQuantize": _quantize_body,
+    "NPUDynamicQuant": _dynamic_quant_body,
+    "NPUWeightQuantBatchMatmulV2": _weight_quant_batchmatmul_body,
+    "NPUDequantSwigluQuant": _dequant_swiglu_quant_body,
+}
+
+
+def function_body(op_type: str, attrs: dict, inputs: Sequence[int] | None = None
+                  ) -> tuple[str, onnx.FunctionProto]:
+    """(overload key, model-local function) running npu::<op_type> with standard opset-21 ops.
+
+    `inputs`: the node's input element types (TensorProto codes), 0 / None / False where an
+    optional input is absent (missing trailing entries count as absent); None: all present.
+    Raises NotCovered for configurations without a body.
+    """
+    if op_type not in OPS:
+        raise KeyError(f"no npu op {op_type!r}")
+    op = OPS[op_type]
+    a = _attrs_with_defaults(op_type, attrs)
+    p = _present(op_type, inputs)
+    for (name, _, optional), t in zip(op.inputs, p):
+        if not optional and not t:
+            raise ValueError(f"npu::{op_type}: required input {name} is absent")
+    g = _G()
+    _BODIES[op_type](g, a, p)
+    key = overload_key(op_type, attrs, inputs)
+    fn = helper.make_function(
+        DOMAIN, op_type, [n for n, _, _ in op.inputs], [n for n, _ in op.outputs], g.nodes,
+        [helper.make_opsetid("", OPSET)],
+        attribute_protos=[helper.make_attribute(k, v) for k, v in a.items()],
+        doc_string=f"{op_type} ({key}) in standard ops; see onnx_npuq.ops.npu_ops.",
+    )
+    fn.overload = key
+    return key, fn
+
+
+# ------------------------------------------------------------------ attaching bodies to a model
+
+
+def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    types = {}
+    g = model.graph
+    for v in list(g.input) + list(g.output) + list(g.value_info):
+        if v.type.HasField("tensor_type"):
+            types[v.name] = v.type.tensor_type.elem_type
+    for t in g.initializer:
+        types[t.name] = t.data_type
+    for n in g.node:
+        if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value":
+            types[n.output[0]] = n.attribute[0].t.data_type
+    return types
+
+
+def attach_functions(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Give every npu-domain node of the main graph its body (by overload) and its full
+    input list (absent optional inputs as empty names, as many as the schema has); in place."""
+    types = _elem_types(model)
+    nodes = [n for n in model.graph.node if n.domain == DOMAIN]
+    if any(i and i not in types for n in nodes for i in n.input):
+        types.update(_elem_types(onnx.shape_inference.infer_shapes(model)))
+    have = {(f.domain, f.name, f.overload) for f in model.functions}
+    for node in nodes:
+        # the exporter drops trailing absent optional inputs; torch_npu's nodes have them all
+        node.input.extend([""] * (len(OPS[node.op_type].inputs) - len(node.input)))
+        attrs = {at.name: helper.get_attribute_value(at) for at in node.attribute}
+        inputs = [types.get(i, 1) if i else 0 for i in node.input]
+        key, fn = function_body(node.op_type, attrs, inputs)
+        node.overload = key
+        if (DOMAIN, node.op_type, key) not in have:
+            model.functions.append(fn)
+            have.add((DOMAIN, node.op_type, key))
+    if nodes and not any(o.domain == DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(DOMAIN, VERSION))
+    return model
