@@ -43,6 +43,8 @@ def _body(op_type: str, fmt) -> onnx.FunctionProto:
         return bodies.dequantize_function(fmt.name, **fmt.options)
     if op_type == "QuantDequant":
         return bodies.quant_dequant_function(fmt.name, **fmt.options)
+    if op_type == "Quantize":
+        return bodies.quantize_function(fmt.name, **fmt.options)
     raise ExportError(f"no function body for npuq::{op_type}")
 
 

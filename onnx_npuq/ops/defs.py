@@ -120,7 +120,16 @@ DEQUANTIZE = OpDef(
     attrs=(Attr("format", _S), Attr("block", _I), Attr("length", _I)),
     doc="Decode packed rows (onnx_npuq.formats.Packed codes/scales) to float32 (rows, length).",
 )
-OPS = {op.name: op for op in (QUANT_DEQUANT, DEQUANTIZE)}
+QUANTIZE = OpDef(
+    "Quantize",
+    inputs=(("X", "T", False),),
+    outputs=(("codes", "U"), ("scales", "U")),
+    types=(("T", tuple(_FLOAT_TYPES)), ("U", ("tensor(uint8)",))),
+    attrs=(Attr("format", _S),) + _OPTION_ATTRS,
+    doc="Quantize X along its last axis in `format`: Packed codes and scale bytes (uint8, 2-D: "
+        "rows = all dimensions but the last), the inputs of npuq::Dequantize.",
+)
+OPS = {op.name: op for op in (QUANT_DEQUANT, DEQUANTIZE, QUANTIZE)}
 
 for _op in OPS.values():
     if not onnx.defs.has(_op.name, DOMAIN):
@@ -160,6 +169,56 @@ def _(codes, scales, tensor_scale, format, block, length):
     return codes.new_empty((codes.shape[0], length), dtype=torch.float32)
 
 
+def _quantize_format(attrs: dict) -> formats.Format:
+    fmt = format_from_attrs(attrs)
+    if fmt.tensor_scale(torch.ones(1)) is not None:
+        raise ValueError(
+            f"npuq::Quantize: {fmt.name} is a two-level format (a per-tensor scale besides the "
+            "block scales); Quantize has no tensor-scale output, use formats.encode instead"
+        )
+    return fmt
+
+
+def packed_widths(fmt: formats.Format, length):
+    """(codes width, scales width) of one row of `length` elements (ints or SymInts)."""
+    block = fmt.block or length
+    blocks = (length + block - 1) // block
+    return blocks * ((block * fmt.elem_bits + 7) // 8), blocks * fmt.scale_bytes
+
+
+@torch.library.custom_op("npuq::quantize", mutates_args=())
+def _quantize(
+    x: torch.Tensor, format: str, rounding: str, scale_rule: str,
+    saturate: int, variant: str, group: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    attrs = dict(format=format, rounding=rounding, scale_rule=scale_rule,
+                 saturate=saturate, variant=variant, group=group)
+    p = _quantize_format(attrs).encode(x, -1)
+    return p.codes.contiguous(), p.scales.contiguous()
+
+
+@_quantize.register_fake
+def _(x, format, rounding, scale_rule, saturate, variant, group):
+    attrs = dict(format=format, rounding=rounding, scale_rule=scale_rule,
+                 saturate=saturate, variant=variant, group=group)
+    fmt = _quantize_format(attrs)
+    rows = 1
+    for d in x.shape[:-1]:
+        rows = rows * d
+    cw, sw = packed_widths(fmt, x.shape[-1])
+    return (x.new_empty((rows, cw), dtype=torch.uint8), x.new_empty((rows, sw), dtype=torch.uint8))
+
+
+def quantize(x: torch.Tensor, fmt: str | formats.Format, **options):
+    """(codes, scales) of formats.encode(x, fmt, axis=-1) through the custom op (exports as
+    npuq::Quantize). Two-level formats (nvfp4) are rejected: no tensor-scale output."""
+    f = formats.get_format(fmt, **options)
+    a = format_attrs(f)
+    return torch.ops.npuq.quantize(
+        x, a["format"], a["rounding"], a["scale_rule"], a["saturate"], a["variant"], a["group"]
+    )
+
+
 def quant_dequant(x: torch.Tensor, fmt: str | formats.Format, axis: int = -1, **options):
     """Fake-quantize through the custom op (exports as npuq::QuantDequant on the last axis)."""
     f = formats.get_format(fmt, **options)
@@ -184,6 +243,7 @@ def dequantize(p: formats.Packed) -> torch.Tensor:
 _opset = onnxscript.values.Opset(DOMAIN, VERSION)
 _QD = onnxscript.values.Op(_opset, "QuantDequant", QUANT_DEQUANT.schema())
 _DQ = onnxscript.values.Op(_opset, "Dequantize", DEQUANTIZE.schema())
+_Q = onnxscript.values.Op(_opset, "Quantize", QUANTIZE.schema())
 
 
 def _lower_quant_dequant(x, format: str, rounding: str, scale_rule: str,
@@ -197,7 +257,14 @@ def _lower_dequantize(codes, scales, tensor_scale, format: str, block: int, leng
     return _DQ(*inputs, format=format, block=block, length=length)
 
 
+def _lower_quantize(x, format: str, rounding: str, scale_rule: str,
+                    saturate: int, variant: str, group: int):
+    return _Q(x, format=format, rounding=rounding, scale_rule=scale_rule,
+              saturate=saturate, variant=variant, group=group)
+
+
 TRANSLATIONS = {
+    torch.ops.npuq.quantize.default: _lower_quantize,
     torch.ops.npuq.quant_dequant.default: _lower_quant_dequant,
     torch.ops.npuq.dequantize.default: _lower_dequantize,
 }
