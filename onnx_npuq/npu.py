@@ -21,6 +21,7 @@ names the ones it follows.
 """
 from __future__ import annotations
 
+import contextvars
 import importlib
 import math
 from typing import Any
@@ -72,6 +73,22 @@ _FLOAT_TYPES = (torch.float32, torch.float16, torch.bfloat16)
 _HALF_TYPES = (torch.float16, torch.bfloat16)
 _INT8_RANGE = (-128, 127)
 _INT4_RANGE = (-8, 7)
+
+
+# Inside an ONNX export, the public functions go through their npuq_npu custom ops, which
+# export as the `npu` domain nodes; the custom ops compute with these same functions, with
+# _IN_CUSTOM_OP set so that they do not route again.
+_IN_CUSTOM_OP = contextvars.ContextVar("onnx_npuq_npu_in_custom_op", default=False)
+
+
+def _exporting() -> bool:
+    return torch.onnx.is_in_onnx_export() and not _IN_CUSTOM_OP.get()
+
+
+def _npu_ops():
+    from .ops import npu_ops  # the exporter stack: imported only when exporting
+
+    return npu_ops
 
 
 def _names(dtypes) -> str:
@@ -190,6 +207,8 @@ def npu_quantize(input, scales, zero_points, dtype, axis=1, div_mode=True):
     op = _npu_op(fn, input)
     if op is not None:
         return op(input, scales, zero_points, dtype, axis, div_mode)
+    if _exporting():
+        return _npu_ops().npu_quantize(input, scales, zero_points, dtype, axis, div_mode)
 
     _tensor(fn, "input", input, _FLOAT_TYPES)
     _int_arg(fn, "axis", axis)
@@ -322,6 +341,9 @@ def npu_dynamic_quant(input, *, smooth_scales=None, group_index=None, dst_type=N
         if dst_type is not None:
             kwargs["dst_type"] = dst_type
         return op(input, **kwargs)
+    if _exporting():
+        return _npu_ops().npu_dynamic_quant(input, smooth_scales=smooth_scales,
+                                            group_index=group_index, dst_type=dst_type)
 
     _tensor(fn, "input", input, _HALF_TYPES)
     if input.dim() < 2:
@@ -446,6 +468,10 @@ def npu_weight_quant_batchmatmul(
         args = (x, weight, antiquant_scale, antiquant_offset, quant_scale, quant_offset, bias,
                 antiquant_group_size, inner_precise)
         return op(*args) if weight_dtype is None else op(*args, weight_dtype=weight_dtype)
+    if _exporting():
+        return _npu_ops().npu_weight_quant_batchmatmul(
+            x, weight, antiquant_scale, antiquant_offset, quant_scale, quant_offset, bias,
+            antiquant_group_size, inner_precise, weight_dtype)
 
     if weight_dtype is not None:
         raise ValueError(
@@ -659,6 +685,12 @@ def npu_dequant_swiglu_quant(
         if swiglu_mode != 0:
             kwargs.update(swiglu_mode=swiglu_mode, clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias)
         return op(x, **kwargs)
+    if _exporting():
+        return _npu_ops().npu_dequant_swiglu_quant(
+            x, weight_scale=weight_scale, activation_scale=activation_scale, bias=bias,
+            quant_scale=quant_scale, quant_offset=quant_offset, group_index=group_index,
+            activate_left=activate_left, quant_mode=quant_mode, swiglu_mode=swiglu_mode,
+            clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias)
 
     _tensor(fn, "x", x, (torch.int32, torch.bfloat16, torch.float16))
     _bool_arg(fn, "activate_left", activate_left)

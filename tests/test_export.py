@@ -145,3 +145,20 @@ def test_torch_npu_ops_export_through_the_same_entry_point(tmp_path):
     assert node.op_type == "NPUQuantize" and len(node.input) == 3
     assert any(f.domain == "npu" and f.name == "NPUQuantize" for f in proto.functions)
     assert torch.equal(run(proto, x)[0], Q()(x))
+
+
+def test_onnx_npuq_npu_functions_export_as_npu_nodes(tmp_path):
+    """The public onnx_npuq.npu names run eagerly, and become npu:: nodes in an export."""
+    from onnx_npuq import npu
+
+    class Dyn(torch.nn.Module):
+        def forward(self, x):
+            return npu.npu_dynamic_quant(x)
+
+    x = (torch.randn(6, 32) * 4).half()
+    y, scale = Dyn()(x)
+    proto = export(Dyn(), (x,), tmp_path / "d.onnx", dynamic_shapes=({},))
+    node = next(n for n in proto.graph.node if n.domain == "npu")
+    assert node.op_type == "NPUDynamicQuant"
+    got_y, got_scale = run(proto, x)
+    assert torch.equal(got_y, y) and torch.equal(got_scale, scale)

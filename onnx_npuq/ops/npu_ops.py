@@ -24,6 +24,8 @@ function, selected by the node's `overload` (`overload_key`).
 """
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -211,11 +213,22 @@ _DYN_CODE = {DT_INT8: torch.int8, DT_INT4: torch.quint4x2}
 # ------------------------------------------------------------------ torch custom ops
 
 
+@contextlib.contextmanager
+def _computing():
+    """While a custom op computes with onnx_npuq.npu, that must not route back to it."""
+    token = npu._IN_CUSTOM_OP.set(True)
+    try:
+        yield
+    finally:
+        npu._IN_CUSTOM_OP.reset(token)
+
+
 @torch.library.custom_op("npuq_npu::quantize", mutates_args=())
 def _quantize(input: torch.Tensor, scales: torch.Tensor, zero_points: torch.Tensor | None,
               dtype: int, axis: int, div_mode: bool) -> torch.Tensor:
     dt = (_CODE_DIV if div_mode else _CODE_MUL)[dtype]
-    return npu.npu_quantize(input, scales, zero_points, dt, axis, div_mode)
+    with _computing():
+        return npu.npu_quantize(input, scales, zero_points, dt, axis, div_mode)
 
 
 @_quantize.register_fake
@@ -231,8 +244,9 @@ def _(input, scales, zero_points, dtype, axis, div_mode):
 @torch.library.custom_op("npuq_npu::dynamic_quant", mutates_args=())
 def _dynamic_quant(input: torch.Tensor, smooth_scales: torch.Tensor | None,
                    group_index: torch.Tensor | None, dst_type: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return npu.npu_dynamic_quant(input, smooth_scales=smooth_scales, group_index=group_index,
-                                 dst_type=_DYN_CODE[dst_type])
+    with _computing():
+        return npu.npu_dynamic_quant(input, smooth_scales=smooth_scales, group_index=group_index,
+                                     dst_type=_DYN_CODE[dst_type])
 
 
 @_dynamic_quant.register_fake
@@ -251,8 +265,10 @@ def _weight_quant_batchmatmul(
     quant_offset: torch.Tensor | None, bias: torch.Tensor | None,
     antiquant_group_size: int, inner_precise: int,
 ) -> torch.Tensor:
-    return npu.npu_weight_quant_batchmatmul(x, weight, antiquant_scale, antiquant_offset, quant_scale,
-                                            quant_offset, bias, antiquant_group_size, inner_precise)
+    with _computing():
+        return npu.npu_weight_quant_batchmatmul(x, weight, antiquant_scale, antiquant_offset,
+                                                quant_scale, quant_offset, bias,
+                                                antiquant_group_size, inner_precise)
 
 
 @_weight_quant_batchmatmul.register_fake
@@ -275,12 +291,13 @@ def _dequant_swiglu_quant(
     group_index: torch.Tensor | None, activate_left: bool, quant_mode: int, swiglu_mode: int,
     clamp_limit: float, glu_alpha: float, glu_bias: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    return npu.npu_dequant_swiglu_quant(
-        x, weight_scale=weight_scale, activation_scale=activation_scale, bias=bias,
-        quant_scale=quant_scale, quant_offset=quant_offset, group_index=group_index,
-        activate_left=activate_left, quant_mode=quant_mode, swiglu_mode=swiglu_mode,
-        clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias,
-    )
+    with _computing():
+        return npu.npu_dequant_swiglu_quant(
+            x, weight_scale=weight_scale, activation_scale=activation_scale, bias=bias,
+            quant_scale=quant_scale, quant_offset=quant_offset, group_index=group_index,
+            activate_left=activate_left, quant_mode=quant_mode, swiglu_mode=swiglu_mode,
+            clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias,
+        )
 
 
 @_dequant_swiglu_quant.register_fake
