@@ -71,6 +71,8 @@ class OpDef:
     types: tuple[tuple[str, tuple[str, ...]], ...]
     attrs: tuple[Attr, ...]
     doc: str
+    domain: str = DOMAIN
+    version: int = VERSION
 
     def schema(self) -> OpSchema:
         opt, single = OpSchema.FormalParameterOption.Optional, OpSchema.FormalParameterOption.Single
@@ -80,7 +82,7 @@ class OpDef:
             for a in self.attrs
         ]
         return OpSchema(
-            self.name, DOMAIN, VERSION, doc=self.doc,
+            self.name, self.domain, self.version, doc=self.doc,
             inputs=[OpSchema.FormalParameter(n, t, param_option=opt if o else single)
                     for n, t, o in self.inputs],
             outputs=[OpSchema.FormalParameter(n, t) for n, t in self.outputs],
@@ -91,7 +93,7 @@ class OpDef:
     def atc_keys(self, layout: str = "domain", versions=range(11, 19)) -> list[str]:
         """Parser keys `<domain>::<version>::<op>` for ATC (spec/ascend.md)."""
         if layout == "domain":
-            return [f"{DOMAIN}::{VERSION}::{self.name}"]
+            return [f"{self.domain}::{self.version}::{self.name}"]
         return [f"ai.onnx::{v}::{self.name}" for v in versions]
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -51,33 +50,12 @@ _FLOATS = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
 _ANY = _FLOATS + ("tensor(int8)", "tensor(uint8)", "tensor(int32)", "tensor(int64)")
 
 
-@dataclass(frozen=True)
-class NpuOpDef(OpDef):
+def _npu_op(*args, **kwargs) -> OpDef:
     """An OpDef in the `npu` domain (torch_npu's), version 1."""
-
-    def schema(self) -> OpSchema:
-        opt, single = OpSchema.FormalParameterOption.Optional, OpSchema.FormalParameterOption.Single
-        attrs = [
-            OpSchema.Attribute(a.name, a.type, "") if a.default is None
-            else OpSchema.Attribute(a.name, helper.make_attribute(a.name, a.default), "")
-            for a in self.attrs
-        ]
-        return OpSchema(
-            self.name, DOMAIN, VERSION, doc=self.doc,
-            inputs=[OpSchema.FormalParameter(n, t, param_option=opt if o else single)
-                    for n, t, o in self.inputs],
-            outputs=[OpSchema.FormalParameter(n, t) for n, t in self.outputs],
-            type_constraints=[(t, list(allowed), "") for t, allowed in self.types],
-            attributes=attrs,
-        )
-
-    def atc_keys(self, layout: str = "domain", versions=range(11, 19)) -> list[str]:
-        if layout == "domain":
-            return [f"{DOMAIN}::{VERSION}::{self.name}"]
-        return [f"ai.onnx::{v}::{self.name}" for v in versions]
+    return OpDef(*args, domain=DOMAIN, version=VERSION, **kwargs)
 
 
-NPU_QUANTIZE = NpuOpDef(
+NPU_QUANTIZE = _npu_op(
     "NPUQuantize",
     inputs=(("input", "T", False), ("scales", "S", False), ("zero_points", "Z", True)),
     outputs=(("y", "Y"),),
@@ -88,7 +66,7 @@ NPU_QUANTIZE = NpuOpDef(
         "or saturate(RNE(input * scales + zero_points)) (div_mode=0); dtype: 2 int8, 4 uint8, "
         "3 int32, 29 int4 packed 8 per int32.",
 )
-NPU_DYNAMIC_QUANT = NpuOpDef(
+NPU_DYNAMIC_QUANT = _npu_op(
     "NPUDynamicQuant",
     inputs=(("x", "T", False), ("smooth_scales", "T", True), ("group_index", "G", True)),
     outputs=(("y", "Y"), ("scale", "F")),
@@ -98,7 +76,7 @@ NPU_DYNAMIC_QUANT = NpuOpDef(
     doc="torch_npu.npu_dynamic_quant: per-row symmetric dynamic quantization; dst_type 2 int8, "
         "29 int4 packed 8 per int32.",
 )
-NPU_WEIGHT_QUANT_BATCH_MATMUL_V2 = NpuOpDef(
+NPU_WEIGHT_QUANT_BATCH_MATMUL_V2 = _npu_op(
     "NPUWeightQuantBatchMatmulV2",
     inputs=(("x", "T", False), ("weight", "W", False), ("antiquant_scale", "A", False),
             ("antiquant_offset", "A", True), ("quant_scale", "Q", True),
@@ -113,7 +91,7 @@ NPU_WEIGHT_QUANT_BATCH_MATMUL_V2 = NpuOpDef(
     doc="torch_npu.npu_weight_quant_batchmatmul: x @ ((weight + antiquant_offset) * "
         "antiquant_scale) + bias, optionally quantized to int8 with quant_scale / quant_offset.",
 )
-NPU_DEQUANT_SWIGLU_QUANT = NpuOpDef(
+NPU_DEQUANT_SWIGLU_QUANT = _npu_op(
     "NPUDequantSwigluQuant",
     inputs=(("x", "X", False), ("weight_scale", "F", True), ("activation_scale", "F", True),
             ("bias", "B", True), ("quant_scale", "Q", True), ("quant_offset", "F", True),
