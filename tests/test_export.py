@@ -1,27 +1,18 @@
 """torch -> ONNX with the npuq ops; stock onnxruntime runs the result like torch does."""
-import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 import torch
 
 from onnx_npuq import formats as F
 from onnx_npuq.exporter import ExportError, export, save, to_onnx
 from onnx_npuq.ops import defs
+from onnx_npuq.runtime import OrtSession
 
 from conftest import FORMAT_CONFIGS, assert_same, config_id
 
 
 def run(proto: onnx.ModelProto, *inputs: torch.Tensor) -> list[torch.Tensor]:
-    s = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds = {i.name: t.numpy() for i, t in zip(s.get_inputs(), inputs, strict=True)}
-    return [_to_torch(o) for o in s.run(None, feeds)]
-
-
-def _to_torch(a: np.ndarray) -> torch.Tensor:
-    if a.dtype.name == "bfloat16":  # an ml_dtypes array: torch takes its bits
-        return torch.from_numpy(a.view(np.uint16)).view(torch.bfloat16)
-    return torch.from_numpy(a)
+    return OrtSession(proto).run(*inputs)
 
 
 class PackedWeight(torch.nn.Module):

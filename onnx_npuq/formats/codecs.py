@@ -6,6 +6,7 @@ mantissa bits). Encoding is one table lookup; decoding is another.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -14,6 +15,11 @@ import torch
 from .bits import exp2i
 
 _TOP12_SHIFT = 20
+
+
+def on_device(table: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A lookup table on the device of the data it indexes."""
+    return table if table.device == device else table.to(device)
 
 
 def _top12(v: torch.Tensor) -> torch.Tensor:
@@ -42,10 +48,8 @@ class CodeTable:
         for code in reversed(range(len(self.values))):
             if not torch.isnan(vals[code]):
                 lut[keys[code]] = code
-        if 0.0 in self.values and not any(
-            v == 0.0 and str(v).startswith("-") for v in self.values
-        ):
-            lut[_top12(torch.tensor([-0.0]))] = self.values.index(0.0)
+        if not any(v == 0.0 and math.copysign(1.0, v) < 0 for v in self.values):
+            lut[_top12(torch.tensor([-0.0]))] = self.values.index(0.0)  # one zero: -0.0 is it
         # NaN: exponent all ones, mantissa prefix non-zero. Arithmetic yields quiet NaNs,
         # whose top mantissa bit is set, so the prefix always is.
         nan = self.nan_code or 0  # no NaN code: the block's scale carries the NaN
@@ -53,17 +57,14 @@ class CodeTable:
             lut[sign + 0x7F9 : sign + 0x800] = nan
         return lut
 
-    def _on(self, table: torch.Tensor, device: torch.device) -> torch.Tensor:
-        return table if table.device == device else table.to(device)
-
     def encode(self, v: torch.Tensor) -> torch.Tensor:
         """Codes (uint8) of float32 values that lie exactly on this grid (or are NaN)."""
-        lut = self._on(self._encode_table, v.device)
+        lut = on_device(self._encode_table, v.device)
         idx = _top12(v).reshape(-1)
         return torch.index_select(lut, 0, idx).view(v.shape).to(torch.uint8)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        table = self._on(self._decode_table, codes.device)
+        table = on_device(self._decode_table, codes.device)
         idx = codes.reshape(-1).to(torch.int32) & ((1 << self.bits) - 1)
         return torch.index_select(table, 0, idx).view(codes.shape)
 

@@ -10,7 +10,7 @@ import torch
 
 from .base import Format
 from .bits import exp2i_normal, pow2_floor, round_ta_, to_bf16
-from .codecs import S1P2, e6m2_decode, e6m2_encode
+from .codecs import S1P2, e6m2_decode, e6m2_encode, e8m0_decode
 from .packing import pack_bits, unpack_bits
 
 R7 = 0.142578125  # bf16(1/7)
@@ -156,5 +156,4 @@ class HiFX4V12(_HiF4Base):
         return torch.where(torch.isnan(value), 0xFF, byte).to(torch.uint8)
 
     def _level1_value(self, level1):
-        b = level1.to(torch.int32)
-        return torch.where(b == 0xFF, float("nan"), exp2i_normal(b - 127))
+        return e8m0_decode(level1)  # the byte is eb + 127, 0xFF for a NaN group: E8M0

@@ -10,7 +10,7 @@ import torch
 
 from .base import Format
 from .bits import EXP_MASK, round_ta
-from .codecs import HIF8
+from .codecs import HIF8, on_device
 
 OVERFLOW = 40960.0  # 1.25 * 2^15: from here on a value encodes as +-Inf
 MAX = 32768.0
@@ -66,17 +66,17 @@ class HiF8(Format):
     def options(self):
         return {"saturate": True} if self.saturate else {}
 
-    def _lookup(self, xb, which, out=None):
-        table = self._codes if which else self._values
-        table = table if table.device == xb.device else table.to(xb.device)
+    @staticmethod
+    def _lookup(table, xb, out=None):
         out = None if out is None else out.view(-1)
+        table = on_device(table, xb.device)
         return torch.index_select(table, 0, _prefix(xb), out=out).view(xb.shape)
 
     def fake_blocks(self, xb, ts, out):
-        self._lookup(xb, 0, out)
+        self._lookup(self._values, xb, out)
 
     def encode_blocks(self, xb, ts=None):
-        codes = self._lookup(xb, 1).to(torch.uint8)
+        codes = self._lookup(self._codes, xb).to(torch.uint8)
         return codes, xb.new_empty((xb.shape[0], 0), dtype=torch.uint8)
 
     def decode_blocks(self, codes, scales, ts=None):

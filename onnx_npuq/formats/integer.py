@@ -27,7 +27,7 @@ class IntSym(Format):
 
     def _levels(self, xb, q):
         """Integer levels into q (NaN rows: NaN); -> the float32 scale per row (M, 1)."""
-        scale = xb.abs().amax(-1, keepdim=True) / self.qmax
+        scale = torch.abs(xb, out=q).amax(-1, keepdim=True) / self.qmax
         torch.div(xb, torch.where(scale > 0, scale, 1.0), out=q)
         q.round_().clamp_(-self.qmax, self.qmax)
         q.mul_(torch.where(torch.isfinite(scale), 1.0, float("nan")))

@@ -1,25 +1,14 @@
 """onnxruntime sessions over torch tensors, and torch-vs-onnxruntime comparison."""
 from __future__ import annotations
 
+import ctypes
 import os
 from dataclasses import dataclass
 
-import ctypes
-
-import ml_dtypes
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-
-
-_BF16 = np.dtype(ml_dtypes.bfloat16)
-
-
-def _to_torch(a: np.ndarray) -> torch.Tensor:
-    if a.dtype.name == "bfloat16":  # ml_dtypes array: take its bits
-        return torch.from_numpy(np.ascontiguousarray(a).view(np.uint16)).view(torch.bfloat16)
-    return torch.from_numpy(np.ascontiguousarray(a))
 
 
 class OrtSession:
@@ -47,17 +36,17 @@ class OrtSession:
         for name in self.output_names:
             binding.bind_output(name)
         self.session.run_with_iobinding(binding)
-        return [_to_torch(_ortvalue_numpy(v)) for v in binding.get_outputs()]
+        return [_ortvalue_to_torch(v) for v in binding.get_outputs()]
 
 
-def _ortvalue_numpy(v: ort.OrtValue) -> np.ndarray:
-    """OrtValue -> numpy; bf16 (which onnxruntime will not hand to numpy) as its raw bits."""
+def _ortvalue_to_torch(v: ort.OrtValue) -> torch.Tensor:
+    """bf16, which onnxruntime will not hand to numpy, is copied out as its raw bits."""
     if v.data_type() != "tensor(bfloat16)":
-        return v.numpy()
+        return torch.from_numpy(v.numpy())
     shape = v.shape()
     n = int(np.prod(shape)) if shape else 1
     raw = (ctypes.c_uint16 * n).from_address(v.data_ptr())
-    return np.array(raw, dtype=np.uint16).reshape(shape).view(_BF16)
+    return torch.from_numpy(np.array(raw, dtype=np.uint16).reshape(shape)).view(torch.bfloat16)
 
 
 @dataclass
