@@ -136,7 +136,7 @@ class _Body:
         self.nodes.append(helper.make_node("Identity", [value], [name]))
 
     def const(self, arr) -> str:
-        arr = np.ascontiguousarray(arr)
+        arr = np.asarray(arr, order="C")  # ascontiguousarray would make a scalar 1-D
         key = (arr.dtype.str, arr.shape, arr.tobytes())
         if key not in self._consts:
             name = self._name()
@@ -201,6 +201,19 @@ class _Body:
             edge = lo * 2.0**j
             step = self.op("Where", self.op("GreaterOrEqual", v, self.f(edge)), self.f(edge * scale), step)
         return step
+
+    def float32_from_bits(self, bits: str) -> str:
+        """int64 in [0, 2^32): the float32 with these bits (bit-exact, NaN payloads aside)."""
+        exp = self.op("Mod", self.op("Div", bits, self.k(1 << 23)), self.k(256))
+        man = self.op("Mod", bits, self.k(1 << 23))
+        normal = self.op("Greater", exp, self.k(0))
+        sig = self.op("Cast", self.op("Where", normal, self.op("Add", man, self.k(1 << 23)), man), to=FLOAT)
+        # value = significand * 2^(max(exp, 1) - 150): exact, the product is the float itself
+        k = self.op("Add", self.op("Max", exp, self.k(1)), self.k(OFF - 150))
+        mag = self.op("Mul", sig, self.pow2(k))
+        special = self.op("Where", self.op("Equal", man, self.k(0)), self.f(INF), self.f(NAN))
+        mag = self.op("Where", self.op("Equal", exp, self.k(255)), special, mag)
+        return self.negate_where(self.op("GreaterOrEqual", bits, self.k(1 << 31)), mag)
 
     def bf16(self, v: str) -> str:
         """Round float32 to bfloat16 (RNE) and back (bits.to_bf16)."""
@@ -308,17 +321,8 @@ def _flat(g: _Body, y3: str) -> str:
 def _float32_from_bytes(g: _Body, b4: str) -> str:
     """(..., 4) uint8, little-endian float32 bytes -> (..., 1) float32 values (bit-exact)."""
     b = g.op("Cast", b4, to=INT64)
-    bits = g.op("ReduceSum", g.op("Mul", b, g.i(1, 1 << 8, 1 << 16, 1 << 24)), g.i(-1), keepdims=1)
-    exp = g.op("Mod", g.op("Div", bits, g.k(1 << 23)), g.k(256))
-    man = g.op("Mod", bits, g.k(1 << 23))
-    normal = g.op("Greater", exp, g.k(0))
-    sig = g.op("Cast", g.op("Where", normal, g.op("Add", man, g.k(1 << 23)), man), to=FLOAT)
-    # value = significand * 2^(max(exp, 1) - 150): exact, the product is the float itself
-    k = g.op("Add", g.op("Max", exp, g.k(1)), g.k(OFF - 150))
-    mag = g.op("Mul", sig, g.pow2(k))
-    special = g.op("Where", g.op("Equal", man, g.k(0)), g.f(INF), g.f(NAN))
-    mag = g.op("Where", g.op("Equal", exp, g.k(255)), special, mag)
-    return g.negate_where(g.op("GreaterOrEqual", bits, g.k(1 << 31)), mag)
+    return g.float32_from_bits(g.op("ReduceSum", g.op("Mul", b, g.i(1, 1 << 8, 1 << 16, 1 << 24)),
+                                    g.i(-1), keepdims=1))
 
 
 def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:

@@ -36,6 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.defs import OpSchema
 
 from .. import npu
+from .bodies import OFF, _Body
 from .defs import Attr, OpDef
 
 DOMAIN = "npu"
@@ -79,11 +80,12 @@ NPU_DYNAMIC_QUANT = _npu_op(
 NPU_WEIGHT_QUANT_BATCH_MATMUL_V2 = _npu_op(
     "NPUWeightQuantBatchMatmulV2",
     inputs=(("x", "T", False), ("weight", "W", False), ("antiquant_scale", "A", False),
-            ("antiquant_offset", "A", True), ("quant_scale", "Q", True),
+            ("antiquant_offset", "O", True), ("quant_scale", "Q", True),
             ("quant_offset", "F", True), ("bias", "B", True)),
     outputs=(("y", "Y"),),
     types=(("T", ("tensor(float16)", "tensor(bfloat16)")), ("W", ("tensor(int8)", "tensor(int32)")),
-           ("A", ("tensor(float16)", "tensor(bfloat16)", "tensor(int64)", "tensor(int32)")),
+           ("A", ("tensor(float16)", "tensor(bfloat16)", "tensor(int64)")),
+           ("O", ("tensor(float16)", "tensor(bfloat16)", "tensor(int32)")),
            ("Q", ("tensor(float)", "tensor(int64)")), ("F", ("tensor(float)",)),
            ("B", ("tensor(float16)", "tensor(float)")),
            ("Y", ("tensor(float16)", "tensor(bfloat16)", "tensor(int8)"))),
@@ -123,7 +125,7 @@ def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
     return [T.INT8, T.FLOAT]
 
 
-def _out_shapes(op_type: str, attrs: dict, shapes: list) -> list:
+def _out_shapes(op_type: str, attrs: dict, types: list[int], shapes: list) -> list:
     """Output shapes (lists of int / str / None) where they follow from the input shapes."""
     x = shapes[0]
     if x is None:
@@ -140,7 +142,14 @@ def _out_shapes(op_type: str, attrs: dict, shapes: list) -> list:
         return [x[:-1] + [div(x[-1], 8)] if pack else x, x[:-1]]
     if op_type == "NPUWeightQuantBatchMatmulV2":
         w = shapes[1]
-        return [[x[0], w[1] if w is not None else None]]  # exact for int8 weights
+        if w is None or types[1] != TensorProto.INT32:
+            return [[x[0], w[1] if w is not None else None]]
+        # int4 packed in int32: (K, N/8), or (K/8, N) where the first dimension is not K
+        if isinstance(w[0], int) and isinstance(x[-1], int):
+            if w[0] != x[-1]:
+                return [[x[0], w[1]]]
+            return [[x[0], w[1] * 8 if isinstance(w[1], int) else None]]
+        return [[x[0], None]]
     return [x[:-1] + [div(x[-1], 2)], x[:-1]]
 
 
@@ -165,7 +174,7 @@ def _make_inference(op_type: str):
             if proto is not None:
                 attrs[a.name] = helper.get_attribute_value(proto)
         for i, (et, shape) in enumerate(zip(_out_types(op_type, attrs, types),
-                                            _out_shapes(op_type, attrs, shapes))):
+                                            _out_shapes(op_type, attrs, types, shapes))):
             if i >= ctx.get_num_outputs():
                 break
             ctx.set_output_type(i, helper.make_tensor_type_proto(et, shape))
@@ -374,34 +383,8 @@ TRANSLATIONS = {
 # ------------------------------------------------------------------ function bodies
 
 
-class NotCovered(NotImplementedError):
-    """No function body for this configuration (yet)."""
-
-
-class _G:
-    """Nodes of one function body; value names are local to the function."""
-
-    def __init__(self):
-        self.nodes: list[onnx.NodeProto] = []
-        self._n = 0
-
-    def op(self, op_type: str, *inputs: str, n_out: int = 1, **attrs):
-        outs = [f"_{self._n + i + 1}" for i in range(n_out)]
-        self._n += n_out
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
-        return outs[0] if n_out == 1 else outs
-
-    def const(self, arr) -> str:
-        return self.op("Constant", value=numpy_helper.from_array(np.array(arr)))
-
-    def f(self, v: float) -> str:
-        return self.const(np.array(v, np.float32))
-
-    def i(self, *v: int) -> str:
-        return self.const(np.array(v, np.int64))
-
-    def out(self, name: str, value: str) -> None:
-        self.nodes.append(helper.make_node("Identity", [value], [name]))
+class _G(_Body):
+    """Nodes of one npu function body (bodies._Body plus the npu ops' integer steps)."""
 
     def cast_f(self, v: str) -> str:
         return self.op("Cast", v, to=TensorProto.FLOAT)
@@ -420,14 +403,49 @@ class _G:
     def pack_int4(self, q: str) -> str:
         """int8 values in [-8, 7] -> int32 words, 8 per word, lowest nibble first."""
         q = self.op("Cast", q, to=TensorProto.INT64)
-        nib = self.op("Where", self.op("Less", q, self.i(0)), self.op("Add", q, self.i(16)), q)
+        nib = self.op("Where", self.op("Less", q, self.k(0)), self.op("Add", q, self.k(16)), q)
         shape = self.op("Concat", self.op("Shape", q, end=-1), self.i(-1, 8), axis=0)
         nib = self.op("Reshape", nib, shape)
         word = self.op("ReduceSum", self.op("Mul", nib, self.i(*[16**j for j in range(8)])),
                        self.i(-1), keepdims=0)
-        wrap = self.op("GreaterOrEqual", word, self.i(2**31))
-        word = self.op("Where", wrap, self.op("Sub", word, self.i(2**32)), word)
+        wrap = self.op("GreaterOrEqual", word, self.k(2**31))
+        word = self.op("Where", wrap, self.op("Sub", word, self.k(2**32)), word)
         return self.op("Cast", word, to=TensorProto.INT32)
+
+    def unpack_int4(self, w: str, axis: int) -> str:
+        """2-D int32 words -> float32 int4 values, 8 per word along `axis` (0 or 1), lowest
+        nibble first: the inverse of pack_int4 along the last axis (npu._unpack_int4)."""
+        u = self.op("Cast", w, to=TensorProto.INT64)
+        u = self.op("Where", self.op("Less", u, self.k(0)), self.op("Add", u, self.k(2**32)), u)
+        powers = np.array([16**j for j in range(8)], np.int64).reshape((8, 1) if axis == 0 else (8,))
+        nib = self.op("Mod", self.op("Div", self.op("Unsqueeze", u, self.i(axis + 1)), self.const(powers)),
+                      self.k(16))
+        nib = self.op("Where", self.op("GreaterOrEqual", nib, self.k(8)), self.op("Sub", nib, self.k(16)), nib)
+        return self.cast_f(nib)  # (R, C, 8) or (R, 8, C): flattened by the caller
+
+    def trunc_fp19(self, s: str) -> str:
+        """float32 with the low 13 bits cleared (npu._trunc_fp19): toward zero to a multiple
+        of 2^(e - 10), e = floor_log2(|s|), at least 2^-136 (subnormals); Inf / NaN kept."""
+        a = self.op("Abs", s)
+        special = self.op("Or", self.op("IsNaN", s), self.op("IsInf", s))
+        pos = self.op("Greater", a, self.f(0.0))
+        safe = self.op("Where", pos, self.op("Where", special, self.f(1.0), a), self.f(1.0))
+        k = self.op("Max", self.op("Sub", self.floor_log2(safe), self.k(10)), self.k(OFF - 136))
+        step = self.pow2(k)
+        t = self.op("Mul", self.op("Floor", self.op("Div", safe, step)), step)
+        t = self.op("Where", pos, t, self.f(0.0))
+        # a -0.0 survives Where only as its second value input (and Where(Not(c), ..) is
+        # rewritten by onnxruntime into Where(c, ..) with the inputs swapped)
+        return self.op("Where", special, s, self.copysign(t, s))
+
+    def packed_scale(self, p: str) -> tuple[str, str]:
+        """int64 from npu_trans_quant_param -> (float32 scale, float32 offset): npu._decode_packed_scale."""
+        low = self.op("Mod", p, self.k(2**32))  # Mod takes the divisor's sign: bits 0..31
+        scale = self.float32_from_bits(self.op("Sub", low, self.op("Mod", low, self.k(8192))))
+        high = self.op("Div", self.op("Sub", p, self.op("Mod", p, self.k(2**37))), self.k(2**37))  # exact
+        off = self.op("Mod", high, self.k(512))
+        off = self.op("Where", self.op("GreaterOrEqual", off, self.k(256)), self.op("Sub", off, self.k(512)), off)
+        return scale, self.cast_f(off)
 
     def row_amax_scale(self, t: str, qmax: float) -> str:
         """amax(|t|, -1, keepdim) / qmax, NaN where a row holds a NaN (torch.amax propagates it;
@@ -441,6 +459,17 @@ class _G:
     def safe_div(self, t: str, s: str) -> str:
         """t / where(s > 0, s, 1)."""
         return self.op("Div", t, self.op("Where", self.op("Greater", s, self.f(0.0)), s, self.f(1.0)))
+
+    def row_groups(self, rows: str, ends: str) -> str:
+        """For each row index, the number of group ends <= it (int64): its group."""
+        le = self.op("LessOrEqual", self.op("Unsqueeze", ends, self.i(0)), self.op("Unsqueeze", rows, self.i(1)))
+        return self.op("ReduceSum", self.op("Cast", le, to=TensorProto.INT64), self.i(1), keepdims=0)
+
+    def range_of(self, v: str, axis: int) -> str:
+        """0 .. v.shape[axis] - 1 (int64)."""
+        dim = self.op("Shape", v, start=axis, end=axis + 1) if axis != -1 else self.op("Shape", v, start=-1)
+        n = self.op("Squeeze", dim, self.i(0))
+        return self.op("Range", self.k(0), n, self.k(1))
 
 
 def _attrs_with_defaults(op_type: str, attrs: dict) -> dict:
@@ -462,18 +491,19 @@ def _present(op_type: str, inputs: Sequence[int] | None) -> tuple[int, ...]:
     return tuple(inputs + [0] * (n - len(inputs)))
 
 
+# inputs whose element type changes the body: int32 bias (added before the dequant), int4
+# weights packed in int32, int64 scales packed by npu_trans_quant_param
+_TYPED = {"NPUDequantSwigluQuant": (3,), "NPUWeightQuantBatchMatmulV2": (1, 2, 4)}
+
+
 def overload_key(op_type: str, attrs: dict, inputs: Sequence[int] | None = None) -> str:
-    """The configuration a body is built for: attributes, then which optional inputs are
-    present ('1'; '0' absent) and, where the body depends on it, an input's element type."""
+    """The configuration a body is built for: attributes (floats as float32), then per input
+    '0' absent, '1' present, 'i' present as int32 / int64 where that changes the body."""
     a = _attrs_with_defaults(op_type, attrs)
     p = _present(op_type, inputs)
-    marks = []
-    for i, t in enumerate(p):
-        if op_type == "NPUDequantSwigluQuant" and i == 3 and t:
-            marks.append("i" if t == TensorProto.INT32 else "f")
-        else:
-            marks.append("1" if t else "0")
-    parts = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in a.items()]
+    wide = (TensorProto.INT32, TensorProto.INT64)
+    marks = ["i" if t in wide and i in _TYPED.get(op_type, ()) else "1" if t else "0" for i, t in enumerate(p)]
+    parts = [f"{k}={str(np.float32(v))}" if isinstance(v, float) else f"{k}={v}" for k, v in a.items()]
     return ".".join(parts + ["in=" + "".join(marks)])
 
 
@@ -482,7 +512,7 @@ def _quantize_body(g: _G, a: dict, p) -> None:
     dtype, axis, div_mode = a["dtype"], a["axis"], a["div_mode"]
     if div_mode:
         if dtype not in (DT_INT8, DT_UINT8, DT_INT32):
-            raise NotCovered(f"NPUQuantize div_mode=1 with dtype {dtype}")
+            raise ValueError(f"npu::NPUQuantize: dtype {dtype} is not 2, 3 or 4 (int8, int32, uint8) with div_mode=1")
         # scales along `axis`: reshape to [1, .., -1 (at axis), .., 1] for any rank
         shape = g.op("Shape", "input")
         ones = g.op("ConstantOfShape", g.op("Shape", shape), value=numpy_helper.from_array(np.array([1], np.int64)))
@@ -492,10 +522,10 @@ def _quantize_body(g: _G, a: dict, p) -> None:
             v = g.op("Add", v, g.op("Reshape", g.cast_f("zero_points"), target))
         lo, hi, to = {DT_INT8: (-128, 127, TensorProto.INT8), DT_UINT8: (0, 255, TensorProto.UINT8),
                       DT_INT32: (-(2**31), 2**31 - 1, TensorProto.INT32)}[dtype]
-        g.out("y", g.round_sat(v, lo, hi, to))
+        g.output("y", g.round_sat(v, lo, hi, to))
         return
     if dtype not in (DT_INT8, DT_INT4):
-        raise NotCovered(f"NPUQuantize div_mode=0 with dtype {dtype}")
+        raise ValueError(f"npu::NPUQuantize: dtype {dtype} is not 2 or 29 (int8, int4) with div_mode=0")
     # AscendQuantV2: scales per tensor or along the last axis (axis == -2: the second-to-last);
     # every dimension but that one has size 1, so a flat view broadcasts.
     flat = g.i(-1, 1) if axis == -2 else g.i(-1)
@@ -504,41 +534,36 @@ def _quantize_body(g: _G, a: dict, p) -> None:
         v = g.op("Add", v, g.op("Reshape", g.cast_f("zero_points"), flat))
     lo, hi = (-8, 7) if dtype == DT_INT4 else (-128, 127)
     q = g.round_sat(v, lo, hi, TensorProto.INT8)
-    g.out("y", g.pack_int4(q) if dtype == DT_INT4 else q)
+    g.output("y", g.pack_int4(q) if dtype == DT_INT4 else q)
 
 
 def _dynamic_quant_body(g: _G, a: dict, p) -> None:
     dst = a["dst_type"]
     if dst not in (DT_INT8, DT_INT4):
-        raise NotCovered(f"NPUDynamicQuant dst_type {dst}")
+        raise ValueError(f"npu::NPUDynamicQuant: dst_type {dst} is not 2 or 29 (int8, int4)")
     qmax = 7 if dst == DT_INT4 else 127
     xshape = g.op("Shape", "x")
     x = g.op("Reshape", g.cast_f("x"), g.op("Concat", g.i(-1), g.op("Shape", "x", start=-1), axis=0))
     if p[1] and p[2]:
         # row r uses smooth row #(group ends <= r) (group_index: cumulative row ends)
-        ends = g.op("Cast", "group_index", to=TensorProto.INT64)
-        rows = g.op("Range", g.const(np.array(0, np.int64)),
-                    g.op("Squeeze", g.op("Shape", x, end=1), g.i(0)), g.const(np.array(1, np.int64)))
-        le = g.op("LessOrEqual", g.op("Unsqueeze", ends, g.i(0)), g.op("Unsqueeze", rows, g.i(1)))
-        grp = g.op("ReduceSum", g.op("Cast", le, to=TensorProto.INT64), g.i(1), keepdims=0)
+        grp = g.row_groups(g.range_of(x, 0), g.op("Cast", "group_index", to=TensorProto.INT64))
         t = g.op("Mul", x, g.op("Gather", g.cast_f("smooth_scales"), grp, axis=0))
     elif p[1]:
         t = g.op("Mul", x, g.cast_f("smooth_scales"))
     elif p[2]:
-        raise NotCovered("NPUDynamicQuant group_index without smooth_scales (invalid)")
+        raise ValueError("npu::NPUDynamicQuant: group_index requires smooth_scales")
     else:
         t = x
     s = g.row_amax_scale(t, float(qmax))
     q = g.round_sat(g.safe_div(t, s), -qmax - 1, qmax, TensorProto.INT8)
     q = g.op("Reshape", q, xshape)
-    g.out("y", g.pack_int4(q) if dst == DT_INT4 else q)
-    g.out("scale", g.op("Reshape", s, g.op("Shape", "x", end=-1)))
+    g.output("y", g.pack_int4(q) if dst == DT_INT4 else q)
+    g.output("scale", g.op("Reshape", s, g.op("Shape", "x", end=-1)))
 
 
 def _weight_quant_batchmatmul_body(g: _G, a: dict, p) -> None:
-    if p[4] or p[5]:
-        raise NotCovered("NPUWeightQuantBatchMatmulV2 with quant_scale / quant_offset (int8 output)")
     gs = a["antiquant_group_size"]
+    k = g.op("Shape", "x", start=-1)
 
     def rnd(v):  # round a float32 value to x's dtype (float16 / bfloat16), back to float32
         return g.cast_f(g.op("CastLike", v, "x"))
@@ -546,64 +571,121 @@ def _weight_quant_batchmatmul_body(g: _G, a: dict, p) -> None:
     def expand(name):
         pf = g.cast_f(name)
         if gs > 0:
-            k = g.op("Squeeze", g.op("Shape", "x", start=1, end=2), g.i(0))
-            idx = g.op("Div", g.op("Range", g.const(np.array(0, np.int64)), k, g.const(np.array(1, np.int64))),
-                       g.const(np.array(gs, np.int64)))
+            idx = g.op("Div", g.range_of("x", -1), g.k(gs))
             return g.op("Gather", pf, idx, axis=0)
         return g.op("Reshape", pf, g.i(1, -1))  # per-tensor (1,)/(1, 1) or per-channel (N,)/(1, N)
 
-    # the int8 weight is exact in x's dtype; each add / multiply is rounded to x's dtype
-    # (float32 result of two float16/bfloat16 values rounded once more: exact, 24 >= 2p + 2)
-    w = g.cast_f("weight")
-    if p[3]:
-        w = rnd(g.op("Add", w, expand("antiquant_offset")))
-    w = rnd(g.op("Mul", w, expand("antiquant_scale")))
-    acc = g.op("MatMul", g.cast_f("x"), w)
+    if p[1] == TensorProto.INT32:
+        # int4 packed 8 per int32: (K, N/8) along N, or (K/8, N) along K (the transpose of a
+        # (N, K/8) tensor, as npu_convert_weight_to_int4pack gives it). Both unpack to K * N
+        # values; the first dimension tells which one is meant.
+        to_kn = g.op("Concat", k, g.i(-1), axis=0)
+        along_n = g.op("Reshape", g.unpack_int4("weight", 1), to_kn)
+        along_k = g.op("Reshape", g.unpack_int4("weight", 0), to_kn)
+        w = g.op("Where", g.op("Equal", g.op("Shape", "weight", end=1), k), along_n, along_k)
+    else:
+        w = g.cast_f("weight")
+
+    if p[2] == TensorProto.INT64:
+        # fixpipe per-channel mode: (weight + int32 offset) in float16, scale after the matmul
+        if p[3]:
+            w = g.op("Add", w, g.op("Reshape", g.cast_f("antiquant_offset"), g.i(1, -1)))
+        w = g.cast_f(g.op("Cast", w, to=TensorProto.FLOAT16))
+        deq, _ = g.packed_scale(g.op("Reshape", "antiquant_scale", g.i(-1)))
+        deq = g.cast_f(g.op("Cast", deq, to=TensorProto.FLOAT16))
+        acc = g.op("Mul", g.op("MatMul", g.cast_f("x"), w), g.op("Reshape", deq, g.i(1, -1)))
+    else:
+        # the int weight is exact in x's dtype; each add / multiply is rounded to x's dtype
+        # (float32 result of two float16/bfloat16 values rounded once more: exact, 24 >= 2p + 2)
+        if p[3]:
+            w = rnd(g.op("Add", w, expand("antiquant_offset")))
+        w = rnd(g.op("Mul", w, expand("antiquant_scale")))
+        acc = g.op("MatMul", g.cast_f("x"), w)
     if p[6]:
         acc = g.op("Add", acc, g.op("Reshape", g.cast_f("bias"), g.i(1, -1)))
-    g.out("y", g.op("CastLike", acc, "x"))
+    if not p[4]:
+        g.output("y", g.op("CastLike", acc, "x"))
+        return
+    qs = g.op("Reshape", "quant_scale", g.i(1, -1))
+    if p[4] == TensorProto.INT64:
+        qs, qo = g.packed_scale(qs)
+    else:
+        qs = g.trunc_fp19(qs)
+        if p[5]:  # round half away from zero, clamped to [-256, 255]
+            o = g.op("Reshape", "quant_offset", g.i(1, -1))
+            qo = g.op("Mul", g.op("Sign", o), g.op("Floor", g.op("Add", g.op("Abs", o), g.f(0.5))))
+            qo = g.op("Clip", qo, g.f(-256.0), g.f(255.0))
+        else:
+            qo = g.f(0.0)
+    g.output("y", g.round_sat(g.op("Add", g.op("Mul", acc, qs), qo), -128, 127, TensorProto.INT8))
 
 
 def _dequant_swiglu_quant_body(g: _G, a: dict, p) -> None:
-    if p[6]:
-        raise NotCovered("NPUDequantSwigluQuant with group_index")
-    if a["swiglu_mode"] != 0:
-        raise NotCovered("NPUDequantSwigluQuant swiglu_mode=1")
     h2 = g.op("Shape", "x", start=-1)
     lead = g.op("Shape", "x", end=-1)
     xr = g.op("Reshape", "x", g.op("Concat", g.i(-1), h2, axis=0))
+    if p[6]:
+        # token r belongs to group #(cumulative counts <= r); tokens past the sum are zeros
+        counts = g.op("Shape", "group_index")
+        rows = g.range_of(xr, 0)
+        grp = g.row_groups(rows, g.op("CumSum", "group_index", g.k(0)))
+        used = g.op("Less", grp, g.op("Squeeze", counts, g.i(0)))
+        grp = g.op("Min", grp, g.op("Squeeze", g.op("Sub", counts, g.i(1)), g.i(0)))
+
+        def per_group(name):  # (G, width) rows of the tokens' groups
+            v = g.op("Reshape", g.cast_f(name), g.op("Concat", counts, g.i(-1), axis=0))
+            return g.op("Gather", v, grp, axis=0)
+    else:
+        def per_group(name):  # (width,), (1, width), or one value
+            return g.op("Reshape", g.cast_f(name), g.i(1, -1))
+
     if p[2]:  # int32 x: dequant
         if p[3] == TensorProto.INT32:
             xr = g.op("Add", xr, g.op("Reshape", "bias", g.i(1, -1)))
         v = g.cast_f(xr)
         if p[1]:
-            v = g.op("Mul", v, g.op("Reshape", "weight_scale", g.i(1, -1)))
+            v = g.op("Mul", v, per_group("weight_scale"))
         v = g.op("Mul", v, g.op("Reshape", g.cast_f("activation_scale"), g.i(-1, 1)))
         if p[3] and p[3] != TensorProto.INT32:
             v = g.op("Add", v, g.op("Reshape", g.cast_f("bias"), g.i(1, -1)))
     else:  # float x is used as is
         v = g.cast_f(xr)
-    left, right = g.op("Split", v, axis=-1, num_outputs=2, n_out=2)
-    act, other = (left, right) if a["activate_left"] else (right, left)
-    e = g.op("Exp", g.op("Mul", act, g.f(-1.0)))
+    if a["swiglu_mode"] == 0:
+        left, right = g.op("Split", v, axis=-1, num_outputs=2, n_out=2)
+        act, other = (left, right) if a["activate_left"] else (right, left)
+        neg = g.f(-1.0)
+    else:  # even columns, clamped above; odd columns, clamped both sides, plus glu_bias
+        pairs = g.op("Reshape", v, g.i(0, -1, 2))
+        act, other = (g.op("Squeeze", t, g.i(-1)) for t in g.op("Split", pairs, axis=-1, num_outputs=2, n_out=2))
+        lim, nlim = g.f(a["clamp_limit"]), g.f(-a["clamp_limit"])
+        act = g.op("Where", g.op("Greater", act, lim), lim, act)  # NaN passes, as in torch.clamp
+        other = g.op("Where", g.op("Greater", other, lim), lim,
+                     g.op("Where", g.op("Less", other, nlim), nlim, other))
+        other = g.op("Add", other, g.f(a["glu_bias"]))
+        neg = g.f(-a["glu_alpha"])
+    e = g.op("Exp", g.op("Mul", act, neg))
     out = g.op("Mul", g.op("Div", act, g.op("Add", e, g.f(1.0))), other)
     if a["quant_mode"] == 1:
         if p[4]:
-            out = g.op("Mul", out, g.op("Reshape", g.cast_f("quant_scale"), g.i(1, -1)))
+            out = g.op("Mul", out, per_group("quant_scale"))
         s = g.row_amax_scale(out, 127.0)
         q = g.safe_div(out, s)
-        scale = g.op("Reshape", s, lead)
+        scale = g.op("Reshape", s, g.i(-1))
     else:
         q = out
-        if p[4]:  # per channel (H,) / (1, H) or one scalar (1,) / (1, 1)
-            q = g.op("Div", q, g.op("Reshape", g.cast_f("quant_scale"), g.i(1, -1)))
+        if p[4]:  # per channel or one scalar (per group)
+            q = g.op("Div", q, per_group("quant_scale"))
             if p[5]:
-                q = g.op("Add", q, g.op("Reshape", g.cast_f("quant_offset"), g.i(1, -1)))
-        scale = g.op("ConstantOfShape", lead, value=numpy_helper.from_array(np.array([0.0], np.float32)))
+                q = g.op("Add", q, per_group("quant_offset"))
+        scale = g.op("ConstantOfShape", g.op("Shape", xr, end=1),
+                     value=numpy_helper.from_array(np.array([0.0], np.float32)))
     y = g.round_sat(q, -128, 127, TensorProto.INT8)
+    if p[6]:
+        y = g.op("Where", g.op("Unsqueeze", used, g.i(1)), y, g.const(np.array(0, np.int8)))
+        scale = g.op("Where", used, scale, g.f(0.0))
     h = g.op("Div", h2, g.i(2))
-    g.out("y", g.op("Reshape", y, g.op("Concat", lead, h, axis=0)))
-    g.out("scale", scale)
+    g.output("y", g.op("Reshape", y, g.op("Concat", lead, h, axis=0)))
+    g.output("scale", g.op("Reshape", scale, lead))
 
 
 _BODIES = {
@@ -620,7 +702,7 @@ def function_body(op_type: str, attrs: dict, inputs: Sequence[int] | None = None
 
     `inputs`: the node's input element types (TensorProto codes), 0 / None / False where an
     optional input is absent (missing trailing entries count as absent); None: all present.
-    Raises NotCovered for configurations without a body.
+    Raises ValueError for configurations the op does not accept.
     """
     if op_type not in OPS:
         raise KeyError(f"no npu op {op_type!r}")
