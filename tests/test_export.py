@@ -109,6 +109,62 @@ def test_save_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def _external_model():
+    from onnx_npuq.nn import quantize_model
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64))
+    return quantize_model(model, weights="mxfp4")
+
+
+@pytest.mark.parametrize("how", ["forced", "past_threshold"])
+def test_external_data(tmp_path, monkeypatch, how):
+    import onnxruntime as ort
+
+    from onnx_npuq import exporter
+
+    model, x = _external_model(), torch.randn(3, 256)
+    proto = to_onnx(model, (x,))
+    before = proto.SerializeToString()
+    if how == "forced":
+        save(proto, tmp_path / "m.onnx", external_data=True)
+    else:
+        monkeypatch.setattr(exporter, "EXTERNAL_DATA_THRESHOLD", len(before) - 1)
+        save(proto, tmp_path / "m.onnx")
+    assert proto.SerializeToString() == before  # the caller's model keeps its tensors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+    data = (tmp_path / "m.onnx.data").stat().st_size
+    assert (tmp_path / "m.onnx").stat().st_size < 8192 < data  # the weights left the .onnx
+
+    shallow = onnx.load(tmp_path / "m.onnx", load_external_data=False)
+    ext = [t for t in shallow.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert len(ext) >= 2
+    for t in ext:
+        info = {e.key: e.value for e in t.external_data}
+        assert info["location"] == "m.onnx.data" and int(info["offset"]) % 64 == 0
+    onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
+    loaded = onnx.load(tmp_path / "m.onnx")
+    for t in loaded.graph.initializer:
+        t.ClearField("data_location")  # onnx.load sets it to DEFAULT explicitly
+    assert loaded.SerializeToString() == before
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})
+    assert_same(torch.from_numpy(got), run(proto, x)[0])
+
+
+def test_external_data_failure_leaves_nothing_behind(tmp_path, monkeypatch):
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    proto = to_onnx(_external_model(), (torch.randn(3, 256),))
+    before = proto.SerializeToString()
+    monkeypatch.setattr(onnx, "save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save(proto, tmp_path / "out.onnx", external_data=True)
+    assert list(tmp_path.iterdir()) == []
+    assert proto.SerializeToString() == before
+
+
 def test_export_errors_are_typed():
     with pytest.raises(TypeError, match="tuple of example inputs"):
         to_onnx(FakeQuant("hif8", -1, {}), torch.randn(2, 4))

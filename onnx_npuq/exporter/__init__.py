@@ -116,40 +116,72 @@ def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
     return attach_functions(proto)
 
 
-def save(proto: onnx.ModelProto, path: str | os.PathLike) -> Path:
-    """Write atomically (temp files in the target folder, then rename); external data past 2 GB."""
+EXTERNAL_MIN_BYTES = 1024  # smaller tensors stay inside the .onnx file
+
+
+def _write_external(proto: onnx.ModelProto, model_tmp: str, data_tmp: str, data_name: str) -> None:
+    """Save `proto` with its large raw initializers in `data_tmp` (recorded as `data_name`).
+
+    The tensors are swapped out of `proto` only while it is written, and put back after:
+    onnx.save(save_as_external_data=True) would strip them from the caller's model.
+    """
+    big = [t for t in proto.graph.initializer if len(t.raw_data) >= EXTERNAL_MIN_BYTES]
+    raws = []
+    try:
+        with open(data_tmp, "wb") as f:
+            for t in big:
+                offset = f.tell()
+                f.write(t.raw_data)
+                f.write(b"\0" * (-f.tell() % 64))  # aligned offsets, for mmap
+                raws.append(t.raw_data)
+                t.ClearField("raw_data")
+                t.data_location = onnx.TensorProto.EXTERNAL
+                for key, value in (("location", data_name), ("offset", offset), ("length", len(raws[-1]))):
+                    t.external_data.add(key=key, value=str(value))
+        onnx.save(proto, model_tmp)
+    finally:
+        for t, raw in zip(big, raws):
+            t.ClearField("external_data")
+            t.ClearField("data_location")
+            t.raw_data = raw
+
+
+def save(proto: onnx.ModelProto, path: str | os.PathLike, external_data: bool | None = None) -> Path:
+    """Write `proto` to `path` atomically (temp files in the target folder, then renames).
+
+    external_data: None puts initializers of 1 KB or more in `<path>.data` when the model
+    is past protobuf's 2 GB limit; True always; False never. `proto` is left unchanged.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    if external_data is None:
+        external_data = proto.ByteSize() > EXTERNAL_DATA_THRESHOLD
     data_name = path.name + ".data"
-    tmp_data = None
+    temps = []
     try:
-        if proto.ByteSize() > EXTERNAL_DATA_THRESHOLD:
-            tmp_data = f".{data_name}.tmp"
-            onnx.save(proto, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                      location=tmp_data, size_threshold=1024)
-            # Point the tensors at the final data file name before the renames.
-            m = onnx.load(tmp, load_external_data=False)
-            for t in m.graph.initializer:
-                for e in t.external_data:
-                    if e.key == "location":
-                        e.value = data_name
-            onnx.save(m, tmp)
-            os.replace(path.parent / tmp_data, path.parent / data_name)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        temps.append(tmp)
+        if external_data:
+            fd, data_tmp = tempfile.mkstemp(prefix=f".{data_name}.", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            temps.append(data_tmp)
+            _write_external(proto, tmp, data_tmp, data_name)
+            os.replace(data_tmp, path.parent / data_name)
         else:
             onnx.save(proto, tmp)
         os.replace(tmp, path)
     except BaseException:
-        for leftover in (tmp, tmp_data and path.parent / tmp_data):
-            if leftover and os.path.exists(leftover):
+        for leftover in temps:
+            if os.path.exists(leftover):
                 os.unlink(leftover)
         raise
     return path
 
 
-def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, **kwargs) -> onnx.ModelProto:
-    """Export `model` called on `args` to `path`; returns the ModelProto."""
+def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, external_data: bool | None = None,
+           **kwargs) -> onnx.ModelProto:
+    """Export `model` called on `args` to `path` (`save`); returns the ModelProto."""
     proto = to_onnx(model, args, **kwargs)
-    save(proto, path)
+    save(proto, path, external_data=external_data)
     return proto
