@@ -16,10 +16,9 @@ from pathlib import Path
 
 import onnx
 import torch
-from onnx import helper
 
-from ..ops import bodies, npu_ops
-from ..ops.defs import DOMAIN, TRANSLATIONS, format_from_attrs, overload_name
+from ..ops import functions, npu_ops
+from ..ops.defs import TRANSLATIONS
 
 OPSET = 21
 IR_VERSION = 10  # the IR of opset 21; onnxruntime 1.31 reads <= 13 (spec/onnx.md)
@@ -28,47 +27,6 @@ EXTERNAL_DATA_THRESHOLD = 2**31 - 2**24  # protobuf's 2 GB limit, with headroom
 
 class ExportError(RuntimeError):
     """The model could not be exported; the message says which part and why."""
-
-
-def _node_attrs(node: onnx.NodeProto) -> dict:
-    out = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
-    return out
-
-
-def _body(op_type: str, fmt) -> onnx.FunctionProto:
-    if op_type == "Dequantize":
-        return bodies.dequantize_function(fmt.name, **fmt.options)
-    if op_type == "QuantDequant":
-        return bodies.quant_dequant_function(fmt.name, **fmt.options)
-    if op_type == "Quantize":
-        return bodies.quantize_function(fmt.name, **fmt.options)
-    raise ExportError(f"no function body for npuq::{op_type}")
-
-
-def attach_functions(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give each npuq node its function body (by overload) so onnxruntime can run it."""
-    have = {(f.domain, f.name, f.overload) for f in model.functions}
-    for node in model.graph.node:
-        if node.domain != DOMAIN:
-            continue
-        attrs = _node_attrs(node)
-        fmt = format_from_attrs(attrs)
-        node.overload = overload_name(fmt)
-        if (DOMAIN, node.op_type, node.overload) in have:
-            continue
-        fn = _body(node.op_type, fmt)
-        fn.name, fn.overload = node.op_type, node.overload
-        # Declare every attribute the node carries (format, options) so checkers accept it.
-        declared = {a.name for a in fn.attribute_proto} | set(fn.attribute)
-        for name, value in attrs.items():
-            if name not in declared:
-                fn.attribute_proto.append(helper.make_attribute(name, value))
-        model.functions.append(fn)
-        have.add((DOMAIN, node.op_type, node.overload))
-    return model
 
 
 def _default_dynamic_shapes(args: tuple):
@@ -91,6 +49,22 @@ def strip_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def _pin_static_dims(proto: onnx.ModelProto, program) -> onnx.ModelProto:
+    """Write as numbers the dimensions torch.export proved constant: the ONNX exporter keeps
+    them symbolic (a Linear's in_features as "s81" with range [64, 64]), which misleads
+    onnxruntime users and ATC's --input_shape."""
+    fixed = {str(sym): int(r.lower) for sym, r in program.range_constraints.items()
+             if r.lower == r.upper and r.lower.is_integer}
+    if not fixed:
+        return proto
+    g = proto.graph
+    for v in list(g.input) + list(g.output) + list(g.value_info):
+        for d in v.type.tensor_type.shape.dim:
+            if d.dim_param in fixed:
+                d.dim_value = fixed[d.dim_param]  # clears dim_param (a oneof)
+    return proto
+
+
 def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
             input_names=None, output_names=None, keep_metadata=False) -> onnx.ModelProto:
     """Export to an in-memory ModelProto (opset 21, IR 10, functions attached)."""
@@ -108,12 +82,11 @@ def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
             )
     except Exception as err:
         raise ExportError(f"torch.onnx.export failed: {err}") from err
-    proto = prog.model_proto
+    proto = _pin_static_dims(prog.model_proto, prog.exported_program)
     proto.ir_version = IR_VERSION
     if not keep_metadata:
         strip_metadata(proto)
-    npu_ops.attach_functions(proto)  # torch_npu-compatible ops, domain "npu"
-    return attach_functions(proto)
+    return functions.attach(proto)
 
 
 EXTERNAL_MIN_BYTES = 1024  # smaller tensors stay inside the .onnx file

@@ -51,6 +51,7 @@ def _prefix(x: torch.Tensor) -> torch.Tensor:
 
 class HiF8(Format):
     name = "hif8"
+    idempotent = True
     block = 1
     elem_bits = 8
     scale_bytes = 0

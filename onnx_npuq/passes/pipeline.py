@@ -1,0 +1,215 @@
+"""Running passes: import to onnx-graphsurgeon, rewrite, clean up, export, check, verify.
+
+A pass is a function `fn(graph: gs.Graph, ctx: Context) -> None` registered under a name:
+
+    @register("compress")
+    def compress(graph, ctx): ...
+
+`run_passes(model, ["compress", "atc"])` runs them in order. After each pass the graph is
+cleaned up and sorted, exported, given its function bodies again (or none, once a pass has
+set an ATC layout in the metadata), shape-inferred and checked; with `verify=True`,
+onnxruntime runs the model before and after on the same random inputs, and a pass declared
+`exact` must leave every output bit-identical.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+import torch
+
+from ..ops import functions
+from ..runtime.ort import OrtSession, compare
+
+LAYOUT_KEY = "onnx_npuq.layout"  # set by the atc pass: the model is for ATC, not onnxruntime
+
+
+class PassError(ValueError):
+    """A pass cannot do its job on this model; `problems` lists the offending nodes."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()):
+        self.problems = list(problems)
+        if self.problems:
+            message = f"{message}: " + "; ".join(self.problems)
+        super().__init__(message)
+
+
+@dataclass
+class Context:
+    """What a pass sees beside the graph: options (e.g. layout, opset), the model's
+    metadata_props (which it may edit), and notes for the summary."""
+
+    options: dict = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    fn: Callable[[gs.Graph, Context], None]
+    exact: bool  # onnxruntime outputs stay bit-identical
+    doc: str
+
+
+PASSES: dict[str, Pass] = {}
+
+
+def register(name: str, exact: bool = True):
+    def add(fn):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        PASSES[name] = Pass(name, fn, exact, doc[0] if doc else "")
+        return fn
+    return add
+
+
+@dataclass
+class Report:
+    """What one pass changed."""
+
+    name: str
+    nodes_before: Counter
+    nodes_after: Counter
+    bytes_before: int
+    bytes_after: int
+    notes: list[str]
+    max_abs: float | None = None  # against the model before the pass, when verified
+    mismatches: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.nodes_before != self.nodes_after or self.bytes_before != self.bytes_after
+
+    def line(self) -> str:
+        nb, na = sum(self.nodes_before.values()), sum(self.nodes_after.values())
+        saved = self.bytes_before - self.bytes_after
+        text = f"{self.name}: nodes {nb} -> {na}, {_size(self.bytes_after)} ({_signed(saved)} saved)"
+        if self.mismatches is not None:
+            text += f", outputs: {self.mismatches} mismatches, max |diff| {self.max_abs:g}"
+        return text + "".join(f"\n  {n}" for n in self.notes)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _signed(n: int) -> str:
+    return ("-" if n < 0 else "") + _size(abs(n))
+
+
+def op_counts(model: onnx.ModelProto) -> Counter:
+    return Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in model.graph.node)
+
+
+def load(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    try:
+        return onnx.load(os.fspath(model))
+    except Exception as err:  # protobuf's DecodeError and friends carry no file name
+        raise PassError(f"cannot read an ONNX model from {os.fspath(model)}: {err}") from err
+
+
+def is_atc_layout(model: onnx.ModelProto) -> bool:
+    return any(p.key == LAYOUT_KEY for p in model.metadata_props)
+
+
+def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str]) -> onnx.ModelProto:
+    """gs graph -> checked ModelProto with `like`'s model fields and `metadata`."""
+    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+    model = gs.export_onnx(graph, do_type_check=False)
+    model.ir_version = like.ir_version
+    model.producer_name, model.producer_version = like.producer_name, like.producer_version
+    model.doc_string = like.doc_string
+    del model.metadata_props[:]
+    for k, v in sorted(metadata.items()):
+        model.metadata_props.add(key=k, value=v)
+    if is_atc_layout(model):
+        functions.detach(model)
+    else:
+        functions.attach(model)
+    # value_info from before the rewrite may be stale: infer it afresh
+    del model.graph.value_info[:]
+    model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    onnx.checker.check_model(model, full_check=not is_atc_layout(model))
+    return model
+
+
+def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3) -> list[torch.Tensor]:
+    """One random tensor per graph input: symbolic dimensions are `dim`; integer inputs
+    (token ids) in [0, 8), floats standard normal."""
+    g = torch.Generator().manual_seed(seed)
+    init = {t.name for t in model.graph.initializer}
+    out = []
+    for v in model.graph.input:
+        if v.name in init:
+            continue
+        tt = v.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else dim for d in tt.shape.dim]
+        dtype = torch.from_numpy(np.zeros(0, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))).dtype \
+            if tt.elem_type != onnx.TensorProto.BFLOAT16 else torch.bfloat16
+        if dtype.is_floating_point:
+            out.append(torch.randn(shape, generator=g).to(dtype))
+        elif dtype == torch.bool:
+            out.append(torch.randint(0, 2, shape, generator=g).bool())
+        else:
+            out.append(torch.randint(0, 8, shape, generator=g).to(dtype))
+    return out
+
+
+def _runnable(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model onnxruntime can run: ATC-layout models get their bodies back first."""
+    if not is_atc_layout(model):
+        return model
+    from .atc import to_portable  # the atc pass owns the layout
+
+    return to_portable(model)
+
+
+def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: int = 0,
+             **options) -> tuple[onnx.ModelProto, Report]:
+    """Run one named pass; returns the new model and its report."""
+    if name not in PASSES:
+        raise PassError(f"unknown pass {name!r}; passes: {', '.join(PASSES)}")
+    p = PASSES[name]
+    ctx = Context(options=options, metadata={m.key: m.value for m in model.metadata_props})
+    graph = gs.import_onnx(model)
+    p.fn(graph, ctx)
+    out = finish(graph, model, ctx.metadata)
+    report = Report(name, op_counts(model), op_counts(out), model.ByteSize(), out.ByteSize(), ctx.notes)
+    if verify:
+        before, after = OrtSession(_runnable(model)), OrtSession(_runnable(out))
+        feeds = random_inputs(model, seed)
+        got = after.run(*feeds)
+        want = before.run(*feeds)
+        results = [compare(n, w, g) for n, w, g in zip(before.output_names, want, got, strict=True)]
+        report.mismatches = sum(r.mismatches for r in results)
+        report.max_abs = max((r.max_abs for r in results), default=0.0)
+        if p.exact and report.mismatches:
+            raise PassError(f"pass {name} changed onnxruntime outputs, which it must not",
+                            [f"{r.name}: {r.mismatches} mismatches, max |diff| {r.max_abs:g}"
+                             for r in results if r.mismatches])
+    return out, report
+
+
+def run_passes(model, names: Sequence[str], *, verify: bool = True, seed: int = 0,
+               **options) -> tuple[onnx.ModelProto, list[Report]]:
+    """Run the named passes in order on a ModelProto or a path."""
+    model = load(model)
+    reports = []
+    for name in names:
+        model, report = run_pass(model, name, verify=verify, seed=seed, **options)
+        reports.append(report)
+    return model, reports
