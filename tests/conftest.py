@@ -61,6 +61,8 @@ ALL_FORMATS = [
     "nvfp4",
     "int8sym",
     "int4sym",
+    "fp8e4m3",
+    "fp8e5m2",
 ]
 FORMAT_CONFIGS = [(name, {}) for name in ALL_FORMATS] + [
     ("hif8", {"saturate": True}),
@@ -74,6 +76,8 @@ FORMAT_CONFIGS = [(name, {}) for name in ALL_FORMATS] + [
     ("int8sym", {"group": 5}),
     ("int4sym", {"group": 16}),
     ("int4sym", {"group": 7}),  # odd: a padding nibble per block
+    ("fp8e4m3", {"group": 32}),
+    ("fp8e5m2", {"group": 5}),
 ]
 
 

@@ -74,7 +74,7 @@ def test_aliases():
 def test_names():
     assert F.names() == [
         "hif8", "hif4", "hifx4_v12", "mxfp4", "mxfp8e4m3", "mxfp8e5m2", "nvf4", "nvfp4",
-        "int8sym", "int4sym",
+        "int8sym", "int4sym", "fp8e4m3", "fp8e5m2",
     ]
 
 
@@ -112,6 +112,8 @@ BAD_OPTIONS = [
     ("int8sym", {"group": 0}),
     ("int4sym", {"group": -32}),
     ("int8", {"group": 2.5}),
+    ("fp8e4m3", {"group": 0}),
+    ("fp8e5m2", {"rounding": "even"}),
     ("hif8", {"rounding": "even"}),  # an option of another format
     ("nvf4", {"rounding": "even"}),
     ("nvfp4", {"scale_rule": "rceil"}),

@@ -44,7 +44,7 @@ def test_layout_attributes(name):
     assert (fmt.block, fmt.elem_bits, fmt.scale_bytes) == LAYOUT[name]
 
 
-@pytest.mark.parametrize("name,bits", [("int8sym", 8), ("int4sym", 4)])
+@pytest.mark.parametrize("name,bits", [("int8sym", 8), ("int4sym", 4), ("fp8e4m3", 8), ("fp8e5m2", 8)])
 def test_int_bits_per_element(name, bits):
     assert F.get_format(name, group=128).bits_per_element() == bits + 32 / 128
     assert F.get_format(name, group=32).bits_per_element() == bits + 1
@@ -64,7 +64,7 @@ def big():
     return torch.randn(4096, 4096, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("name", sorted(LAYOUT) + ["int8sym-g128", "int4sym-g32"])
+@pytest.mark.parametrize("name", sorted(LAYOUT) + ["int8sym-g128", "int4sym-g32", "fp8e4m3-g128", "fp8e5m2-g32"])
 def test_packed_nbytes_4096(big, name):
     opts = {}
     if "-g" in name:

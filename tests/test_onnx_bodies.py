@@ -133,6 +133,7 @@ def decode_onnx(p: F.Packed, as_inputs: bool = False) -> torch.Tensor:
 
 DECODE_CONFIGS = [(name, {}) for name in F.names()] + [
     ("int8sym", {"group": 32}), ("int4sym", {"group": 16}), ("int4sym", {"group": 7}),
+    ("fp8e5m2", {"group": 7}),
 ]
 DECODE_IDS = [n + "".join(f"-{k}={v}" for k, v in o.items()) for n, o in DECODE_CONFIGS]
 
@@ -174,12 +175,12 @@ def test_dequantize_every_byte(name, opts):
 
 
 def test_dequantize_function_attributes():
-    """`length` crops the padding (0 keeps it); integer formats take `block`."""
+    """`length` crops the padding (0 keeps it); per-channel (float32-scaled) formats take `block`."""
     for name in F.names():
         func = B.dequantize_function(name)
         attrs = {a.name: a for a in func.attribute_proto}
         assert attrs["length"].i == 0
-        assert ("block" in attrs) == name.startswith("int")
+        assert ("block" in attrs) == (F.get_format(name).block is None)
         assert func.input[:2] == ["codes", "scales"] and func.output == ["Y"]
         assert len(func.input) == (3 if name == "nvfp4" else 2)
 

@@ -138,7 +138,7 @@ def test_padding_invariance(cfg, data, extra):
         # packed storage keeps the padded codes: identical bytes
         p, pp = F.encode(x, name, axis=axis, **opts), F.encode(xp, name, axis=axis, **opts)
         assert torch.equal(p.codes, pp.codes)
-        if name.startswith("int"):  # float32 scales: any NaN payload is the same NaN
+        if fmt.scale_type == "float32":  # float32 scales: any NaN payload is the same NaN
             assert_same(p.scales.view(torch.float32), pp.scales.view(torch.float32))
         else:
             assert torch.equal(p.scales, pp.scales)
@@ -154,11 +154,11 @@ def test_nan_stays_nan(cfg, data):
     assert torch.isnan(y[torch.isnan(x)]).all()
 
 
-IDEMPOTENT = [c for c in FORMAT_CONFIGS if c[0] in ("hif8", "mxfp4", "mxfp8e4m3", "mxfp8e5m2")]
+IDEMPOTENT = [c for c in FORMAT_CONFIGS if F.get_format(c[0], **c[1]).idempotent]
 # Not idempotent by definition (so not asserted): hif4 and nvf4/nvfp4 recompute the block
 # scale from the rounded maximum; hifx4_v12's 2^-45 epsilon can move a sub-group's exponent
 # (m4 = 0.99999 * 2^-45 rounds to 2^-45, and floor_log2(2^-45 + 2^-45) is one larger);
-# int8sym/int4sym: amax / 127 * 127 need not be amax in float32.
+# int8sym/int4sym/fp8e4m3/fp8e5m2: amax / 127 * 127 need not be amax in float32.
 
 
 @pytest.mark.parametrize("cfg", IDEMPOTENT, ids=[config_id(c) for c in IDEMPOTENT])
@@ -262,7 +262,7 @@ def test_hif8_monotone_everywhere(saturate, data):
 SCALE_FREE = [
     ("mxfp4", {}), ("mxfp8e4m3", {}), ("mxfp8e5m2", {"rounding": "even"}), ("mxfp4", {"scale_rule": "rceil"}),
     ("hif4", {}), ("hif4", {"variant": "amct"}), ("hifx4_v12", {}), ("nvfp4", {}), ("int8sym", {}),
-    ("int4sym", {"group": 16}),
+    ("int4sym", {"group": 16}), ("fp8e4m3", {}), ("fp8e5m2", {"group": 16}),
 ]
 # Not here: hif8 (no scale; its tapered grid is not scale-invariant) and nvf4 (its E4M3
 # block scale has a fixed range, so scaling x moves it across subnormals / saturation).

@@ -13,7 +13,7 @@ import torch
 from .base import BACKENDS, Format, Packed, get_backend, set_backend
 from .hif4 import HiF4, HiFX4V12
 from .hif8 import HiF8
-from .integer import IntSym
+from .integer import Sym
 from .mx import MX
 from .nvfp4 import NVF4, NVFP4
 
@@ -26,8 +26,10 @@ _FACTORIES: dict[str, Callable[..., Format]] = {
     "mxfp8e5m2": lambda **o: MX("mxfp8e5m2", **o),
     "nvf4": NVF4,
     "nvfp4": NVFP4,
-    "int8sym": lambda **o: IntSym("int8sym", 8, **o),
-    "int4sym": lambda **o: IntSym("int4sym", 4, **o),
+    "int8sym": lambda **o: Sym("int8sym", **o),
+    "int4sym": lambda **o: Sym("int4sym", **o),
+    "fp8e4m3": lambda **o: Sym("fp8e4m3", **o),
+    "fp8e5m2": lambda **o: Sym("fp8e5m2", **o),
 }
 ALIASES = {"hifx4": "hif4", "int8": "int8sym", "int4": "int4sym"}
 

@@ -1,35 +1,75 @@
-"""Symmetric integer formats with a float32 scale per channel or per group.
+"""Symmetric formats with a float32 scale per channel or per group: integer and FP8 elements.
 
-int8sym is quant_cy's: scale = amax / 127, q = RNE(x / scale) clamped to [-127, 127].
-int4sym is the same with 7. An all-zero row has scale 0 and quantizes to zeros.
+One rule, parameterised by the element (a row of SYM_ELEMENTS): per block (the whole axis,
+or `group=N` elements), scale = amax / max in float32, q = x / where(scale > 0, scale, 1)
+rounded to the element grid and saturated at +-max, y = q * scale.
+
+int8sym is quant_cy's: max 127, q = RNE(x / scale) clamped to [-127, 127]; int4sym is the
+same with 7. fp8e4m3 / fp8e5m2 round x / scale to E4M3FN / E5M2 (RNE, saturating at 448 /
+57344, the MX element rounding) and store the standard OCP byte: decoding is ONNX
+DequantizeLinear's float32(fp8) * float32 scale, so such a DequantizeLinear is lossless here.
+An all-zero row has scale 0 and quantizes to zeros; a row with NaN or Inf has a NaN or Inf
+scale and decodes to NaN (its codes: 0 for the integers, the FP8 NaN code).
 """
+from __future__ import annotations
+
+from dataclasses import dataclass
+
 import torch
 
 from .base import Format
+from .mx import ELEMENTS as MX_ELEMENTS
+from .mx import Element, round_element_
 
 
-class IntSym(Format):
+@dataclass(frozen=True)
+class SymElement:
+    """The element of a float32-scaled symmetric format: a row of data."""
+
+    type: str  # Format.elem_type
+    bits: int
+    max: float  # the scale maps amax to this
+    grid: Element | None = None  # a minifloat grid (rounded RNE), or None: integers
+
+
+SYM_ELEMENTS = {
+    "int8sym": SymElement("INT8", 8, 127.0),
+    "int4sym": SymElement("INT4", 4, 7.0),
+    "fp8e4m3": SymElement("FP8E4M3", 8, 448.0, MX_ELEMENTS["mxfp8e4m3"]),
+    "fp8e5m2": SymElement("FP8E5M2", 8, 57344.0, MX_ELEMENTS["mxfp8e5m2"]),
+}
+
+
+class Sym(Format):
+    """A SYM_ELEMENTS format; `group=None` (per channel) or a positive block length."""
+
     scale_bytes = 4
     scale_type = "float32"
 
-    def __init__(self, name: str, bits: int, group: int | None = None, **options):
+    def __init__(self, name: str, group: int | None = None, **options):
         self.name = name
         super().__init__(**options)
         if group is not None and (not isinstance(group, int) or group <= 0):
             raise ValueError(f"{name}: group must be a positive int or None, got {group!r}")
-        self.name, self.elem_bits, self.block = name, bits, group
-        self.qmax = float(2 ** (bits - 1) - 1)
-        self.elem_type = f"INT{bits}"
+        self.el = SYM_ELEMENTS[name]
+        self.block = group
+        self.elem_bits, self.elem_type = self.el.bits, self.el.type
 
     @property
     def options(self):
         return {"group": self.block} if self.block else {}
 
     def _levels(self, xb, q):
-        """Integer levels into q (NaN rows: NaN); -> the float32 scale per row (M, 1)."""
-        scale = torch.abs(xb, out=q).amax(-1, keepdim=True) / self.qmax
-        torch.div(xb, torch.where(scale > 0, scale, 1.0), out=q)
-        q.round_().clamp_(-self.qmax, self.qmax)
+        """Signed element values into q (NaN rows: NaN); -> the float32 scale per row (M, 1)."""
+        el = self.el
+        scale = torch.abs(xb, out=q).amax(-1, keepdim=True) / el.max
+        div = torch.where(scale > 0, scale, 1.0)
+        if el.grid is None:
+            torch.div(xb, div, out=q)
+            q.round_().clamp_(-el.max, el.max)
+        else:  # q holds |x|
+            round_element_(q.div_(div), el.grid, "even")
+            torch.copysign(q, xb, out=q)
         q.mul_(torch.where(torch.isfinite(scale), 1.0, float("nan")))
         return scale
 
@@ -39,14 +79,20 @@ class IntSym(Format):
     def encode_blocks(self, xb, ts=None):
         q = torch.empty_like(xb)
         scale = self._levels(xb, q)
-        codes = q.nan_to_num(0.0).to(torch.int8).view(torch.uint8)
-        if self.elem_bits == 4:
-            codes = codes & 0x0F
+        if self.el.grid is not None:
+            codes = self.el.grid.table.encode(q)
+        else:
+            codes = q.nan_to_num(0.0).to(torch.int8).view(torch.uint8)
+            if self.elem_bits == 4:
+                codes = codes & 0x0F
         return codes, scale.contiguous().view(torch.uint8)
 
     def decode_blocks(self, codes, scales, ts=None):
-        c = codes.to(torch.int8)
-        if self.elem_bits == 4:
-            c = (c << 4) >> 4  # sign-extend the nibble
-        scale = scales.contiguous().view(torch.float32)
-        return c.to(torch.float32) * scale
+        if self.el.grid is not None:
+            vals = self.el.grid.table.decode(codes)
+        else:
+            c = codes.to(torch.int8)
+            if self.elem_bits == 4:
+                c = (c << 4) >> 4  # sign-extend the nibble
+            vals = c.to(torch.float32)
+        return vals * scales.contiguous().view(torch.float32)

@@ -28,10 +28,23 @@ ROUNDINGS = ("away", "even")
 SCALE_RULES = ("floor", "rceil")
 
 
+def round_element_(y: torch.Tensor, el: Element, rounding: str) -> torch.Tensor:
+    """Magnitudes y >= 0 rounded in place onto el's grid, saturating at el.max.
+
+    Steps of 2^(max(floor_log2 y, emin) - mbits) (y / step is exact), ties away from zero
+    ("away") or to even ("even"). NaN stays NaN. Every minifloat element rounds here.
+    """
+    step = pow2_floor(y).clamp_(min=2.0**el.emin).mul_(2.0**-el.mbits)
+    y.div_(step)
+    round_ta_(y) if rounding == "away" else y.round_()
+    return y.mul_(step).clamp_(max=el.max)
+
+
 class MX(Format):
     block = 32
     scale_bytes = 1
     scale_type = "E8M0"
+    idempotent = True
 
     def __init__(self, name: str, rounding: str = "away", scale_rule: str = "floor", **options):
         self.name = name
@@ -76,10 +89,7 @@ class MX(Format):
         nan = ~torch.isfinite(amax)  # OCP: a block with NaN or Inf decodes to NaN
         se = self.shared_exp(torch.where(nan, 0.0, amax))
         y.mul_(exp2i_normal(-se))  # -se <= 127 - emax: normal
-        step = pow2_floor(y).clamp_(min=2.0**el.emin).mul_(2.0**-el.mbits)
-        y.div_(step)
-        round_ta_(y) if self.rounding == "away" else y.round_()
-        y.mul_(step).clamp_(max=el.max)
+        round_element_(y, el, self.rounding)
         torch.copysign(y, xb, out=y)
         return se, nan
 

@@ -8,8 +8,9 @@ onnxruntime (CPU) runs them bit-exactly like `onnx_npuq.formats`:
 
 `Dequantize_<fmt>` takes `Packed.codes` and `Packed.scales` (uint8, 2-D) and returns the
 decoded (rows, length) float32 matrix (rows as in Packed: every dimension but the axis,
-in order); `length` crops the block padding (0: keep the padded rows). The integer
-formats also take `block` (elements per float32 scale; 0: the whole row, i.e. `length`).
+in order); `length` crops the block padding (0: keep the padded rows). The float32-scaled
+formats (int8sym, int4sym, fp8e4m3, fp8e5m2) also take `block` (elements per float32 scale;
+0: the whole row, i.e. `length`).
 Decoding does not depend on format options, so there is one Dequantize per format.
 
 `QuantDequant_<fmt>...` fake-quantizes X (float32, float16 or bfloat16, any rank) along
@@ -47,6 +48,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 from .. import formats as F
 from ..formats import codecs
 from ..formats.hif4 import R7, HiFX4V12
+from ..formats.integer import Sym
 from ..formats.packing import unpack_bits
 
 DOMAIN = "npuq"
@@ -363,12 +365,14 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
         s84 = g.op("Reshape", g.op("Mul", s8, s4), g.i(0, 0, 16, 1))
         back = g.op("Mul", s84, level1)
         y = _crop(g, _flat(g, g.op("Mul", vals, back)))
-    elif name in ("int8sym", "int4sym"):
+    elif isinstance(fmt, Sym):
         attrs["block"] = 0
         length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
         blk = g.op("Unsqueeze", g.attr_int("block"), g.i(0))
         blk = g.op("Where", g.op("Greater", blk, g.i(0)), blk, length)
-        if fmt.elem_bits == 8:  # uint8 -> int8 wraps (two's complement): no table needed
+        if fmt.el.grid is not None:  # FP8: DequantizeLinear's float32(fp8) * scale
+            vals = _elements(g, "codes", _code_table(fmt.el.grid.table), blk)
+        elif fmt.elem_bits == 8:  # uint8 -> int8 wraps (two's complement): no table needed
             vals = g.op("Cast", g.op("Cast", "codes", to=TensorProto.INT8), to=FLOAT)
             vals = g.op("Reshape", vals, g.op("Concat", g.i(0, -1), blk, axis=0))
         else:  # an odd block carries one padding nibble
@@ -480,16 +484,15 @@ def _mx_scale(g: _Body, x: str, fmt, axes) -> tuple[str, str, str]:
     return a, s, bad
 
 
-def _mx_round(g: _Body, y: str, fmt) -> str:
-    """MX element rounding of y >= 0, y < 2^(emax + 1): the unsigned element value."""
-    el = fmt.el
+def _mx_round(g: _Body, y: str, el, rounding: str) -> str:
+    """mx.round_element_ of y >= 0, y < 2^(emax + 1): the unsigned element value."""
     binades = el.emax - el.emin + 1
     if binades <= 3:  # E2M1: the step by comparisons
         step = g.pow2_steps(y, 2.0**el.emin, binades, 2.0**-el.mbits)
     else:
         step = g.op("Mul", g.pow2_floor(g.op("Max", y, g.f(2.0**el.emin))), g.f(2.0**-el.mbits))
     t = g.op("Div", y, step)
-    r = g.round_ta(t) if fmt.rounding == "away" else g.op("Round", t)
+    r = g.round_ta(t) if rounding == "away" else g.op("Round", t)
     return g.op("Min", g.op("Mul", r, step), g.f(el.max))
 
 
@@ -497,7 +500,7 @@ def _qd_mx(g: _Body, x: str, fmt, axes) -> str:
     """MX._elements + MX.fake_blocks on (A, C, nb, 32)."""
     a, s, bad = _mx_scale(g, x, fmt, axes)
     y = g.op("Mul", a, g.unsqueeze(g.pow2(s, sign=-1)))  # y < 2^(emax + 1) in finite blocks
-    q = _mx_round(g, y, fmt)
+    q = _mx_round(g, y, fmt.el, fmt.rounding)
     return g.op("Mul", g.copysign(q, x), g.unsqueeze(g.nan_where(bad, g.pow2(s))))
 
 
@@ -579,13 +582,26 @@ def _qd_hifx4_v12(g: _Body, x: str, fmt) -> str:
     return g.copysign(g.op("Mul", c, g.unsqueeze(back)), x)
 
 
-def _qd_int(g: _Body, x: str, fmt, axes) -> str:
-    """IntSym._levels + fake_blocks on (A, C, nb, block)."""
-    qmax = fmt.qmax
+def _sym_levels(g: _Body, x: str, scale: str, fmt) -> tuple[str, str]:
+    """Sym._levels before its NaN rows, on (..., block) with the per-block scale: (signed
+    element values, for FP8 their magnitudes (None for the integers))."""
+    el = fmt.el
+    div = g.unsqueeze(g.op("Where", g.op("Greater", scale, g.f(0.0)), scale, g.f(1.0)))
+    if el.grid is None:
+        q = g.op("Clip", g.op("Round", g.op("Div", x, div)), g.f(-el.max), g.f(el.max))
+        return q, None
+    # from 2^(emax + 1) on the element saturates anyway (y can exceed max where the scale
+    # is a coarse subnormal; in NaN/Inf rows anything goes, they are NaN at the end)
+    y = g.op("Min", g.op("Div", g.op("Abs", x), div), g.f(2.0 ** (el.grid.emax + 1)))
+    mag = _mx_round(g, y, el.grid, "even")
+    return g.copysign(mag, x), mag
+
+
+def _qd_sym(g: _Body, x: str, fmt, axes) -> str:
+    """Sym._levels + fake_blocks on (A, C, nb, block)."""
     bad = g.non_finite(x, *axes)
-    scale = g.op("Div", g.reduce_max(g.op("Abs", x), *axes), g.f(qmax))
-    div = g.op("Where", g.op("Greater", scale, g.f(0.0)), scale, g.f(1.0))
-    q = g.op("Clip", g.op("Round", g.op("Div", x, g.unsqueeze(div))), g.f(-qmax), g.f(qmax))
+    scale = g.op("Div", g.reduce_max(g.op("Abs", x), *axes), g.f(fmt.el.max))
+    q, _ = _sym_levels(g, x, scale, fmt)
     return g.op("Mul", q, g.unsqueeze(g.nan_where(bad, scale)))  # (q * 1 or NaN) * scale
 
 
@@ -614,8 +630,8 @@ def quant_dequant_function(fmt_name: str, **options) -> onnx.FunctionProto:
             yb = _qd_hif4(g, lay.x, fmt)
         elif name == "hifx4_v12":
             yb = _qd_hifx4_v12(g, lay.x, fmt)
-        elif name in ("int8sym", "int4sym"):
-            yb = _qd_int(g, lay.x, fmt, axes)
+        elif isinstance(fmt, Sym):
+            yb = _qd_sym(g, lay.x, fmt, axes)
         else:  # pragma: no cover
             raise ValueError(f"no QuantDequant body for {name}")
         y = lay.restore(yb)
@@ -629,7 +645,8 @@ def quant_dequant_function(fmt_name: str, **options) -> onnx.FunctionProto:
 # ------------------------------------------------------------------ Quantize
 
 # Formats whose Quantize body exists (the torch op npuq::quantize covers every one-level format).
-QUANTIZE_FORMATS = ("hif8", "hif4", "hifx4_v12", "mxfp4", "mxfp8e4m3", "mxfp8e5m2", "nvf4", "int8sym", "int4sym")
+QUANTIZE_FORMATS = ("hif8", "hif4", "hifx4_v12", "mxfp4", "mxfp8e4m3", "mxfp8e5m2", "nvf4",
+                    "int8sym", "int4sym", "fp8e4m3", "fp8e5m2")
 
 
 def _signbit(g: _Body, x: str) -> str:
@@ -693,7 +710,7 @@ def _q_mx(g: _Body, x: str, fmt) -> tuple[str, str]:
     y = g.op("Mul", a, g.unsqueeze(g.pow2(s, sign=-1)))
     # NaN-block elements (shared exponent -127) may exceed the grid: torch saturates finite
     # ones at max and turns Inf into NaN
-    q = _mx_round(g, g.op("Min", y, g.f(2.0 ** (el.emax + 1))), fmt)
+    q = _mx_round(g, g.op("Min", y, g.f(2.0 ** (el.emax + 1))), el, fmt.rounding)
     code = _signed_code(g, _minifloat_code(g, q, el.mbits, el.emin), x, el.table.bits)
     code = g.op("Where", _not_finite(g, y), g.f(float(el.table.nan_code or 0)), code)
     byte = g.op("Where", bad, g.k(255), g.op("Sub", s, g.k(OFF - 127)))
@@ -715,16 +732,20 @@ def _q_nvf4(g: _Body, x: str, fmt) -> tuple[str, str]:
     return _pack_rows(g, code, 4), _u8(g, sbyte)
 
 
-def _q_int(g: _Body, x: str, fmt) -> tuple[str, str]:
-    qmax = fmt.qmax
+def _q_sym(g: _Body, x: str, fmt) -> tuple[str, str]:
     has_nan = g.op("Greater", g.op("ReduceMax", g.op("Cast", g.op("IsNaN", x), to=FLOAT),
                                    g.i(2), keepdims=0), g.f(0.0))
-    scale = g.op("Div", g.reduce_max(g.op("Abs", x), 2), g.f(qmax))
+    scale = g.op("Div", g.reduce_max(g.op("Abs", x), 2), g.f(fmt.el.max))
     scale = g.nan_where(has_nan, scale)  # onnxruntime's ReduceMax may drop a NaN
-    div = g.op("Where", g.op("Greater", scale, g.f(0.0)), scale, g.f(1.0))
-    q = g.op("Clip", g.op("Round", g.op("Div", x, g.unsqueeze(div))), g.f(-qmax), g.f(qmax))
-    q = g.op("Where", g.unsqueeze(g.op("Less", scale, g.f(INF))), q, g.f(0.0))  # NaN rows: 0
-    code = g.op("Where", g.op("Less", q, g.f(0.0)), g.op("Add", q, g.f(2.0**fmt.elem_bits)), q)
+    q, mag = _sym_levels(g, x, scale, fmt)
+    finite = g.unsqueeze(g.op("Less", scale, g.f(INF)))
+    grid = fmt.el.grid
+    if grid is None:
+        q = g.op("Where", finite, q, g.f(0.0))  # NaN rows: 0
+        code = g.op("Where", g.op("Less", q, g.f(0.0)), g.op("Add", q, g.f(2.0**fmt.elem_bits)), q)
+    else:  # NaN rows: the NaN code
+        code = _signed_code(g, _minifloat_code(g, mag, grid.mbits, grid.emin), x, 8)
+        code = g.op("Where", finite, code, g.f(float(grid.table.nan_code)))
     return _pack_rows(g, code, fmt.elem_bits), _float32_bytes(g, scale)
 
 
@@ -856,7 +877,7 @@ def quantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
         elif name == "nvf4":
             codes, scales = _q_nvf4(g, xb, fmt)
         else:
-            codes, scales = _q_int(g, xb, fmt)
+            codes, scales = _q_sym(g, xb, fmt)
     g.output("codes", codes)
     g.output("scales", scales)
     fname = f"Quantize_{name}{_suffix(fmt.options)}"
@@ -903,7 +924,7 @@ def model_for_decode(packed: F.Packed, as_inputs: bool = False) -> onnx.ModelPro
     if name == "nvfp4":
         arrays["tensor_scale"] = packed.tensor_scale.to(torch.float32).reshape(()).numpy()
     attrs = {"length": packed.length}
-    if name in ("int8sym", "int4sym"):
+    if isinstance(F.get_format(name), Sym):
         attrs["block"] = packed.block
     shape, axis = tuple(packed.shape), packed.axis
     moved = shape[:axis] + shape[axis + 1:] + (shape[axis],)

@@ -263,7 +263,9 @@ def drop_repeated_quant_dequant(graph: gs.Graph, ctx: Context) -> int:
             continue
         y = second.outputs[0]
         for consumer in list(y.outputs):
-            consumer.inputs[:] = [first.outputs[0] if t is y else t for t in consumer.inputs]
+            for i, t in enumerate(consumer.inputs):
+                if t is y:
+                    consumer.inputs[i] = first.outputs[0]
         if y in graph.outputs:  # keep the output's name: let `first` write it
             graph.outputs[graph.outputs.index(y)] = first.outputs[0]
         detach_outputs(second)

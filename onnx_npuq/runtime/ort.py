@@ -16,7 +16,11 @@ class OrtSession:
 
     def __init__(self, model: str | os.PathLike | onnx.ModelProto):
         src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-        self.session = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        # onnxruntime fuses a constant int8 / int4 DequantizeLinear -> MatMul into MatMulNBits,
+        # which quantizes the activations to int8: we compare what the graph says
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
+        self.session = ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
