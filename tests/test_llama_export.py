@@ -9,24 +9,7 @@ import onnx_npuq
 from onnx_npuq import formats as F
 from onnx_npuq.nn import QuantLinear, quantize_model
 
-import transformers  # in the test extra: this test must run, not skip
-
-
-def tiny_llama():
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(
-        hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=256, max_position_embeddings=64)
-    return transformers.LlamaForCausalLM(cfg).eval()
-
-
-class Logits(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids):
-        return self.model(input_ids=input_ids, use_cache=False).logits
+from llama import Logits, tiny_llama
 
 
 @pytest.mark.parametrize("fmt", F.names())

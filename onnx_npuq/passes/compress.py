@@ -6,6 +6,7 @@ import onnx_graphsurgeon as gs
 from ..ops.defs import DOMAIN, format_from_attrs
 from .graph import constant_torch, dequantize_packed, detach_outputs
 from .pipeline import Context, register
+from .qdq import fold_qdq, import_dq
 
 
 def pack_quant_dequant(graph: gs.Graph, ctx: Context) -> int:
@@ -31,5 +32,7 @@ def pack_quant_dequant(graph: gs.Graph, ctx: Context) -> int:
 
 @register("compress")
 def compress(graph: gs.Graph, ctx: Context) -> None:
-    """Quantized constant weights -> packed uint8 initializers + npuq::Dequantize."""
+    """Quantized constant weights (QuantDequant, Q->DQ) -> packed uint8 initializers + npuq::Dequantize."""
     pack_quant_dequant(graph, ctx)
+    fold_qdq(graph, ctx)  # standard QuantizeLinear -> DequantizeLinear pairs on constants
+    import_dq(graph, ctx)

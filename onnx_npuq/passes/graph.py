@@ -34,7 +34,7 @@ def constant_torch(t: gs.Tensor) -> torch.Tensor | None:
     proto = _tensor_proto(c)
     if proto is not None and proto.data_type == onnx.TensorProto.BFLOAT16:
         raw = onnx.numpy_helper.to_array(proto)  # ml_dtypes bfloat16
-        return torch.from_numpy(np.ascontiguousarray(raw).view(np.uint16)).view(torch.bfloat16)
+        return torch.from_numpy(np.array(raw).view(np.uint16)).view(torch.bfloat16)
     values = np.asarray(c.values)
     if values.dtype not in (np.float32, np.float16):
         return None

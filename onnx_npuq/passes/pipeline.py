@@ -13,6 +13,7 @@ onnxruntime runs the model before and after on the same random inputs, and a pas
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import torch
+from onnx_graphsurgeon.logger import G_LOGGER
 
 from ..ops import functions
 from ..runtime.ort import OrtSession, compare
@@ -188,6 +190,17 @@ def _runnable(model: onnx.ModelProto) -> onnx.ModelProto:
     return to_portable(model)
 
 
+@contextlib.contextmanager
+def _quiet_graphsurgeon():
+    """gs warns on stdout about bfloat16 constants and a missing `colored` module."""
+    severity = G_LOGGER.severity
+    G_LOGGER.severity = G_LOGGER.ERROR
+    try:
+        yield
+    finally:
+        G_LOGGER.severity = severity
+
+
 def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: int = 0,
              **options) -> tuple[onnx.ModelProto, Report]:
     """Run one named pass; returns the new model and its report."""
@@ -195,9 +208,10 @@ def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: in
         raise PassError(f"unknown pass {name!r}; passes: {', '.join(PASSES)}")
     p = PASSES[name]
     ctx = Context(options=options, metadata={m.key: m.value for m in model.metadata_props})
-    graph = gs.import_onnx(model)
-    p.fn(graph, ctx)
-    out = finish(graph, model, ctx.metadata)
+    with _quiet_graphsurgeon():
+        graph = gs.import_onnx(model)
+        p.fn(graph, ctx)
+        out = finish(graph, model, ctx.metadata)
     report = Report(name, op_counts(model), op_counts(out), model.ByteSize(), out.ByteSize(), ctx.notes,
                     weights_changed=_weights(model) != _weights(out))
     if verify:
