@@ -16,17 +16,9 @@ import onnx_npuq  # noqa: F401  (first: huge pages before torch allocates)
 import torch
 import transformers
 from onnx_npuq import formats
+from onnx_npuq.exporter import Logits
 from onnx_npuq.nn import QuantLinear, quantize_model
 from onnx_npuq.runtime import OrtSession
-
-
-class Logits(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids):
-        return self.model(input_ids=input_ids, use_cache=False).logits
 
 
 def _ms(fn) -> float:

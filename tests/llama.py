@@ -8,7 +8,7 @@ import onnx
 import torch
 import transformers  # in the test extra: these tests must run, not skip
 
-from onnx_npuq.exporter import to_onnx
+from onnx_npuq.exporter import Logits, to_onnx
 from onnx_npuq.nn import quantize_model
 
 
@@ -18,15 +18,6 @@ def tiny_llama() -> torch.nn.Module:
         hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, vocab_size=256, max_position_embeddings=64)
     return transformers.LlamaForCausalLM(cfg).eval()
-
-
-class Logits(torch.nn.Module):
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids):
-        return self.model(input_ids=input_ids, use_cache=False).logits
 
 
 @functools.cache

@@ -29,6 +29,17 @@ class ExportError(RuntimeError):
     """The model could not be exported; the message says which part and why."""
 
 
+class Logits(torch.nn.Module):
+    """A Hugging Face causal LM as input_ids -> logits (no KV cache), the graph to export."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        return self.model(input_ids=input_ids, use_cache=False).logits
+
+
 def _default_dynamic_shapes(args: tuple):
     """Every dimension of every tensor input may vary, where the model allows it."""
     auto = torch.export.Dim.AUTO
