@@ -206,18 +206,33 @@ def test_fuse_drops_repeated_idempotent_quant_dequant(fmt, removed):
 
 
 @pytest.mark.parametrize("fmt", F.names())
-def test_llama_compress_and_fuse(fmt):
+def test_llama_every_pass(fmt):
+    """The whole chain on a tiny LLaMA per weight format, each pass verified by the pipeline
+    (onnxruntime before/after) and idempotent."""
     model = llama_onnx(fmt)
-    out, (c, f) = run_passes(model, ["compress", "fuse-npu"])
-    assert not c.changed and c.mismatches == 0  # the exporter already stores weights packed
-    fused = sum(n.op_type == "NPUWeightQuantBatchMatmulV2" for n in out.graph.node)
+    names = ["import-qdq", "compress", "fuse-npu", "atc", "portable"]
+    outs, reports = [model], []
+    for name in names:
+        out, (r,) = run_passes(outs[-1], [name], layout="default")
+        again, _ = run_passes(out, [name], layout="default")
+        assert again.SerializeToString() == out.SerializeToString(), name
+        outs.append(out)
+        reports.append(r)
+    q, c, f, a, p = reports
+    assert not q.changed and not c.changed  # the exporter already stores weights packed
+    fused = sum(n.op_type == "NPUWeightQuantBatchMatmulV2" for n in outs[3].graph.node)
     assert fused == (14 if fmt in ("int8sym", "int4sym") else 0)
     if fused:
         assert f.max_abs < 0.05  # float16 activations, on logits of magnitude ~1
     else:
         assert f.mismatches == 0
-    again, (f2,) = run_passes(out, ["fuse-npu"])
-    assert again.SerializeToString() == out.SerializeToString()
+    atc_model = outs[4]
+    assert len(atc_model.opset_import) == 1 and not atc_model.functions
+    keys = {m.key: m.value for m in atc_model.metadata_props}["onnx_npuq.atc_keys"].split(",")
+    # every weight Dequantize went into a fused matmul, or stays for our custom op package
+    assert keys == (["ai.onnx::18::NPUWeightQuantBatchMatmulV2"] if fused else ["ai.onnx::18::Dequantize"])
+    assert a.mismatches == 0 and p.mismatches == 0
+    same_outputs(outs[3], outs[5])  # portable(atc(m)) runs like m
 
 
 # ------------------------------------------------------------------ pipeline
