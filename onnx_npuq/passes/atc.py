@@ -45,6 +45,7 @@ import onnx_graphsurgeon as gs
 from onnx import helper
 
 from ..ops import defs, npu_ops
+from .graph import constant, constant_array
 from .pipeline import LAYOUT_KEY, PassError, register
 
 LAYOUTS = ("default", "domain")
@@ -333,12 +334,8 @@ def _tensor_info(graph: gs.Graph) -> dict[str, tuple[int, int | None]]:
 
 def _constant(tensor) -> np.ndarray | None:
     """The value of a constant input (initializer or Constant node), else None."""
-    if isinstance(tensor, gs.Constant):
-        return tensor.values
-    producer = tensor.inputs[0] if len(tensor.inputs) == 1 else None
-    if producer is not None and producer.op == "Constant" and "value" in producer.attrs:
-        return producer.attrs["value"].values
-    return None
+    c = constant(tensor)
+    return None if c is None else constant_array(c)
 
 
 def _inputs_to_attribute(node: gs.Node, target: int) -> str | None:

@@ -19,7 +19,7 @@ import torch
 from .. import formats, npu
 from ..ops import npu_ops
 from ..ops.defs import DOMAIN, format_from_attrs
-from .graph import constant_tensor, detach_outputs
+from .graph import constant, constant_array, detach_outputs
 from .pipeline import Context, register
 
 COMPUTE_DTYPES = {"float16": (np.float16, 10), "bfloat16": (None, 16)}  # numpy type, ONNX code
@@ -42,15 +42,15 @@ def _producer(t: gs.Tensor, op: str) -> gs.Node | None:
 def _weight_int(dq: gs.Node) -> tuple[torch.Tensor, torch.Tensor, int] | None:
     """(int8 values (N, K), float32 scales (N, blocks), group or 0) of a constant
     int8sym / int4sym Dequantize, else None."""
-    codes, scales = (constant_tensor(t) for t in dq.inputs[:2])
+    codes, scales = (constant(t) for t in dq.inputs[:2])
     if codes is None or scales is None or len(dq.inputs) > 2:
         return None
     fmt = dq.attrs.get("format")
     if fmt not in ("int8sym", "int4sym"):
         return None
     length, block = int(dq.attrs["length"]), int(dq.attrs.get("block", 0))
-    c = torch.from_numpy(np.array(codes.values, np.uint8))
-    p = formats.Packed(format=fmt, codes=c, scales=torch.from_numpy(np.array(scales.values, np.uint8)),
+    c = torch.from_numpy(np.array(constant_array(codes), np.uint8))
+    p = formats.Packed(format=fmt, codes=c, scales=torch.from_numpy(np.array(constant_array(scales), np.uint8)),
                        shape=(c.shape[0], length), axis=1, dtype=torch.float32, block=block or None)
     if fmt == "int4sym":
         q = torch.stack(((c & 0xF), (c >> 4)), -1).reshape(c.shape[0], -1)[:, :length].to(torch.int8)
@@ -116,8 +116,8 @@ def fuse_weight_matmul(graph: gs.Graph, ctx: Context) -> int:
         add = _only_consumer(out, graph)
         if add is not None and add.op == "Add":
             other = add.inputs[1] if add.inputs[0] is out else add.inputs[0]
-            b = constant_tensor(other)
-            if b is not None and tuple(np.shape(b.values)) == (n,):
+            b = constant(other)
+            if b is not None and constant_array(b).shape == (n,):
                 bias, out = b, add.outputs[0]
                 detach_outputs(add)
         name = mm.name or out.name
@@ -129,7 +129,7 @@ def fuse_weight_matmul(graph: gs.Graph, ctx: Context) -> int:
         ins = [x2, weight, scale, gs.Variable.empty(), gs.Variable.empty(), gs.Variable.empty()]
         if bias is not None:
             bdt = np.float16 if compute == "float16" else np.float32
-            ins.append(gs.Constant(f"{name}.bias", np.asarray(bias.values, np.float32).astype(bdt)))
+            ins.append(gs.Constant(f"{name}.bias", np.asarray(constant_array(bias), np.float32).astype(bdt)))
         y2 = gs.Variable(f"{name}.y2", dtype=None)
         graph.nodes.append(gs.Node("NPUWeightQuantBatchMatmulV2", name=f"{name}.wqbmm", domain=npu_ops.DOMAIN,
                                    inputs=ins, outputs=[y2],
@@ -195,11 +195,11 @@ def _dequant(t: gs.Tensor) -> tuple[gs.Tensor, gs.Tensor | None, gs.Tensor] | No
         m2 = _producer(inner, "Mul")
         if m2 is not None:
             for v, w in (m2.inputs, m2.inputs[::-1]):
-                if constant_tensor(w) is not None and _producer(v, "Cast") is not None:
+                if constant(w) is not None and _producer(v, "Cast") is not None:
                     inner, ws = v, w
                     break
         cast = _producer(inner, "Cast")
-        if cast is not None and _elem_type(cast.inputs[0]) == 6 and constant_tensor(act) is None:
+        if cast is not None and _elem_type(cast.inputs[0]) == 6 and constant(act) is None:
             return cast.inputs[0], ws, act
     return None
 

@@ -5,40 +5,60 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import torch
+from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from .. import formats
 from ..ops.defs import DOMAIN
 
 
-def _tensor_proto(c: gs.Constant) -> onnx.TensorProto | None:
-    lazy = getattr(c, "_values", None)
-    return getattr(lazy, "tensor", None)
+def is_standard(node: gs.Node, op: str) -> bool:
+    return node.op == op and node.domain in (None, "", "ai.onnx")
 
 
-def constant_tensor(t: gs.Tensor) -> gs.Constant | None:
-    """The gs.Constant behind `t` (an initializer, or a Constant node's value), else None."""
+def constant(t: gs.Tensor | None, graph: gs.Graph | None = None) -> gs.Constant | None:
+    """The gs.Constant behind a tensor: an initializer (not one that is also a graph input,
+    which can change), or a Constant node's value; else None."""
     if isinstance(t, gs.Constant):
-        return t
-    if len(t.inputs) == 1 and t.inputs[0].op == "Constant" and t.inputs[0].domain in ("", "ai.onnx"):
-        value = t.inputs[0].attrs.get("value")
-        return value if isinstance(value, gs.Constant) else None
+        return None if graph is not None and t in graph.inputs else t
+    if isinstance(t, gs.Variable) and len(t.inputs) == 1 and is_standard(t.inputs[0], "Constant"):
+        attrs = t.inputs[0].attrs
+        if isinstance(attrs.get("value"), gs.Constant):
+            return attrs["value"]
+        for key in ("value_float", "value_floats", "value_int", "value_ints"):
+            if key in attrs:
+                dtype = np.float32 if "float" in key else np.int64
+                return gs.Constant(t.name, np.array(attrs[key], dtype=dtype))
     return None
 
 
-def constant_torch(t: gs.Tensor) -> torch.Tensor | None:
-    """The value of a constant float tensor as torch (bfloat16 kept), else None. Read from the
-    TensorProto where gs still has it: gs cannot give bfloat16 values without converting."""
-    c = constant_tensor(t)
+def constant_array(c: gs.Constant) -> np.ndarray:
+    """A constant's values, read from its TensorProto where gs still has it: gs cannot give
+    bfloat16 values without converting, nor export a loaded INT4 constant (it writes a byte
+    per element)."""
+    v = c._values  # noqa: SLF001 - gs has no public way to read lazily
+    return onnx.numpy_helper.to_array(v.tensor) if isinstance(v, LazyValues) else np.asarray(v)
+
+
+def constant_type(c: gs.Constant) -> int:
+    """The ONNX element type of a constant."""
+    v = c._values  # noqa: SLF001
+    if isinstance(v, LazyValues):
+        return v.tensor.data_type
+    return onnx.helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype)
+
+
+def constant_torch(t: gs.Tensor, graph: gs.Graph | None = None) -> torch.Tensor | None:
+    """The value of a constant float32 / float16 / bfloat16 tensor as torch, else None."""
+    c = constant(t, graph)
     if c is None:
         return None
-    proto = _tensor_proto(c)
-    if proto is not None and proto.data_type == onnx.TensorProto.BFLOAT16:
-        raw = onnx.numpy_helper.to_array(proto)  # ml_dtypes bfloat16
-        return torch.from_numpy(np.array(raw).view(np.uint16)).view(torch.bfloat16)
-    values = np.asarray(c.values)
-    if values.dtype not in (np.float32, np.float16):
+    kind = constant_type(c)
+    if kind not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
         return None
-    return torch.from_numpy(values.copy())
+    values = np.array(constant_array(c))  # a writable copy
+    if kind == onnx.TensorProto.BFLOAT16:  # ml_dtypes bfloat16
+        return torch.from_numpy(values.view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(values)
 
 
 ONNX_FLOAT = {torch.float32: onnx.TensorProto.FLOAT, torch.float16: onnx.TensorProto.FLOAT16,

@@ -41,6 +41,7 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from .. import formats
 from ..ops.defs import DOMAIN
+from .graph import constant, constant_array, constant_type, is_standard
 from .pipeline import Context, register
 
 # ONNX element type -> (npuq format, bits per code)
@@ -70,39 +71,6 @@ class Unfit(Exception):
 
 
 # ------------------------------------------------------------------ constants
-
-
-def _is_standard(node: gs.Node, op: str) -> bool:
-    return node.op == op and node.domain in (None, "", "ai.onnx")
-
-
-def _constant(t: gs.Tensor | None, graph: gs.Graph) -> gs.Constant | None:
-    """The gs.Constant behind an input: an initializer, or a Constant node's `value`."""
-    if isinstance(t, gs.Constant):
-        return None if t in graph.inputs else t  # an initializer that is an input can change
-    if isinstance(t, gs.Variable) and len(t.inputs) == 1 and _is_standard(t.inputs[0], "Constant"):
-        attrs = t.inputs[0].attrs
-        if isinstance(attrs.get("value"), gs.Constant):
-            return attrs["value"]
-        for key in ("value_float", "value_floats", "value_int", "value_ints"):
-            if key in attrs:
-                dtype = np.float32 if "float" in key else np.int64
-                return gs.Constant(t.name, np.array(attrs[key], dtype=dtype))
-    return None
-
-
-def _array(c: gs.Constant) -> np.ndarray:
-    """A constant's values, read without loading them into gs: gs cannot export a loaded
-    INT4 constant (it writes a byte per element), so it keeps its TensorProto."""
-    v = c._values  # noqa: SLF001 - gs has no public way to read lazily
-    return numpy_helper.to_array(v.tensor) if isinstance(v, LazyValues) else np.asarray(v)
-
-
-def _onnx_type(c: gs.Constant) -> int:
-    v = c._values  # noqa: SLF001
-    if isinstance(v, LazyValues):
-        return v.tensor.data_type
-    return onnx.helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype)
 
 
 def _type_name(t: int) -> str:
@@ -242,34 +210,34 @@ class _Plan:
 
 def _dq_inputs(dq: gs.Node, graph: gs.Graph):
     """(data, data type, scale as float32, scale type) of a DQ that may fit, else Unfit."""
-    data = _constant(dq.inputs[0], graph)
+    data = constant(dq.inputs[0], graph)
     if data is None:
         raise Unfit("data is not a constant")
-    dtype = _onnx_type(data)
+    dtype = constant_type(data)
     if dtype not in FORMATS:
         raise Unfit(f"{_type_name(dtype)} data has no symmetric format")
     fmt = FORMATS[dtype][0]
     if fmt not in formats.names():
         raise Unfit(f"{_type_name(dtype)} data: format {fmt} is not available")
-    scale = _constant(dq.inputs[1], graph) if len(dq.inputs) > 1 else None
+    scale = constant(dq.inputs[1], graph) if len(dq.inputs) > 1 else None
     if scale is None:
         raise Unfit("scale is not a constant")
-    stype = _onnx_type(scale)
+    stype = constant_type(scale)
     if stype not in SCALE_TYPES:
         raise Unfit(f"{_type_name(stype)} scale")
     if len(dq.inputs) > 2 and not (isinstance(dq.inputs[2], gs.Variable) and dq.inputs[2].name == ""):
-        zp = _constant(dq.inputs[2], graph)
+        zp = constant(dq.inputs[2], graph)
         if zp is None:
             raise Unfit("zero point is not a constant")
-        if np.any(_array(zp).astype(np.float32) != 0):
+        if np.any(constant_array(zp).astype(np.float32) != 0):
             raise Unfit("nonzero zero point")
-    return data, dtype, _array(scale).astype(np.float32), stype
+    return data, dtype, constant_array(scale).astype(np.float32), stype
 
 
 def plan_dq(dq: gs.Node, graph: gs.Graph) -> _Plan:
     """How `dq` becomes an npuq::Dequantize, or Unfit."""
     data, dtype, scale, stype = _dq_inputs(dq, graph)
-    x = _array(data)
+    x = constant_array(data)
     if x.size == 0:
         raise Unfit("empty tensor")
     out_type = dq.attrs.get("output_dtype", 0) or stype
@@ -347,7 +315,7 @@ def import_dq(graph: gs.Graph, ctx: Context) -> int:
     """DequantizeLinear on constant INT8 / INT4 / FP8 weights -> npuq::Dequantize; returns
     how many were rewritten. The others stay, with a note per reason."""
     fresh, cache, left, done = _Names(graph), {}, defaultdict(list), 0
-    for dq in [n for n in graph.nodes if _is_standard(n, "DequantizeLinear")]:
+    for dq in [n for n in graph.nodes if is_standard(n, "DequantizeLinear")]:
         try:
             plan = plan_dq(dq, graph)
         except Unfit as why:
@@ -382,27 +350,27 @@ def quantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, ou
 def _q_output_type(q: gs.Node, graph: gs.Graph) -> tuple[int, np.ndarray | None]:
     """(output type, zero point values or None) of a QuantizeLinear."""
     if len(q.inputs) > 2 and q.inputs[2].name != "":
-        zp = _constant(q.inputs[2], graph)
+        zp = constant(q.inputs[2], graph)
         if zp is None:
             raise Unfit("zero point is not a constant")
-        return _onnx_type(zp), _array(zp)
+        return constant_type(zp), constant_array(zp)
     return q.attrs.get("output_dtype", 0) or TensorProto.UINT8, None
 
 
 def plan_q(q: gs.Node, graph: gs.Graph) -> np.ndarray:
     """The constant output of a QuantizeLinear on a constant weight feeding DQs, or Unfit."""
     users = q.outputs[0].outputs
-    if q.outputs[0] in graph.outputs or not users or not all(_is_standard(u, "DequantizeLinear") for u in users):
+    if q.outputs[0] in graph.outputs or not users or not all(is_standard(u, "DequantizeLinear") for u in users):
         raise Unfit("its output goes elsewhere than to DequantizeLinear")
-    x, scale = _constant(q.inputs[0], graph), _constant(q.inputs[1], graph)
+    x, scale = constant(q.inputs[0], graph), constant(q.inputs[1], graph)
     if scale is None:
         raise Unfit("scale is not a constant")
-    if _onnx_type(x) != TensorProto.FLOAT or _onnx_type(scale) != TensorProto.FLOAT:
+    if constant_type(x) != TensorProto.FLOAT or constant_type(scale) != TensorProto.FLOAT:
         raise Unfit("not float32 weight and scale")
     out_type, zp = _q_output_type(q, graph)
     if out_type not in Q_TYPES:
         raise Unfit(f"{_type_name(out_type)} output")
-    xv, sv = _array(x), _array(scale)
+    xv, sv = constant_array(x), constant_array(scale)
     if not (np.isfinite(xv).all() and np.isfinite(sv).all() and (sv != 0).all()):
         raise Unfit("a non-finite weight or a non-finite or zero scale")
     return quantize(xv, sv, zp, out_type, q.attrs.get("axis", 1), q.attrs.get("block_size", 0),
@@ -413,8 +381,8 @@ def fold_qdq(graph: gs.Graph, ctx: Context) -> int:
     """QuantizeLinear on a constant float32 weight, read by DequantizeLinear nodes -> its
     constant output (exactly what onnxruntime computes); returns how many were folded."""
     fresh, left, done = _Names(graph), defaultdict(list), 0
-    for q in [n for n in graph.nodes if _is_standard(n, "QuantizeLinear")]:
-        if _constant(q.inputs[0], graph) is None:
+    for q in [n for n in graph.nodes if is_standard(n, "QuantizeLinear")]:
+        if constant(q.inputs[0], graph) is None:
             continue  # activations: not a weight
         try:
             values = plan_q(q, graph)
