@@ -60,3 +60,29 @@ def test_verify_a_quantized_model_end_to_end(tmp_path):
     report = onnx_npuq.verify(net, (torch.randn(5, 64),), tmp_path / "net.onnx")
     assert [c.exact for c in report] == [True, True]
     assert report[0].shape == (5, 64)
+
+
+def test_verify_per_layer(tmp_path):
+    import onnx
+
+    from onnx_npuq import models
+    from onnx_npuq.exporter import LAYERS_KEY
+    from onnx_npuq.nn import quantize_model
+    from onnx_npuq.runtime import verify
+
+    model = models.get("tiny-llama")
+    quantize_model(model, weights="mxfp4", activations="hif8", recipe={"exclude": ["lm_head"]})
+    path = tmp_path / "m.onnx"
+    onnx_npuq.export(model, models.example_inputs("tiny-llama"), path)
+    recorded = {p.key for p in onnx.load(path).metadata_props}
+    assert LAYERS_KEY in recorded
+    results = verify(model, models.example_inputs("tiny-llama", 3, 13, seed=1), path, layers=True)
+    names = [r.name for r in results]
+    assert len(results) == 1 + 15 and names[0] == onnx.load(path).graph.output[0].name
+    assert set(names[1:]) == {f"layer:{n}" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+                              or type(m).__name__ == "QuantLinear"}
+    first = next(r for r in results if r.name == "layer:layers.0.self_attn.q_proj")
+    assert first.shape == (3, 13, 128) and first.exact  # before any accumulation-order difference
+    assert all(r.cosine > 0.99999 for r in results)
+    # without layers: the outputs only, as before
+    assert [r.name for r in verify(model, models.example_inputs("tiny-llama"), path)] == names[:1]

@@ -10,6 +10,8 @@ named as torch_npu's own ONNX symbolics name them, with bodies too.
 """
 from __future__ import annotations
 
+import ast
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -45,6 +47,28 @@ def _default_dynamic_shapes(args: tuple):
     auto = torch.export.Dim.AUTO
     return tuple({d: auto for d in range(a.dim())} if isinstance(a, torch.Tensor) else None
                  for a in args)
+
+
+LAYERS_KEY = "onnx_npuq.layers"  # JSON {module name: tensor name} of each Linear's output
+
+
+def _layer_outputs(proto: onnx.ModelProto, model: torch.nn.Module) -> dict[str, str]:
+    """The output tensor of every Linear / QuantLinear module, from the exporter's per-node
+    name scopes (the module's last node in graph order), for per-layer comparisons."""
+    from ..nn import QuantLinear
+
+    wanted = {name for name, m in model.named_modules() if isinstance(m, (torch.nn.Linear, QuantLinear))}
+    found = {}
+    for node in proto.graph.node:
+        meta = {e.key: e.value for e in node.metadata_props}
+        try:
+            scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
+        except (ValueError, SyntaxError):
+            continue
+        for scope in scopes:
+            if scope in wanted and node.output:
+                found[scope] = node.output[0]  # later nodes of the module overwrite
+    return found
 
 
 def strip_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -95,6 +119,9 @@ def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
         raise ExportError(f"torch.onnx.export failed: {err}") from err
     proto = _pin_static_dims(prog.model_proto, prog.exported_program)
     proto.ir_version = IR_VERSION
+    layers = _layer_outputs(proto, model)
+    if layers:
+        proto.metadata_props.add(key=LAYERS_KEY, value=json.dumps(layers, sort_keys=True))
     if not keep_metadata:
         strip_metadata(proto)
     return functions.attach(proto)

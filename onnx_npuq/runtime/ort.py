@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from dataclasses import dataclass
 
@@ -94,12 +95,54 @@ def _flatten(out) -> list[torch.Tensor]:
     return []
 
 
-def verify(model: torch.nn.Module, args: tuple, onnx_model) -> list[Comparison]:
-    """Run `model(*args)` and the exported model on the same inputs; compare each output."""
-    with torch.no_grad():
-        expected = _flatten(model.eval()(*args))
-    session = OrtSession(onnx_model)
-    got = session.run(*[a for a in args if isinstance(a, torch.Tensor)])
-    if len(got) != len(expected):
-        raise ValueError(f"torch gave {len(expected)} output(s), onnxruntime {len(got)}")
-    return [compare(n, e, g) for n, e, g in zip(session.output_names, expected, got, strict=True)]
+LAYERS_KEY = "onnx_npuq.layers"  # written by the exporter: {module name: tensor name}
+
+
+def _with_layer_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
+    """A copy of `proto` that also outputs each recorded layer's tensor (those still there)."""
+    meta = {p.key: p.value for p in proto.metadata_props}
+    layers = json.loads(meta.get(LAYERS_KEY, "{}"))
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    info = {v.name: v for v in out.graph.value_info}
+    if not all(t in info for t in layers.values()):
+        info.update({v.name: v for v in onnx.shape_inference.infer_shapes(out).graph.value_info})
+    have = {o.name for o in out.graph.output}
+    kept = {m: t for m, t in layers.items() if t in info or t in have}
+    for t in sorted(set(kept.values()) - have):
+        out.graph.output.append(info[t])
+    return out, kept
+
+
+def verify(model: torch.nn.Module, args: tuple, onnx_model, layers: bool = False) -> list[Comparison]:
+    """Run `model(*args)` and the exported model on the same inputs; compare each output and,
+    with `layers=True`, each Linear layer's output the exporter recorded (named "layer:<module>")."""
+    proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else onnx.load(os.fspath(onnx_model))
+    n_outputs = len(proto.graph.output)
+    captured: dict[str, torch.Tensor] = {}
+    kept: dict[str, str] = {}
+    hooks = []
+    if layers:
+        proto, kept = _with_layer_outputs(proto)
+        modules = dict(model.named_modules())
+        for name in kept:
+            if name in modules:
+                hooks.append(modules[name].register_forward_hook(
+                    lambda _m, _i, out, name=name: captured.__setitem__(name, out.detach())))
+    try:
+        with torch.no_grad():
+            expected = _flatten(model.eval()(*args))
+    finally:
+        for h in hooks:
+            h.remove()
+    session = OrtSession(proto)
+    got = dict(zip(session.output_names, session.run(*[a for a in args if isinstance(a, torch.Tensor)]),
+                   strict=True))
+    outputs = session.output_names[:n_outputs]  # layer outputs were appended after the model's
+    if len(outputs) != len(expected):
+        raise ValueError(f"torch gave {len(expected)} output(s), onnxruntime {len(outputs)}")
+    results = [compare(n, e, got[n]) for n, e in zip(outputs, expected, strict=True)]
+    for name, tensor in kept.items():
+        if name in captured:
+            results.append(compare(f"layer:{name}", captured[name], got[tensor]))
+    return results
