@@ -1,0 +1,159 @@
+"""The demo's report: a markdown page with tables and PNG plots (matplotlib, headless).
+
+    write_report(out_dir, decoder_rows, minilm_rows)   # -> out_dir / "report.md"
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .nn.analysis import LayerError
+
+
+@dataclass
+class DecoderRow:
+    """The built-in decoder, quantized with one weight format."""
+
+    format: str
+    bits_per_weight: float
+    onnx_bytes: int
+    ort_max_abs: float  # onnxruntime vs torch, logits
+    ort_cosine: float
+    layers: list[LayerError] = field(default_factory=list)
+    atc_keys: list[str] = field(default_factory=list)
+    preflight: str = ""  # "full coverage" or what is missing
+
+
+@dataclass
+class MiniLMRow:
+    """all-MiniLM-L6-v2 with one weight format: sentence embeddings against fp32."""
+
+    format: str
+    onnx_bytes: int
+    cosine_min: float
+    cosine_mean: float
+    ort_max_abs: float  # onnxruntime vs torch, embeddings
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _plot(path: Path, draw) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    try:
+        draw(ax)
+        fig.tight_layout()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format="png")
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    finally:
+        plt.close(fig)
+
+
+def _finite(v: float, cap: float = 99.0) -> float:
+    return cap if math.isinf(v) and v > 0 else v
+
+
+def plot_layer_snr(path: Path, rows: list[DecoderRow]) -> None:
+    def draw(ax):
+        for r in rows:
+            ax.plot(range(len(r.layers)), [_finite(e.output_snr_db) for e in r.layers], marker="o", ms=3, label=r.format)
+        names = [e.name.replace("layers.", "L").replace("self_attn.", "").replace("mlp.", "") for e in rows[0].layers]
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel("layer output SNR vs fp32 (dB)")
+        ax.set_title("Per-layer quantization error, built-in decoder")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=3)
+    _plot(path, draw)
+
+
+def plot_sizes(path: Path, rows: list[DecoderRow], fp32_bytes: int) -> None:
+    def draw(ax):
+        names = ["fp32"] + [r.format for r in rows]
+        sizes = [fp32_bytes / 1024] + [r.onnx_bytes / 1024 for r in rows]
+        ax.bar(names, sizes, color=["gray"] + ["tab:blue"] * len(rows))
+        ax.set_ylabel("ONNX file (KiB)")
+        ax.set_title("File size per weight format, built-in decoder")
+        ax.tick_params(axis="x", rotation=45)
+    _plot(path, draw)
+
+
+def plot_minilm(path: Path, rows: list[MiniLMRow]) -> None:
+    def draw(ax):
+        ax.bar([r.format for r in rows], [r.cosine_min for r in rows])
+        ax.axhline(0.99, color="red", lw=1, ls="--", label="0.99")
+        ax.set_ylim(min(0.9, min(r.cosine_min for r in rows) - 0.01), 1.0)
+        ax.set_ylabel("min cosine vs fp32 embeddings")
+        ax.set_title("all-MiniLM-L6-v2: sentence embeddings per weight format")
+        ax.tick_params(axis="x", rotation=45)
+        ax.legend()
+    _plot(path, draw)
+
+
+def decoder_table(rows: list[DecoderRow], fp32_bytes: int) -> str:
+    lines = ["| format | bits/weight | .onnx KiB | vs fp32 | mean layer SNR dB | onnxruntime vs torch max abs | ATC preflight |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        snr = [e.output_snr_db for e in r.layers if not math.isinf(e.output_snr_db)]
+        mean = sum(snr) / len(snr) if snr else math.inf
+        lines.append(f"| `{r.format}` | {r.bits_per_weight:.2f} | {r.onnx_bytes / 1024:.1f} | "
+                     f"{r.onnx_bytes / fp32_bytes:.3f} | {mean:.1f} | {r.ort_max_abs:.2e} | {r.preflight} |")
+    return "\n".join(lines)
+
+
+def minilm_table(rows: list[MiniLMRow], fp32_bytes: int) -> str:
+    lines = ["| format | cosine vs fp32 (min / mean) | .onnx MiB | vs fp32 | onnxruntime vs torch max abs |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| `{r.format}` | {r.cosine_min:.4f} / {r.cosine_mean:.4f} | {r.onnx_bytes / 2**20:.1f} | "
+                     f"{r.onnx_bytes / fp32_bytes:.3f} | {r.ort_max_abs:.2e} |")
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, decoder: list[DecoderRow], decoder_fp32_bytes: int,
+                 minilm: list[MiniLMRow] | None = None, minilm_fp32_bytes: int = 0,
+                 commands: list[str] | None = None) -> Path:
+    """report.md and its PNGs in `out_dir`; returns the report's path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = ["# onnx-npuq demo report", "",
+             "Built-in LLaMA-style decoder (2 layers, SwiGLU, rotary GQA attention; random weights), "
+             "every weight format: exported to ONNX, run by onnxruntime, rewritten for ATC.", "",
+             decoder_table(decoder, decoder_fp32_bytes), ""]
+    if decoder:
+        plot_layer_snr(out_dir / "layer_snr.png", decoder)
+        plot_sizes(out_dir / "sizes.png", decoder, decoder_fp32_bytes)
+        parts += ["![per-layer SNR](layer_snr.png)", "", "![file sizes](sizes.png)", ""]
+    if minilm:
+        plot_minilm(out_dir / "minilm_cosine.png", minilm)
+        parts += ["## all-MiniLM-L6-v2 (real weights)", "",
+                  f"{len(minilm)} weight formats; embeddings of a fixed set of sentences against fp32.", "",
+                  minilm_table(minilm, minilm_fp32_bytes), "", "![MiniLM cosine](minilm_cosine.png)", ""]
+    if commands:
+        parts += ["## ATC commands", "", "Run on a machine with CANN (not run here):", "", "```",
+                  *commands, "```", ""]
+    path = out_dir / "report.md"
+    _atomic_write(path, "\n".join(parts).encode())
+    return path
