@@ -1,6 +1,9 @@
 """`onnx-npuq`: a thin shell over the Python API.
 
     onnx-npuq rewrite model.onnx -o model.atc.onnx -p compress -p fuse-npu -p atc --layout default
+    onnx-npuq check model.onnx --soc Ascend910B1            # would ATC parse every node?
+    onnx-npuq convert model.onnx --soc Ascend910B1 -o out/model --input-shape "x:1,-1" --dynamic-dims "8;16"
+    onnx-npuq run out/model.om --inputs in.npz --compare model.onnx
 
 Bad input ends with a one-line message and exit code 2, never a traceback; outputs are
 written to a temporary file and renamed, so a failed run leaves no half-written file.
@@ -75,6 +78,286 @@ def list_passes():
 
     for p in PASSES.values():
         click.echo(f"{p.name:<12} {'exact' if p.exact else 'approx':<6} {p.doc}")
+
+
+# ---------------------------------------------------------------- ATC: check, convert, run
+
+
+def _load(model):
+    from .passes.pipeline import load
+
+    return load(model)
+
+
+def _lay_out(proto, path: str, layout: str | None, opset: int | None):
+    """The model in an ATC layout (the atc pass in memory when needed); exit 1 with the pass's
+    problems when it cannot be laid out."""
+    from .atc import AtcOptionError, atc_model
+    from .passes import PassError
+    from .passes.atc import MAX_OPSET, MIN_OPSET
+    from .passes.pipeline import is_atc_layout
+
+    if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise AtcOptionError(f"--opset {opset}: ATC documents standard opsets {MIN_OPSET}..{MAX_OPSET}")
+    if is_atc_layout(proto) and layout is None and opset is None:
+        return proto, False
+    try:
+        out, converted = atc_model(proto, layout=layout or "default", opset=opset)
+    except PassError as err:
+        head = str(err).split(": ", 1)[0] if err.problems else str(err)
+        click.echo(f"{path}: the atc pass cannot lay the model out for ATC: {head}", err=True)
+        for p in err.problems:
+            click.echo(f"  {p}", err=True)
+        raise click.exceptions.Exit(1) from None
+    if converted:
+        meta = {p.key: p.value for p in out.metadata_props}
+        click.echo(f"{path}: laid out by the atc pass (layout {meta.get('onnx_npuq.layout')}, "
+                   f"opset {meta.get('onnx_npuq.opset')})")
+    return out, converted
+
+
+def _print_report(report) -> None:
+    click.echo(report.summary())
+    for line in report.lines():
+        click.echo(f"  {line}")
+
+
+_SOC_HELP = "ATC --soc_version, e.g. Ascend910B1, Ascend310P3 (npu-smi info's Name, prefixed Ascend)."
+_LAYOUT_HELP = ("ATC layout to lay a not-yet-laid-out model out in (the atc pass; default: default); given for "
+                "an ATC-layout model, it lays it out again.")
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--soc", "soc_version", required=True, help=_SOC_HELP)
+@click.option("--layout", type=click.Choice(["default", "domain"]), default=None, help=_LAYOUT_HELP)
+@click.option("--opset", type=int, default=None, help="Standard opset of the ATC layout (11..18; default 18).")
+@click.option("--as-is", "as_is", is_flag=True, help="Check the file as it is: no atc pass in memory.")
+@click.option("--strict", is_flag=True, help="Exit 1 on unconfirmed nodes too.")
+@_fail_cleanly
+def check(model, soc_version, layout, opset, as_is, strict):
+    """Would ATC find a parser (and kernel, and dtypes) for every node? Exit 0 if so, 1 if not.
+
+    A model not yet in an ATC layout is laid out in memory by the atc pass first (unless
+    --as-is). Errors are what ATC would stop on (E19010 no parser, E16005, EZ3003 no kernel
+    for the SoC, EZ3002 bfloat16 on a SoC without it); UNCONFIRMED nodes use an opset version
+    only inferred from CANN's docs or a documented op limit.
+    """
+    from .atc import preflight, soc_info
+
+    soc_info(soc_version)
+    proto = _load(model)
+    if not as_is:
+        proto, _ = _lay_out(proto, model, layout, opset)
+    report = preflight(proto, soc_version)
+    _print_report(report)
+    if not report.full or (strict and report.unconfirmed):
+        raise click.exceptions.Exit(1)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--soc", "soc_version", required=True, help=_SOC_HELP)
+@click.option("-o", "--output", "stem", required=True, type=click.Path(dir_okay=False),
+              help="Output stem: ATC writes STEM.om; the laid-out model goes to STEM.atc.onnx.")
+@click.option("--input-shape", "input_shapes", multiple=True,
+              help='ATC --input_shape, e.g. "input_ids:1,-1" (repeat or join inputs with ";"). '
+                   "Required for inputs with open dimensions.")
+@click.option("--dynamic-batch", default=None, help='Gears for a -1 first dimension, e.g. "1,2,4,8".')
+@click.option("--dynamic-image-size", default=None, help='Gears for -1 H and W (NCHW), e.g. "224,224;448,448".')
+@click.option("--dynamic-dims", default=None, help='Gears for the -1 dimensions (input format ND), e.g. "16;32;64".')
+@click.option("--input-format", type=click.Choice(["ND", "NCHW", "NCDHW"]), default="ND", show_default=True)
+@click.option("--precision-mode", default=None, help="ATC --precision_mode (not with --precision-mode-v2).")
+@click.option("--precision-mode-v2", default=None, help="ATC --precision_mode_v2, e.g. fp16, origin.")
+@click.option("--keep-fp32", type=click.Choice(["keep_dtype", "origin", "none"]), default="keep_dtype",
+              show_default=True,
+              help="How custom nodes keep their dtypes: a generated --keep_dtype file (STEM.keep_dtype.cfg), "
+                   "--precision_mode_v2=origin for the whole graph, or nothing.")
+@click.option("--keep-dtype", "keep_dtype", type=click.Path(dir_okay=False), default=None,
+              help="Your own --keep_dtype file, used instead of the generated one.")
+@click.option("--log", type=click.Choice(["debug", "info", "warning", "error", "null"]), default="error",
+              show_default=True, help="ATC --log.")
+@click.option("--atc-arg", "atc_args", multiple=True, help="Another ATC flag, as --flag=value (repeat).")
+@click.option("--layout", type=click.Choice(["default", "domain"]), default=None, help=_LAYOUT_HELP)
+@click.option("--opset", type=int, default=None, help="Standard opset of the ATC layout (11..18; default 18).")
+@click.option("--force", is_flag=True, help="Convert even when the preflight finds errors.")
+@click.option("--require-atc", is_flag=True, help="Exit 1 when atc is not on PATH (default: print the command, exit 0).")
+@_fail_cleanly
+def convert(model, soc_version, stem, input_shapes, dynamic_batch, dynamic_image_size, dynamic_dims, input_format,
+            precision_mode, precision_mode_v2, keep_fp32, keep_dtype, log, atc_args, layout, opset, force,
+            require_atc):
+    """ONNX -> ATC-layout ONNX -> .om: preflight, write STEM.atc.onnx (+ STEM.keep_dtype.cfg),
+    then run atc when it is on PATH.
+
+    Without atc on PATH the exact command is printed with one line saying why it did not run,
+    and the exit code is 0 (the files it needs are written: run it where CANN is installed);
+    --require-atc makes that exit 1. Exit 1 also when the preflight finds errors (unless
+    --force) or atc fails; exit 2 on bad input, with nothing written.
+    """
+    import shutil
+    import subprocess
+
+    from .atc import plan_command, preflight, soc_info
+
+    soc_info(soc_version)
+    proto = _load(model)
+    laid_out, converted = _lay_out(proto, model, layout, opset)
+    cmd = plan_command(laid_out if converted else model, soc_version, stem,
+                       input_shapes=";".join(input_shapes) if input_shapes else None, dynamic_batch=dynamic_batch,
+                       dynamic_image_size=dynamic_image_size, dynamic_dims=dynamic_dims, input_format=input_format,
+                       precision_mode=precision_mode, precision_mode_v2=precision_mode_v2, keep_dtype=keep_dtype,
+                       keep_fp32=keep_fp32, log=log, extra=list(atc_args))
+    report = preflight(cmd.model, soc_version)
+    _print_report(report)
+    if not report.full and not force:
+        click.echo("not converting: ATC would stop on the errors above (--force converts anyway)", err=True)
+        raise click.exceptions.Exit(1)
+    for note in cmd.notes:
+        click.echo(note)
+    for path in cmd.write():
+        click.echo(f"wrote {path}")
+    atc = shutil.which("atc")
+    if atc is None:
+        click.echo(cmd.shell())
+        click.echo("atc is not on PATH (install CANN and source atc_scripts/env.sh): the command above was not run",
+                   err=True)
+        if require_atc:
+            raise click.exceptions.Exit(1)
+        return
+    click.echo(f"running: {cmd.shell()}")
+    rc = subprocess.call([atc, *cmd.argv[1:]])
+    if rc != 0:
+        click.echo(f"atc failed with exit code {rc} (its messages are above; logs under $HOME/ascend/log/)", err=True)
+        raise click.exceptions.Exit(1)
+    if not cmd.om_path.is_file():
+        click.echo(f"atc exited 0 but wrote no {cmd.om_path}", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"wrote {cmd.om_path}")
+
+
+def _npz_inputs(path: str, names: list[str]) -> list:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        keys = list(data.keys())
+        if set(names) <= set(keys):
+            return [data[n] for n in names]
+        positional = [f"arr_{i}" for i in range(len(names))]
+        if set(positional) <= set(keys):
+            return [data[k] for k in positional]
+    raise ValueError(f"{path}: has arrays {', '.join(keys) or 'none'}; the model's inputs are "
+                     f"{', '.join(names)} (or give arr_0..arr_{len(names) - 1})")
+
+
+@main.command("run")
+@click.argument("om", type=click.Path(dir_okay=False))
+@click.option("--inputs", "inputs_npz", type=click.Path(dir_okay=False), default=None,
+              help="Inputs as an .npz (arrays named like the model inputs, or arr_0, arr_1, ...).")
+@click.option("--compare", "onnx_model", type=click.Path(dir_okay=False), default=None,
+              help="Also run this ONNX model in onnxruntime on the same inputs and compare each output.")
+@click.option("--device", "device_id", type=int, default=0, show_default=True)
+@click.option("--backend", type=click.Choice(["auto", "acl", "ais_bench"]), default="auto", show_default=True,
+              help="pyACL, ais_bench, or the first that imports.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Save the outputs to this .npz.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random inputs (without --inputs).")
+@_fail_cleanly
+def run_om(om, inputs_npz, onnx_model, device_id, backend, output, seed):
+    """Run an offline model (.om) on an Ascend NPU (pyACL, or ais_bench) and optionally
+    compare it with the ONNX model in onnxruntime. Without --inputs the inputs are random
+    (from the ONNX model's inputs with --compare, else from the .om's description)."""
+    import os
+
+    import numpy as np
+
+    from .runtime.acl import AclError, RuntimeUnavailable, open_session
+
+    for path in (om, inputs_npz, onnx_model):
+        if path is not None and not os.path.isfile(path):
+            raise FileNotFoundError(f"no such file: {path}")
+    proto = _load(onnx_model) if onnx_model else None
+    try:
+        session = open_session(om, device_id, backend)
+    except RuntimeUnavailable as err:
+        raise UsageError(str(err)) from err
+    except AclError as err:
+        click.echo(f"{om}: {err}", err=True)
+        raise click.exceptions.Exit(1) from None
+    try:
+        with session:
+            names = list(session.input_names)
+            if inputs_npz:
+                arrays = _npz_inputs(inputs_npz, names)
+            elif proto is not None:
+                from .passes import random_inputs
+
+                arrays = [_to_numpy(t) for t in random_inputs(proto, seed)]
+            elif hasattr(session, "input_shapes"):
+                rng = np.random.default_rng(seed)
+                arrays = [rng.standard_normal(shape).astype(dtype) if dtype.kind == "f"
+                          else rng.integers(0, 8, shape).astype(dtype)
+                          for shape, dtype in zip(session.input_shapes, session.input_dtypes)]
+            else:
+                raise ValueError("give --inputs (or --compare MODEL.onnx to draw random inputs from it)")
+            outputs = session.run(*arrays)
+            out_names = list(session.output_names)
+    except AclError as err:
+        click.echo(f"{om}: {err}", err=True)
+        raise click.exceptions.Exit(1) from None
+    for name, out in zip(out_names, outputs):
+        click.echo(f"{name}: {out.dtype} {tuple(out.shape)}")
+    if output:
+        import tempfile
+
+        folder = os.path.dirname(os.path.abspath(output))
+        fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".npz", dir=folder)
+        os.close(fd)
+        try:
+            np.savez(tmp, **dict(zip(out_names, outputs)))
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        click.echo(f"wrote {output}")
+    if proto is not None:
+        _compare(proto, arrays, out_names, outputs)
+
+
+def _to_numpy(t):
+    """torch -> numpy, bfloat16 as ml_dtypes.bfloat16."""
+    import torch
+
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+
+        return t.view(torch.uint16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def _to_torch(a):
+    """numpy -> torch, ml_dtypes.bfloat16 as torch.bfloat16."""
+    import numpy as np
+    import torch
+
+    a = np.ascontiguousarray(a)
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _compare(proto, arrays, names, outputs) -> None:
+    from .passes.atc import to_portable
+    from .passes.pipeline import is_atc_layout
+    from .runtime.ort import OrtSession, compare
+
+    runnable = to_portable(proto) if is_atc_layout(proto) else proto
+    session = OrtSession(runnable)
+    want = session.run(*[_to_torch(a) for a in arrays])
+    if len(want) != len(outputs):
+        raise ValueError(f"the ONNX model has {len(want)} output(s), the .om {len(outputs)}")
+    for name, w, g in zip(names, want, outputs):
+        r = compare(name, w, _to_torch(g))
+        click.echo(f"compare {name}: {r.mismatches} mismatches, max |diff| {r.max_abs:g}, "
+                   f"max rel {r.max_rel:g}, cosine {r.cosine:.6f}")
 
 
 if __name__ == "__main__":

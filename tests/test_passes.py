@@ -263,7 +263,8 @@ def test_pipeline_keeps_model_fields_and_metadata():
     model.metadata_props.add(key="k", value="v")
     out, _ = run_passes(model, ["compress"])
     assert out.producer_name == "someone" and out.ir_version == model.ir_version
-    assert {p.key: p.value for p in out.metadata_props} == {"k": "v"}
+    assert {p.key: p.value for p in out.metadata_props} == {p.key: p.value for p in model.metadata_props}
+    assert {p.key: p.value for p in out.metadata_props}["k"] == "v"
     onnx.checker.check_model(out, full_check=True)
 
 

@@ -205,7 +205,7 @@ def _default_origin() -> dict[str, str]:
     return out
 
 
-def _origin(metadata: dict) -> dict[str, str]:
+def origin_map(metadata: dict) -> dict[str, str]:
     text = metadata.get(ORIGIN_KEY)
     if text is None:
         return _default_origin()
@@ -228,7 +228,7 @@ def _restore(graph: gs.Graph, metadata: dict) -> None:
     """Back to portable names and domains, at the same opset. On an ATC-layout model this
     undoes `_lay_out`; on any other it only spells the standard domain "" (a model may use
     "ai.onnx", which onnx.checker and version_converter do not take for nodes)."""
-    origin = _origin(metadata) if LAYOUT_KEY in metadata else {}
+    origin = origin_map(metadata) if LAYOUT_KEY in metadata else {}
     opset = _standard_opset(graph)
     for node in _nodes(graph):
         node.domain, node.op = _portable_name(node.domain or "", node.op, origin)
@@ -562,20 +562,20 @@ def to_portable(model: onnx.ModelProto) -> onnx.ModelProto:
 # ---------------------------------------------------------------- checking an ATC-layout model
 
 
-def _proto_nodes(g: onnx.GraphProto):
+def proto_nodes(g: onnx.GraphProto):
     for n in g.node:
         yield n
         for a in n.attribute:
             for sub in [a.g] * (a.type == onnx.AttributeProto.GRAPH) + list(a.graphs):
-                yield from _proto_nodes(sub)
+                yield from proto_nodes(sub)
 
 
-def _layout_problems(model: onnx.ModelProto) -> list[str]:
+def layout_problems(model: onnx.ModelProto) -> list[str]:
     meta = {p.key: p.value for p in model.metadata_props}
     layout, opset = meta.get(LAYOUT_KEY), meta.get(OPSET_KEY, "")
     if layout not in LAYOUTS or not opset.isdigit():
         return [f"metadata {LAYOUT_KEY}={layout!r}, {OPSET_KEY}={opset!r}: not an ATC layout"]
-    opset, origin = int(opset), _origin(meta)
+    opset, origin = int(opset), origin_map(meta)
     imports = sorted((o.domain, o.version) for o in model.opset_import)
     problems = []
     if layout == "default" and imports != [("", opset)]:
@@ -586,7 +586,7 @@ def _layout_problems(model: onnx.ModelProto) -> list[str]:
         problems.append(f"{len(model.functions)} model-local functions: ATC reads none")
     versions = dict(imports)
     keys = set()
-    for n in _proto_nodes(model.graph):
+    for n in proto_nodes(model.graph):
         who = f"{n.name or '<unnamed>'} ({n.op_type})"
         if n.overload:
             problems.append(f"{who}: overload {n.overload!r}")
@@ -609,10 +609,10 @@ def checker_view(model: onnx.ModelProto) -> onnx.ModelProto:
     view = onnx.ModelProto()
     view.CopyFrom(model)
     meta = {p.key: p.value for p in model.metadata_props}
-    origin, opset = _origin(meta), int(meta[OPSET_KEY])
-    for n in _proto_nodes(view.graph):
+    origin, opset = origin_map(meta), int(meta[OPSET_KEY])
+    for n in proto_nodes(view.graph):
         n.domain, n.op_type = _portable_name(n.domain, n.op_type, origin)
-    used = sorted({n.domain for n in _proto_nodes(view.graph)} & set(CUSTOM))
+    used = sorted({n.domain for n in proto_nodes(view.graph)} & set(CUSTOM))
     del view.opset_import[:]
     view.opset_import.extend([helper.make_opsetid("", opset), *_custom_imports(used)])
     return view
@@ -621,7 +621,7 @@ def checker_view(model: onnx.ModelProto) -> onnx.ModelProto:
 def check(model: onnx.ModelProto) -> None:
     """Validate an ATC-layout model (what finish() should run instead of onnx.checker, which
     accepts neither layout): the layout rules, then the full onnx checker on checker_view."""
-    problems = _layout_problems(model)
+    problems = layout_problems(model)
     if problems:
         raise PassError("not a valid ATC-layout model", problems)
     # inferred afresh: finish()'s inference stops at every node it has no schema for

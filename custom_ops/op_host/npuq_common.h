@@ -1,0 +1,253 @@
+/**
+ * npuq custom operators: what the op_host sources share (plain C++, no CANN types).
+ *
+ *   - the format table: name -> npuq::FormatId (kernels/include/npuq/params.h), the order of
+ *     onnx_npuq.formats.names(), with block / element bits / scale bytes / accepted options as
+ *     onnx_npuq.formats defines them (tests/test_custom_ops.py checks every column);
+ *   - the option value tables (QuantDequantParams.rounding / scaleRule / variant);
+ *   - packed row widths (onnx_npuq.ops.defs.packed_widths) and the row / core / UB split.
+ *
+ * params.h is reached as "npuq/params.h": build.sh copies kernels/include/npuq next to the
+ * op_host sources of the generated project (see README.md, "How the build is put together").
+ */
+#ifndef NPUQ_OP_HOST_COMMON_H
+#define NPUQ_OP_HOST_COMMON_H
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "npuq/params.h"
+
+namespace npuq_host {
+
+// Options a format accepts (the keyword arguments of onnx_npuq.formats.get_format).
+constexpr uint32_t OPT_ROUNDING = 1U;
+constexpr uint32_t OPT_SCALE_RULE = 2U;
+constexpr uint32_t OPT_SATURATE = 4U;
+constexpr uint32_t OPT_VARIANT = 8U;
+constexpr uint32_t OPT_GROUP = 16U;
+
+struct FormatInfo {
+    const char *name;
+    npuq::FormatId id;
+    uint32_t block;       // elements per block; 0: one block per row, or `group` elements
+    uint32_t elemBits;    // bits per code
+    uint32_t scaleBytes;  // scale bytes per block
+    uint32_t options;     // OPT_* bits
+};
+
+// name, id, block, elemBits, scaleBytes, options -- one row per onnx_npuq.formats.names() entry
+static const FormatInfo FORMATS[] = {
+    {"hif8", npuq::FormatId::HIF8, 1, 8, 0, OPT_SATURATE},
+    {"hif4", npuq::FormatId::HIF4, 64, 4, 4, OPT_VARIANT},
+    {"hifx4_v12", npuq::FormatId::HIFX4_V12, 64, 4, 4, 0},
+    {"mxfp4", npuq::FormatId::MXFP4, 32, 4, 1, OPT_ROUNDING | OPT_SCALE_RULE},
+    {"mxfp8e4m3", npuq::FormatId::MXFP8E4M3, 32, 8, 1, OPT_ROUNDING | OPT_SCALE_RULE},
+    {"mxfp8e5m2", npuq::FormatId::MXFP8E5M2, 32, 8, 1, OPT_ROUNDING | OPT_SCALE_RULE},
+    {"nvf4", npuq::FormatId::NVF4, 16, 4, 1, 0},
+    {"nvfp4", npuq::FormatId::NVFP4, 16, 4, 1, 0},
+    {"int8sym", npuq::FormatId::INT8SYM, 0, 8, 4, OPT_GROUP},
+    {"int4sym", npuq::FormatId::INT4SYM, 0, 4, 4, OPT_GROUP},
+    {"fp8e4m3", npuq::FormatId::FP8E4M3, 0, 8, 4, OPT_GROUP},
+    {"fp8e5m2", npuq::FormatId::FP8E5M2, 0, 8, 4, OPT_GROUP},
+};
+
+// onnx_npuq.formats.ALIASES
+struct FormatAlias {
+    const char *alias;
+    const char *name;
+};
+static const FormatAlias FORMAT_ALIASES[] = {
+    {"hifx4", "hif4"},
+    {"int8", "int8sym"},
+    {"int4", "int4sym"},
+};
+
+// Attribute string -> QuantDequantParams value (the index). Same order as onnx_npuq.formats:
+// mx.ROUNDINGS, mx.SCALE_RULES, hif4.VARIANTS.
+static const char *const ROUNDINGS[] = {"away", "even"};
+static const char *const SCALE_RULES[] = {"floor", "rceil"};
+static const char *const VARIANTS[] = {"quant_cy", "amct"};
+
+// The ONNX attribute defaults (onnx_npuq.ops.defs.OPTION_DEFAULTS): "option not given".
+static const char *const DEFAULT_ROUNDING = "away";
+static const char *const DEFAULT_SCALE_RULE = "floor";
+static const char *const DEFAULT_VARIANT = "quant_cy";
+
+template <size_t N>
+inline bool IndexOf(const char *const (&table)[N], const char *value, uint32_t &index)
+{
+    if (value == nullptr) {
+        return false;
+    }
+    for (size_t i = 0; i < N; ++i) {
+        if (std::strcmp(table[i], value) == 0) {
+            index = static_cast<uint32_t>(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+inline const FormatInfo *FindFormat(const char *name)
+{
+    if (name == nullptr) {
+        return nullptr;
+    }
+    for (const FormatAlias &a : FORMAT_ALIASES) {
+        if (std::strcmp(a.alias, name) == 0) {
+            name = a.name;
+            break;
+        }
+    }
+    for (const FormatInfo &f : FORMATS) {
+        if (std::strcmp(f.name, name) == 0) {
+            return &f;
+        }
+    }
+    return nullptr;
+}
+
+// The format attributes of QuantDequant / Quantize as QuantDequantParams values.
+struct FormatOptions {
+    const FormatInfo *format = nullptr;
+    uint32_t rounding = 0;
+    uint32_t scaleRule = 0;
+    uint32_t saturate = 0;
+    uint32_t variant = 0;
+    uint32_t group = 0;
+};
+
+// Checks the attributes as onnx_npuq.formats.get_format does (an option a format does not take
+// must stay at its default). Returns nullptr, or what is wrong.
+inline const char *ParseFormatOptions(const char *format, const char *rounding, const char *scaleRule,
+                                      const int64_t *saturate, const char *variant, const int64_t *group,
+                                      FormatOptions &out)
+{
+    out.format = FindFormat(format);
+    if (out.format == nullptr) {
+        return "unknown format (expected one of onnx_npuq.formats.names())";
+    }
+    const uint32_t accepts = out.format->options;
+    if (!IndexOf(ROUNDINGS, rounding, out.rounding)) {
+        return "rounding must be \"away\" or \"even\"";
+    }
+    if (!IndexOf(SCALE_RULES, scaleRule, out.scaleRule)) {
+        return "scale_rule must be \"floor\" or \"rceil\"";
+    }
+    if (!IndexOf(VARIANTS, variant, out.variant)) {
+        return "variant must be \"quant_cy\" or \"amct\"";
+    }
+    if (saturate == nullptr || (*saturate != 0 && *saturate != 1)) {
+        return "saturate must be 0 or 1";
+    }
+    out.saturate = static_cast<uint32_t>(*saturate);
+    if (group == nullptr || *group < 0 || *group > INT32_MAX) {
+        return "group must be >= 0";
+    }
+    out.group = static_cast<uint32_t>(*group);
+    if ((out.rounding != 0 && (accepts & OPT_ROUNDING) == 0) ||
+        (out.scaleRule != 0 && (accepts & OPT_SCALE_RULE) == 0) ||
+        (out.saturate != 0 && (accepts & OPT_SATURATE) == 0) ||
+        (out.variant != 0 && (accepts & OPT_VARIANT) == 0) ||
+        (out.group != 0 && (accepts & OPT_GROUP) == 0)) {
+        return "an option is set that this format does not take";
+    }
+    return nullptr;
+}
+
+// Elements per block of a row of `length` elements (onnx_npuq.ops.defs.packed_widths).
+inline uint64_t BlockOf(const FormatInfo &f, uint64_t group, uint64_t length)
+{
+    if (f.block != 0) {
+        return f.block;
+    }
+    return group != 0 ? group : length;
+}
+
+// (codes bytes, scale bytes) of one packed row (onnx_npuq.ops.defs.packed_widths).
+inline void PackedWidths(const FormatInfo &f, uint64_t block, uint64_t length, uint64_t &codeBytes,
+                         uint64_t &scaleBytes)
+{
+    if (block == 0 || length == 0) {
+        codeBytes = 0;
+        scaleBytes = 0;
+        return;
+    }
+    const uint64_t blocks = (length + block - 1) / block;
+    codeBytes = blocks * ((block * f.elemBits + 7) / 8);
+    scaleBytes = blocks * f.scaleBytes;
+}
+
+// ---- the row / core / UB split -------------------------------------------------------------
+//
+// ASSUMPTION shared with kernels/: a UB tile holds `tileRows` whole rows; the input and output
+// queues are double-buffered (BUFFER_NUM) and the kernel keeps F32_WORK_ROWS float32 rows of
+// scratch per row. params.h has no column tiling, so a row that does not fit is refused here.
+// If the kernels' UB plan differs, change these numbers (or have kernels/ export its own
+// bytes-per-row function, as it does QuantDequantWorkspaceBytes).
+constexpr uint64_t BUFFER_NUM = 2;
+constexpr uint64_t F32_WORK_ROWS = 3;
+constexpr uint64_t UB_RESERVED_BYTES = 8 * 1024;  // scalars, masks, block scales
+constexpr uint64_t UB_ALIGN = 32;                  // DataCopy granularity
+
+inline uint64_t AlignUp(uint64_t n, uint64_t a)
+{
+    return (n + a - 1) / a * a;
+}
+
+struct RowSplit {
+    uint32_t blockDim = 1;     // cores launched
+    uint32_t rowsPerCore = 0;  // rows of each core, the last core may get fewer
+    uint32_t tileRows = 1;     // rows per UB tile
+};
+
+// Spreads `rows` over at most `coreNum` cores and sizes the UB tile. False when one row of
+// `bytesPerRow` does not fit the UB or a count does not fit uint32.
+inline bool SplitRows(uint64_t rows, uint64_t coreNum, uint64_t ubBytes, uint64_t bytesPerRow, RowSplit &s)
+{
+    if (coreNum == 0 || rows > UINT32_MAX) {
+        return false;
+    }
+    if (rows == 0) {
+        s.blockDim = 1;
+        s.rowsPerCore = 0;
+        s.tileRows = 1;
+        return true;
+    }
+    const uint64_t rowsPerCore = (rows + coreNum - 1) / coreNum;
+    const uint64_t usable = ubBytes > UB_RESERVED_BYTES ? ubBytes - UB_RESERVED_BYTES : 0;
+    const uint64_t fit = bytesPerRow == 0 ? rowsPerCore : usable / bytesPerRow;
+    if (fit == 0) {
+        return false;
+    }
+    s.rowsPerCore = static_cast<uint32_t>(rowsPerCore);
+    s.blockDim = static_cast<uint32_t>((rows + rowsPerCore - 1) / rowsPerCore);
+    s.tileRows = static_cast<uint32_t>(fit < rowsPerCore ? fit : rowsPerCore);
+    return true;
+}
+
+// UB bytes one row of QuantDequant needs: T in, T out, float32 scratch.
+inline uint64_t QuantDequantBytesPerRow(uint64_t cols, uint64_t typeSize)
+{
+    return BUFFER_NUM * 2 * AlignUp(cols * typeSize, UB_ALIGN) + F32_WORK_ROWS * AlignUp(cols * 4, UB_ALIGN);
+}
+
+// UB bytes one row of Dequantize needs: codes and scale bytes in, float32 out, float32 scratch.
+inline uint64_t DequantizeBytesPerRow(uint64_t codeBytes, uint64_t scaleBytes, uint64_t length)
+{
+    return BUFFER_NUM * (AlignUp(codeBytes, UB_ALIGN) + AlignUp(scaleBytes, UB_ALIGN) + AlignUp(length * 4, UB_ALIGN)) +
+           F32_WORK_ROWS * AlignUp(length * 4, UB_ALIGN);
+}
+
+// UB bytes one row of Quantize needs: T in, codes and scale bytes out, float32 scratch.
+inline uint64_t QuantizeBytesPerRow(uint64_t cols, uint64_t typeSize, uint64_t codeBytes, uint64_t scaleBytes)
+{
+    return BUFFER_NUM * (AlignUp(cols * typeSize, UB_ALIGN) + AlignUp(codeBytes, UB_ALIGN) + AlignUp(scaleBytes, UB_ALIGN)) +
+           F32_WORK_ROWS * AlignUp(cols * 4, UB_ALIGN);
+}
+
+}  // namespace npuq_host
+
+#endif  // NPUQ_OP_HOST_COMMON_H

@@ -1,0 +1,193 @@
+/**
+ * NpuqQuantDequant: the GE operator behind ONNX npuq::QuantDequant (onnx_npuq.ops.defs.QUANT_DEQUANT).
+ * y = fake_quant(x, format) along the last axis; x and y share one dtype (float / float16 /
+ * bfloat16; no bfloat16 on Ascend310P). OpDef, InferShape / InferDataType and the TilingFunc that
+ * fills npuq::QuantDequantParams (kernels/include/npuq/params.h).
+ *
+ * The GE type is NpuqQuantDequant, not QuantDequant: custom operators take precedence over
+ * CANN's, so a custom type must not reuse a built-in name (CANN has Quantize / Dequantize).
+ *
+ * Modelled on: Ascend/samples (read in its copy tjulitianyi1997/AscendProjects) operator/AddCustomSample/FrameworkLaunch/AddCustom/op_host/add_custom.cpp
+ * (TilingFunc / InferShape / OpDef / OP_ADD); CANN's SwiGlu op_host def (an OpAICoreConfig
+ * "config_without_bf16" added for "ascend310p", the default lists with bfloat16 for "ascend910b");
+ * platform_ascendc::PlatformAscendC as the hicann/ops-nn tilings use it (GetCoreNumAiv,
+ * GetCoreMemSize(UB), GetLibApiWorkSpaceSize).
+ */
+#include <cstdint>
+#include <cstdio>
+
+#include "npuq_quant_dequant_tiling.h"
+#include "register/op_def_registry.h"
+#include "tiling/platform/platform_ascendc.h"
+
+#include "npuq_common.h"
+#include "npuq/params.h"
+#include "npuq/workspace.h"
+
+namespace optiling {
+// Attribute indexes: the order of this->Attr(...) below (= onnx_npuq.ops.defs.QUANT_DEQUANT.attrs).
+constexpr size_t ATTR_FORMAT = 0;
+constexpr size_t ATTR_ROUNDING = 1;
+constexpr size_t ATTR_SCALE_RULE = 2;
+constexpr size_t ATTR_SATURATE = 3;
+constexpr size_t ATTR_VARIANT = 4;
+constexpr size_t ATTR_GROUP = 5;
+
+static ge::graphStatus RefuseNpuqQuantDequant(const char *why)
+{
+    std::fprintf(stderr, "[npuq] NpuqQuantDequant (ONNX npuq::QuantDequant) tiling: %s\n", why);
+    return ge::GRAPH_FAILED;
+}
+
+static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
+{
+    const gert::StorageShape *xShape = context->GetInputShape(0);
+    const auto xDesc = context->GetInputDesc(0);
+    const gert::RuntimeAttrs *attrs = context->GetAttrs();
+    if (xShape == nullptr || xDesc == nullptr || attrs == nullptr) {
+        return RefuseNpuqQuantDequant("no input shape, dtype or attributes");
+    }
+    const gert::Shape &shape = xShape->GetStorageShape();
+    const size_t rank = shape.GetDimNum();
+    if (rank == 0) {
+        return RefuseNpuqQuantDequant("x must have at least one dimension (the quantization axis is the last)");
+    }
+    uint64_t rows = 1;
+    for (size_t i = 0; i + 1 < rank; ++i) {
+        if (shape.GetDim(i) < 0) {
+            return RefuseNpuqQuantDequant("unknown dimension at tiling time");
+        }
+        rows *= static_cast<uint64_t>(shape.GetDim(i));
+    }
+    if (shape.GetDim(rank - 1) < 0 || shape.GetDim(rank - 1) > UINT32_MAX || rows > UINT32_MAX) {
+        return RefuseNpuqQuantDequant("x is too large for uint32 rows / cols");
+    }
+    const uint64_t cols = static_cast<uint64_t>(shape.GetDim(rank - 1));
+
+    uint64_t typeSize = 0;
+    switch (xDesc->GetDataType()) {
+        case ge::DT_FLOAT:
+            typeSize = 4;
+            break;
+        case ge::DT_FLOAT16:
+        case ge::DT_BF16:
+            typeSize = 2;
+            break;
+        default:
+            return RefuseNpuqQuantDequant("x must be float, float16 or bfloat16");
+    }
+
+    npuq_host::FormatOptions o;
+    const char *bad = npuq_host::ParseFormatOptions(
+        attrs->GetStr(ATTR_FORMAT), attrs->GetStr(ATTR_ROUNDING), attrs->GetStr(ATTR_SCALE_RULE),
+        attrs->GetInt(ATTR_SATURATE), attrs->GetStr(ATTR_VARIANT), attrs->GetInt(ATTR_GROUP), o);
+    if (bad != nullptr) {
+        return RefuseNpuqQuantDequant(bad);
+    }
+
+    auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
+    const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
+    uint64_t ubSize = 0;
+    ascendcPlatform.GetCoreMemSize(platform_ascendc::CoreMemType::UB, ubSize);
+
+    npuq_host::RowSplit split;
+    if (!npuq_host::SplitRows(rows, coreNum, ubSize, npuq_host::QuantDequantBytesPerRow(cols, typeSize), split)) {
+        return RefuseNpuqQuantDequant("one row (the last axis) does not fit the unified buffer, or no AI core");
+    }
+
+    npuq::QuantDequantParams p;
+    p.rows = static_cast<uint32_t>(rows);
+    p.cols = static_cast<uint32_t>(cols);
+    p.rowsPerCore = split.rowsPerCore;
+    p.tileRows = split.tileRows;
+    p.format = static_cast<uint32_t>(o.format->id);
+    p.rounding = o.rounding;
+    p.scaleRule = o.scaleRule;
+    p.saturate = o.saturate;
+    p.variant = o.variant;
+    p.group = o.group;
+
+    NpuqQuantDequantTilingData tiling;
+    tiling.set_rows(p.rows);
+    tiling.set_cols(p.cols);
+    tiling.set_rowsPerCore(p.rowsPerCore);
+    tiling.set_tileRows(p.tileRows);
+    tiling.set_format(p.format);
+    tiling.set_rounding(p.rounding);
+    tiling.set_scaleRule(p.scaleRule);
+    tiling.set_saturate(p.saturate);
+    tiling.set_variant(p.variant);
+    tiling.set_group(p.group);
+
+    context->SetBlockDim(split.blockDim);
+    tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
+    context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
+
+    size_t *currentWorkspace = context->GetWorkspaceSizes(1);
+    currentWorkspace[0] = static_cast<size_t>(ascendcPlatform.GetLibApiWorkSpaceSize()) +
+                          static_cast<size_t>(npuq::QuantDequantWorkspaceBytes(p, split.blockDim));
+    return ge::GRAPH_SUCCESS;
+}
+}  // namespace optiling
+
+namespace ge {
+static graphStatus InferShapeNpuqQuantDequant(gert::InferShapeContext *context)
+{
+    const gert::Shape *xShape = context->GetInputShape(0);
+    gert::Shape *yShape = context->GetOutputShape(0);
+    if (xShape == nullptr || yShape == nullptr) {
+        return GRAPH_FAILED;
+    }
+    *yShape = *xShape;
+    return GRAPH_SUCCESS;
+}
+
+static graphStatus InferDataTypeNpuqQuantDequant(gert::InferDataTypeContext *context)
+{
+    context->SetOutputDataType(0, context->GetInputDataType(0));
+    return GRAPH_SUCCESS;
+}
+}  // namespace ge
+
+namespace ops {
+class NpuqQuantDequant : public OpDef {
+public:
+    explicit NpuqQuantDequant(const char *name) : OpDef(name)
+    {
+        this->Input("X")
+            .ParamType(REQUIRED)
+            .DataType({ge::DT_FLOAT, ge::DT_FLOAT16, ge::DT_BF16})
+            .Format({ge::FORMAT_ND, ge::FORMAT_ND, ge::FORMAT_ND});
+        this->Output("Y")
+            .ParamType(REQUIRED)
+            .DataType({ge::DT_FLOAT, ge::DT_FLOAT16, ge::DT_BF16})
+            .Format({ge::FORMAT_ND, ge::FORMAT_ND, ge::FORMAT_ND});
+        this->Attr("format").AttrType(REQUIRED).String();
+        this->Attr("rounding").AttrType(OPTIONAL).String("away");
+        this->Attr("scale_rule").AttrType(OPTIONAL).String("floor");
+        this->Attr("saturate").AttrType(OPTIONAL).Int(0);
+        this->Attr("variant").AttrType(OPTIONAL).String("quant_cy");
+        this->Attr("group").AttrType(OPTIONAL).Int(0);
+
+        this->SetInferShape(ge::InferShapeNpuqQuantDequant).SetInferDataType(ge::InferDataTypeNpuqQuantDequant);
+
+        this->AICore().SetTiling(optiling::TilingNpuqQuantDequant);
+        this->AICore().AddConfig("ascend910b");
+
+        // Ascend310P has no bfloat16: its own input / output lists.
+        OpAICoreConfig config310p;
+        config310p.Input("X")
+            .ParamType(REQUIRED)
+            .DataType({ge::DT_FLOAT, ge::DT_FLOAT16})
+            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
+        config310p.Output("Y")
+            .ParamType(REQUIRED)
+            .DataType({ge::DT_FLOAT, ge::DT_FLOAT16})
+            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
+        config310p.DynamicCompileStaticFlag(true).DynamicRankSupportFlag(true).DynamicShapeSupportFlag(true);
+        this->AICore().AddConfig("ascend310p", config310p);
+    }
+};
+
+OP_ADD(NpuqQuantDequant);
+}  // namespace ops

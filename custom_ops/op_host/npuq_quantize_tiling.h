@@ -1,0 +1,30 @@
+/**
+ * Tiling data of NpuqQuantize (ONNX npuq::Quantize). Quantize takes the attributes of
+ * QuantDequant and has no params struct of its own in kernels/include/npuq/params.h: its fields
+ * are those of npuq::QuantDequantParams, same names, same order (tests/test_custom_ops.py),
+ * so a future npuq::Quantize kernel entry can take a QuantDequantParams.
+ *
+ * Modelled on: Ascend/samples (read in its copy tjulitianyi1997/AscendProjects) operator/AddCustomSample/FrameworkLaunch/AddCustom/op_host/
+ * add_custom_tiling.h (BEGIN_TILING_DATA_DEF / TILING_DATA_FIELD_DEF / REGISTER_TILING_DATA_CLASS).
+ */
+#ifndef NPUQ_QUANTIZE_TILING_H
+#define NPUQ_QUANTIZE_TILING_H
+#include "register/tilingdata_base.h"
+
+namespace optiling {
+BEGIN_TILING_DATA_DEF(NpuqQuantizeTilingData)
+TILING_DATA_FIELD_DEF(uint32_t, rows);
+TILING_DATA_FIELD_DEF(uint32_t, cols);
+TILING_DATA_FIELD_DEF(uint32_t, rowsPerCore);
+TILING_DATA_FIELD_DEF(uint32_t, tileRows);
+TILING_DATA_FIELD_DEF(uint32_t, format);
+TILING_DATA_FIELD_DEF(uint32_t, rounding);
+TILING_DATA_FIELD_DEF(uint32_t, scaleRule);
+TILING_DATA_FIELD_DEF(uint32_t, saturate);
+TILING_DATA_FIELD_DEF(uint32_t, variant);
+TILING_DATA_FIELD_DEF(uint32_t, group);
+END_TILING_DATA_DEF;
+
+REGISTER_TILING_DATA_CLASS(NpuqQuantize, NpuqQuantizeTilingData)
+}  // namespace optiling
+#endif  // NPUQ_QUANTIZE_TILING_H

@@ -1,0 +1,364 @@
+// The QuantDequant driver shared by every format family: per-core rows, tiles, the UB layout of
+// blocks, double-buffered copies, the float32 conversions and the cross-core tensor amax.
+//
+// UB layout of a tile: its rows one after another, each row a run of blocks of `stride`
+// elements (the block length rounded up to a 32-byte multiple of the input dtype, so every
+// block starts on a 32-byte boundary), zeros past the data. When the block length is already
+// such a multiple (MX, NVF4, HiF4, most groups) a row is contiguous in UB and a tile is one
+// DMA; otherwise every block is its own DMA block. A family's Run(s, x, y, nb, stride) then
+// sees nb blocks of `stride` float32 elements in x and writes y.
+//
+// One pass over memory, except: NVFP4 first reads the core's rows for the tensor amax (it
+// needs all cores' maxima, exchanged through the workspace around SyncAll); a per-channel block
+// longer than a tile is read once for its amax and once to quantize.
+#pragma once
+
+#include "npuq/vec.h"
+
+namespace npuq {
+
+template <typename A, typename B>
+struct IsSame {
+    static constexpr bool value = false;
+};
+template <typename A>
+struct IsSame<A, A> {
+    static constexpr bool value = true;
+};
+
+template <typename T, class Family>
+class BlockKernel {
+ public:
+    __aicore__ inline void Init(GM_ADDR x, GM_ADDR y, GM_ADDR workspace, const QuantDequantParams& p) {
+        p_ = p;
+        g_ = PlanQuantDequant(p, sizeof(T));
+        const uint64_t perCore = p.rowsPerCore == 0 ? p.rows : p.rowsPerCore;
+        const uint64_t first = perCore * static_cast<uint64_t>(AscendC::GetBlockIdx());
+        row0_ = static_cast<uint32_t>(first < p.rows ? first : p.rows);
+        row1_ = static_cast<uint32_t>(first + perCore < p.rows ? first + perCore : p.rows);
+        const uint64_t elems = static_cast<uint64_t>(p.rows) * p.cols;
+        xGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(x), elems);
+        yGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(y), elems);
+        if (workspace != nullptr)
+            wsGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(workspace), 8ull * AscendC::GetBlockNum());
+
+        constexpr uint32_t kTile = kQdTileElems;
+        constexpr uint32_t kSlack = 512;  // Brcb writes whole groups of 8 blocks
+        pipe_.InitBuffer(inQ_, 2, kTile * sizeof(T));
+        pipe_.InitBuffer(outQ_, 2, kTile * sizeof(T));
+        if constexpr (!kFloat) {
+            pipe_.InitBuffer(xBuf_, kTile * sizeof(float));
+            pipe_.InitBuffer(yBuf_, kTile * sizeof(float));
+        }
+        pipe_.InitBuffer(absBuf_, (kTile + kSlack) * sizeof(float));
+        pipe_.InitBuffer(e0Buf_, (kTile + kSlack) * sizeof(float));
+        pipe_.InitBuffer(e1Buf_, (kTile + kSlack) * sizeof(float));
+        pipe_.InitBuffer(tmpBuf_, (kTile + kSlack) * sizeof(float));
+        pipe_.InitBuffer(blkBuf_, vec::kBlockArrays * kBlockCap * sizeof(float));
+        pipe_.InitBuffer(maskBuf_, 2 * (kTile + kSlack) / 8);
+        pipe_.InitBuffer(bmaskBuf_, 2 * kBlockMaskBytes);
+        pipe_.InitBuffer(bfBuf_, (kTile + kSlack) * sizeof(bfloat16_t));
+        pipe_.InitBuffer(constBuf_, 2 * kRepeatFloats * sizeof(uint32_t));
+        s_.abs = absBuf_.template Get<float>();
+        s_.e0 = e0Buf_.template Get<float>();
+        s_.e1 = e1Buf_.template Get<float>();
+        s_.tmp = tmpBuf_.template Get<float>();
+        const AscendC::LocalTensor<float> blk = blkBuf_.template Get<float>();
+        for (uint32_t i = 0; i < vec::kBlockArrays; ++i) s_.b[i] = blk[i * kBlockCap];
+        const AscendC::LocalTensor<uint8_t> masks = maskBuf_.template Get<uint8_t>();
+        s_.mask = masks;
+        s_.mask2 = masks[(kTile + kSlack) / 8];
+        const AscendC::LocalTensor<uint8_t> bmasks = bmaskBuf_.template Get<uint8_t>();
+        s_.bmask = bmasks;
+        s_.bmask2 = bmasks[kBlockMaskBytes];
+        s_.bf = bfBuf_.template Get<bfloat16_t>();
+        const AscendC::LocalTensor<uint32_t> consts = constBuf_.template Get<uint32_t>();
+        s_.expMask = consts;
+        s_.signMask = consts[kRepeatFloats];
+        vec::InitConstants(s_);
+        family_.Init(p);
+    }
+
+    __aicore__ inline void Process() {
+        if constexpr (Family::kTensorAmax) {
+            if (family_.NeedsTensorAmax()) TensorScale();
+        }
+        if (g_.tileRows > 0) {
+            for (uint32_t r = row0_; r < row1_; r += g_.tileRows) Run(RowTile(r, MinU(g_.tileRows, row1_ - r)));
+        } else if (!g_.wideBlocks) {
+            for (uint32_t r = row0_; r < row1_; ++r)
+                for (uint32_t b = 0; b < g_.blocksPerRow; b += g_.chunkBlocks) Run(ChunkTile(r, b));
+        } else {
+            for (uint32_t r = row0_; r < row1_; ++r)
+                for (uint32_t b = 0; b < g_.blocksPerRow; ++b) RunWideBlock(r, b);
+        }
+    }
+
+ private:
+    static constexpr bool kFloat = IsSame<T, float>::value;
+    static constexpr uint32_t kAlign = kUbBlockBytes / sizeof(T);
+    static constexpr uint32_t kBlockCap = kQdTileElems / 8 + kRepeatFloats;  // per-block array
+    static constexpr uint32_t kBlockMaskBytes = RoundUp(kBlockCap / 8, kUbBlockBytes);
+
+    // `rows` rows from `row`, columns [col, col + cols) of each; `blocks` blocks of `stride` UB
+    // elements per row.
+    struct Tile {
+        uint32_t row, rows, col, cols, blocks, stride;
+    };
+
+    __aicore__ inline Tile RowTile(uint32_t row, uint32_t rows) const {
+        return Tile{row, rows, 0, p_.cols, g_.blocksPerRow, g_.blockStride};
+    }
+    __aicore__ inline Tile ChunkTile(uint32_t row, uint32_t block0) const {
+        const uint32_t blocks = MinU(g_.chunkBlocks, g_.blocksPerRow - block0);
+        const uint32_t col = block0 * g_.block;
+        return Tile{row, 1, col, MinU(p_.cols - col, blocks * g_.block), blocks, g_.blockStride};
+    }
+    // A piece of a block longer than a tile: one "block" of its own.
+    __aicore__ inline Tile PieceTile(uint32_t row, uint32_t col, uint32_t cols) const {
+        return Tile{row, 1, col, cols, 1, RoundUp(cols, kAlign)};
+    }
+
+    // Every block its own DMA block: several blocks per row whose length is not a whole number
+    // of 32-byte blocks of T.
+    __aicore__ inline bool Blockwise(const Tile& t) const { return t.blocks > 1 && g_.blockStride != g_.block; }
+    __aicore__ inline uint32_t RowLen(const Tile& t) const { return t.blocks * t.stride; }
+    __aicore__ inline uint64_t GmOffset(uint32_t row, uint32_t col) const {
+        return static_cast<uint64_t>(row) * p_.cols + col;
+    }
+
+    __aicore__ inline void Run(const Tile& t) {
+        CopyIn(t);
+        Compute(t, false, 0.0f);
+        CopyOut(t);
+    }
+
+    // A block spanning several tiles: its amax first when the family needs one, then its pieces.
+    __aicore__ inline void RunWideBlock(uint32_t row, uint32_t block) {
+        const uint32_t c0 = block * g_.block;
+        const uint32_t c1 = MinU(p_.cols, c0 + g_.block);
+        float amax = 0.0f;
+        if constexpr (Family::kBlockAmax) amax = WideBlockAmax(row, c0, c1);
+        for (uint32_t c = c0; c < c1; c += kQdTileElems) {
+            const Tile t = PieceTile(row, c, MinU(kQdTileElems, c1 - c));
+            CopyIn(t);
+            Compute(t, true, amax);
+            CopyOut(t);
+        }
+    }
+
+    // ---------------------------------------------------------------- data movement
+
+    __aicore__ inline void CopyIn(const Tile& t) {
+        const AscendC::LocalTensor<T> in = inQ_.template AllocTensor<T>();
+        const AscendC::DataCopyPadExtParams<T> noPad{false, 0, 0, 0};
+        const uint32_t size = sizeof(T);
+        if (!Blockwise(t)) {
+            const uint32_t len = t.cols * size;
+            const AscendC::DataCopyExtParams cp{static_cast<uint16_t>(t.rows), len, (p_.cols - t.cols) * size,
+                                                (RowLen(t) * size - RoundUp(len, kUbBlockBytes)) / kUbBlockBytes, 0};
+            AscendC::DataCopyPad(in, xGm_[GmOffset(t.row, t.col)], cp, noPad);
+        } else if (Uniform(t)) {
+            const AscendC::DataCopyExtParams cp{static_cast<uint16_t>(t.rows * t.blocks), g_.block * size, 0, 0, 0};
+            AscendC::DataCopyPad(in, xGm_[GmOffset(t.row, t.col)], cp, noPad);
+        } else {
+            const uint32_t full = t.cols / g_.block;
+            const uint32_t tail = t.cols % g_.block;
+            for (uint32_t r = 0; r < t.rows; ++r) {
+                const uint64_t gm = GmOffset(t.row + r, t.col);
+                if (full > 0)
+                    AscendC::DataCopyPad(in[r * RowLen(t)], xGm_[gm],
+                                         AscendC::DataCopyExtParams{static_cast<uint16_t>(full), g_.block * size, 0, 0, 0},
+                                         noPad);
+                if (tail > 0)
+                    AscendC::DataCopyPad(in[r * RowLen(t) + full * t.stride], xGm_[gm + full * g_.block],
+                                         AscendC::DataCopyExtParams{1, tail * size, 0, 0, 0}, noPad);
+            }
+        }
+        inQ_.EnQue(in);
+    }
+
+    __aicore__ inline void CopyOut(const Tile& t) {
+        const AscendC::LocalTensor<T> out = outQ_.template DeQue<T>();
+        const uint32_t size = sizeof(T);
+        if (!Blockwise(t)) {
+            const uint32_t len = t.cols * size;
+            const AscendC::DataCopyExtParams cp{static_cast<uint16_t>(t.rows), len,
+                                                (RowLen(t) * size - RoundUp(len, kUbBlockBytes)) / kUbBlockBytes,
+                                                (p_.cols - t.cols) * size, 0};
+            AscendC::DataCopyPad(yGm_[GmOffset(t.row, t.col)], out, cp);
+        } else if (Uniform(t)) {
+            AscendC::DataCopyPad(yGm_[GmOffset(t.row, t.col)], out,
+                                 AscendC::DataCopyExtParams{static_cast<uint16_t>(t.rows * t.blocks), g_.block * size, 0, 0, 0});
+        } else {
+            const uint32_t full = t.cols / g_.block;
+            const uint32_t tail = t.cols % g_.block;
+            for (uint32_t r = 0; r < t.rows; ++r) {
+                const uint64_t gm = GmOffset(t.row + r, t.col);
+                if (full > 0)
+                    AscendC::DataCopyPad(yGm_[gm], out[r * RowLen(t)],
+                                         AscendC::DataCopyExtParams{static_cast<uint16_t>(full), g_.block * size, 0, 0, 0});
+                if (tail > 0)
+                    AscendC::DataCopyPad(yGm_[gm + full * g_.block], out[r * RowLen(t) + full * t.stride],
+                                         AscendC::DataCopyExtParams{1, tail * size, 0, 0, 0});
+            }
+        }
+        outQ_.FreeTensor(out);
+    }
+
+    // Blockwise rows that are whole blocks and follow each other in GM: one DMA for the tile.
+    __aicore__ inline bool Uniform(const Tile& t) const { return t.cols == p_.cols && t.cols % g_.block == 0; }
+
+    // ---------------------------------------------------------------- compute
+
+    // The dequeued tile as float32 with zeros in every lane past the data.
+    __aicore__ inline AscendC::LocalTensor<float> Float32(const AscendC::LocalTensor<T>& in, const Tile& t) {
+        const uint32_t n = vec::Whole(t.rows * RowLen(t));
+        AscendC::LocalTensor<float> x;
+        if constexpr (kFloat) {
+            x = in;
+        } else {
+            x = xBuf_.template Get<float>();
+            AscendC::Cast(x, in, AscendC::RoundMode::CAST_NONE, n);
+        }
+        ZeroPadding(x, t);
+        return x;
+    }
+
+    __aicore__ inline void ZeroPadding(const AscendC::LocalTensor<float>& x, const Tile& t) const {
+        const uint32_t rowLen = RowLen(t);
+        if (!Blockwise(t)) {
+            if (t.cols == rowLen) return;
+            vec::ZeroBlockTails(x, t.rows, t.cols, rowLen);
+            return;
+        }
+        if (Uniform(t)) {
+            vec::ZeroBlockTails(x, t.rows * t.blocks, g_.block, t.stride);
+            return;
+        }
+        const uint32_t full = t.cols / g_.block;
+        const uint32_t tail = t.cols % g_.block;
+        for (uint32_t r = 0; r < t.rows; ++r) {
+            vec::ZeroBlockTails(x[r * rowLen], full, g_.block, t.stride);
+            if (tail > 0) vec::ZeroRange(x, r * rowLen + full * t.stride + tail, r * rowLen + (full + 1) * t.stride);
+        }
+    }
+
+    __aicore__ inline void Compute(const Tile& t, bool piece, float amax) {
+        const AscendC::LocalTensor<T> in = inQ_.template DeQue<T>();
+        const AscendC::LocalTensor<T> out = outQ_.template AllocTensor<T>();
+        const uint32_t n = vec::Whole(t.rows * RowLen(t));
+        const AscendC::LocalTensor<float> x = Float32(in, t);
+        AscendC::LocalTensor<float> y;
+        if constexpr (kFloat) y = out; else y = yBuf_.template Get<float>();
+        bool done = false;
+        if constexpr (Family::kBlockAmax) {
+            if (piece) {
+                family_.RunBlock(s_, x, y, t.stride, amax);
+                done = true;
+            }
+        }
+        if (!done) family_.Run(s_, x, y, t.rows * t.blocks, t.stride);
+        if constexpr (!kFloat) AscendC::Cast(out, y, AscendC::RoundMode::CAST_RINT, n);
+        outQ_.EnQue(out);
+        inQ_.FreeTensor(in);
+    }
+
+    // The maximum of |x| over the (already enqueued) tile into dst[0]; NaN and Inf count as
+    // `fill`. Padding lanes are zero, and only the tile's own lanes are reduced.
+    __aicore__ inline void TileAmax(const Tile& t, float fill, const AscendC::LocalTensor<float>& dst) {
+        const AscendC::LocalTensor<T> in = inQ_.template DeQue<T>();
+        const AscendC::LocalTensor<float> x = Float32(in, t);
+        const uint32_t live = t.rows * RowLen(t);
+        vec::AbsFill(s_.abs, x, s_.mask, fill, vec::Whole(live));
+        vec::BlockMax(dst, s_.abs, 1, live, s_.tmp);
+        inQ_.FreeTensor(in);
+    }
+
+    // The Inf-poisoned amax of columns [c0, c1) of a row, read tile by tile.
+    __aicore__ inline float WideBlockAmax(uint32_t row, uint32_t c0, uint32_t c1) {
+        const AscendC::LocalTensor<float>& acc = s_.b[11];
+        const AscendC::LocalTensor<float>& part = s_.b[10];
+        AscendC::Duplicate(acc, 0.0f, static_cast<int32_t>(kRepeatFloats));
+        for (uint32_t c = c0; c < c1; c += kQdTileElems) {
+            const Tile t = PieceTile(row, c, MinU(kQdTileElems, c1 - c));
+            CopyIn(t);
+            TileAmax(t, vec::kInf, part);
+            AscendC::Max(acc, acc, part, 1);
+        }
+        return ScalarOf(acc);
+    }
+
+    // NVFP4: ts = amax / (6 * 448) over the finite |x| of the whole tensor (1 if that is 0),
+    // and den = fp32(6 * ts). Every core publishes its maximum in its 32-byte workspace slot,
+    // all cores meet in SyncAll, then each reduces all slots. Idle cores publish 0.
+    __aicore__ inline void TensorScale() {
+        using namespace AscendC;
+        const LocalTensor<float>& acc = s_.b[11];
+        const LocalTensor<float>& part = s_.b[10];
+        const LocalTensor<float>& slots = s_.b[9];
+        Duplicate(acc, 0.0f, static_cast<int32_t>(kRepeatFloats));
+        if (g_.tileRows > 0) {
+            for (uint32_t r = row0_; r < row1_; r += g_.tileRows) AccumulateAmax(RowTile(r, MinU(g_.tileRows, row1_ - r)));
+        } else {
+            for (uint32_t r = row0_; r < row1_; ++r)
+                for (uint32_t b = 0; b < g_.blocksPerRow; b += g_.chunkBlocks) AccumulateAmax(ChunkTile(r, b));
+        }
+        const event_t toMte3 = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::V_MTE3));
+        SetFlag<HardEvent::V_MTE3>(toMte3);
+        WaitFlag<HardEvent::V_MTE3>(toMte3);
+        DataCopy(wsGm_[8ull * GetBlockIdx()], acc, 8);
+        PipeBarrier<PIPE_ALL>();
+        SyncAll();
+        const uint32_t cores = static_cast<uint32_t>(GetBlockNum());
+        Duplicate(acc, 0.0f, static_cast<int32_t>(kRepeatFloats));
+        for (uint32_t c = 0; c < cores; c += kBlockCap / 8 - 8) {
+            const uint32_t count = MinU(kBlockCap / 8 - 8, cores - c);
+            DataCopy(slots, wsGm_[8ull * c], 8 * count);
+            const event_t toV = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::MTE2_V));
+            SetFlag<HardEvent::MTE2_V>(toV);
+            WaitFlag<HardEvent::MTE2_V>(toV);
+            vec::BlockMax(part, slots, 1, 8 * count, s_.tmp);
+            Max(acc, acc, part, 1);
+        }
+        const LocalTensor<float>& ts = s_.b[8];
+        const LocalTensor<float>& den = s_.b[7];
+        const int32_t c64 = static_cast<int32_t>(kRepeatFloats);
+        Duplicate(ts, 2688.0f, c64);
+        Div(ts, acc, ts, c64);
+        CompareScalar(s_.bmask, acc, 0.0f, CMPMODE::GT, kRepeatFloats);
+        Select(ts, s_.bmask, ts, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, kRepeatFloats);
+        Muls(den, ts, 6.0f, c64);
+        const float tsValue = ScalarOf(ts);
+        family_.SetTensorScale(tsValue, den.GetValue(0));
+    }
+
+    __aicore__ inline void AccumulateAmax(const Tile& t) {
+        CopyIn(t);
+        TileAmax(t, 0.0f, s_.b[10]);
+        AscendC::Max(s_.b[11], s_.b[11], s_.b[10], 1);
+    }
+
+    // v[0] on the scalar unit, once the vector unit has written it.
+    __aicore__ inline static float ScalarOf(const AscendC::LocalTensor<float>& v) {
+        const event_t toS = static_cast<event_t>(AscendC::GetTPipePtr()->FetchEventID(AscendC::HardEvent::V_S));
+        AscendC::SetFlag<AscendC::HardEvent::V_S>(toS);
+        AscendC::WaitFlag<AscendC::HardEvent::V_S>(toS);
+        return v.GetValue(0);
+    }
+
+    QuantDequantParams p_{};
+    QdLayout g_{};
+    uint32_t row0_ = 0, row1_ = 0;
+    Family family_{};
+    vec::Scratch s_{};
+    AscendC::TPipe pipe_;
+    AscendC::TQue<AscendC::QuePosition::VECIN, 2> inQ_;
+    AscendC::TQue<AscendC::QuePosition::VECOUT, 2> outQ_;
+    AscendC::TBuf<AscendC::QuePosition::VECCALC> xBuf_, yBuf_, absBuf_, e0Buf_, e1Buf_, tmpBuf_, blkBuf_, maskBuf_,
+        bmaskBuf_, bfBuf_, constBuf_;
+    AscendC::GlobalTensor<T> xGm_, yGm_;
+    AscendC::GlobalTensor<float> wsGm_;
+};
+
+}  // namespace npuq

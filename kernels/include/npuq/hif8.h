@@ -1,0 +1,68 @@
+// HiF8 fake quantization (formats.md "HiF8"; formats/hif8.py quantize_reference), element-wise.
+//
+// For a = |x|: E = floor_log2(a) from the exponent bits, clamped to >= -22; the mantissa width
+// p is 3, 2, 1 or 0 as |E| <= 3, 7, 15 or more; the value is rounded ties-away on the grid
+// 2^(E-p); a >= 40960 overflows (Inf, or 32768 with saturate); a < 2^-23 is zero.
+// Everything stays in powers of two held as floats: 2^E is the exponent field alone, and the
+// |E| thresholds become compares of 2^E against 2^t and 2^-t, so no integer exponent is formed.
+#pragma once
+
+#include "npuq/vec.h"
+
+namespace npuq {
+
+class HiF8Family {
+ public:
+    static constexpr bool kTensorAmax = false;
+    static constexpr bool kBlockAmax = false;
+
+    __aicore__ inline void Init(const QuantDequantParams& p) { overflow_ = p.saturate ? 32768.0f : vec::kInf; }
+
+    __aicore__ inline void Run(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                               const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
+        using namespace AscendC;
+        const uint32_t n = vec::Whole(nb * stride);
+        const int32_t ni = static_cast<int32_t>(n);
+        const LocalTensor<float>& a = s.abs;
+        const LocalTensor<float>& step = s.e0;
+        const LocalTensor<float>& f = s.e1;  // 2^-p
+        Abs(a, x, ni);
+        vec::Pow2Floor(step, a, s, n);             // 2^E; +Inf for Inf and NaN
+        Maxs(step, step, 0x1p-22f, ni);            // E = -23 (and below) rounds on the 2^-22 grid
+        Duplicate(f, 0.125f, ni);                  // p = 3 ...
+        DoubleBeyond(f, step, 8.0f, 0x1p-3f, s, n);        // ... 2 for |E| > 3
+        DoubleBeyond(f, step, 128.0f, 0x1p-7f, s, n);      // ... 1 for |E| > 7
+        DoubleBeyond(f, step, 32768.0f, 0x1p-15f, s, n);   // ... 0 for |E| > 15
+        Mul(step, step, f, ni);                    // 2^(E - p), exact
+        Div(y, a, step, ni);
+        vec::RoundAway(y, n);
+        Mul(y, y, step, ni);
+        // Overrides, last one wins; the compares are false for NaN, so NaN is restored last.
+        CompareScalar(s.mask, a, 0x1p-23f, CMPMODE::GE, n);
+        Select(y, s.mask, y, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
+        CompareScalar(s.mask, a, 40960.0f, CMPMODE::LT, n);
+        Select(y, s.mask, y, overflow_, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
+        CompareScalar(s.mask, a, vec::kInf, CMPMODE::LE, n);
+        Select(y, s.mask, y, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
+        vec::CopySign(y, x, s.tmp, s, n);
+        Adds(y, y, 0.0f, ni);                      // -0 + 0 = +0: HiF8 has a single zero
+    }
+
+ private:
+    // f *= 2 where |E| > t, i.e. where 2^E > 2^t or 2^E < 2^-t (powers of two, so strict).
+    __aicore__ inline static void DoubleBeyond(const AscendC::LocalTensor<float>& f,
+                                               const AscendC::LocalTensor<float>& p2, float hi, float lo,
+                                               const vec::Scratch& s, uint32_t n) {
+        using namespace AscendC;
+        CompareScalar(s.mask, p2, hi, CMPMODE::GT, n);
+        CompareScalar(s.mask2, p2, lo, CMPMODE::LT, n);
+        const LocalTensor<uint16_t> m = s.mask.ReinterpretCast<uint16_t>();
+        Or(m, m, s.mask2.ReinterpretCast<uint16_t>(), static_cast<int32_t>(n / 16));
+        Muls(s.tmp, f, 2.0f, static_cast<int32_t>(n));
+        Select(f, s.mask, s.tmp, f, SELMODE::VSEL_TENSOR_TENSOR_MODE, n);
+    }
+
+    float overflow_ = vec::kInf;
+};
+
+}  // namespace npuq

@@ -1,0 +1,83 @@
+// Symmetric formats with a float32 scale per row or per group (formats.md "Integer formats";
+// formats/integer.py): int8sym / int4sym round x / scale to integers (RNE, clamped to +-127 /
+// +-7); fp8e4m3 / fp8e5m2 round |x| / scale onto the FP8 grid (RNE, saturating at 448 / 57344)
+// and re-apply the sign. scale = amax / max, divided by where(scale > 0, scale, 1); the result
+// is q * scale, NaN for a block that holds NaN or Inf.
+// A per-channel row longer than a tile is quantized in pieces, its amax taken by a first pass
+// of BlockKernel over the row (RunBlock).
+#pragma once
+
+#include "npuq/vec.h"
+
+namespace npuq {
+
+class SymFamily {
+ public:
+    static constexpr bool kTensorAmax = false;
+    static constexpr bool kBlockAmax = true;  // needs a block's amax when the block spans tiles
+
+    __aicore__ inline void Init(const QuantDequantParams& p) {
+        switch (static_cast<FormatId>(p.format)) {
+            case FormatId::INT4SYM: max_ = 7.0f; integer_ = true; break;
+            case FormatId::FP8E4M3: max_ = 448.0f; integer_ = false; grid_ = {0x1p-6f, 0x1p-3f, 448.0f, false}; break;
+            case FormatId::FP8E5M2: max_ = 57344.0f; integer_ = false; grid_ = {0x1p-14f, 0x1p-2f, 57344.0f, false}; break;
+            default: max_ = 127.0f; integer_ = true; break;
+        }
+    }
+
+    __aicore__ inline void Run(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                               const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
+        const uint32_t n = vec::Whole(nb * stride);
+        vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+        vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);  // may fold s.abs: not used again
+        Quantize(s, x, y, nb, stride);
+    }
+
+    // A piece of one block whose (Inf-poisoned) amax the kernel already has.
+    __aicore__ inline void RunBlock(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                    const AscendC::LocalTensor<float>& y, uint32_t stride, float amax) const {
+        AscendC::Duplicate(s.b[0], amax, static_cast<int32_t>(kRepeatFloats));
+        Quantize(s, x, y, 1, stride);
+    }
+
+ private:
+    // s.b[0] holds the blocks' amax, +Inf for a block with NaN or Inf.
+    __aicore__ inline void Quantize(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                    const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
+        using namespace AscendC;
+        const uint32_t n = vec::Whole(nb * stride);
+        const int32_t ni = static_cast<int32_t>(n);
+        const uint32_t nbw = vec::Whole(nb);
+        const int32_t c = static_cast<int32_t>(nbw);
+        const LocalTensor<float>& amax = s.b[0];
+        const LocalTensor<float>& scale = s.b[1];
+        const LocalTensor<float>& div = s.b[2];
+        CompareScalar(s.bmask, amax, vec::kInf, CMPMODE::LT, nbw);
+        Select(amax, s.bmask, amax, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
+        Duplicate(div, max_, c);
+        Div(scale, amax, div, c);                                  // amax / max
+        CompareScalar(s.bmask2, scale, 0.0f, CMPMODE::GT, nbw);
+        Select(div, s.bmask2, scale, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
+        Select(scale, s.bmask, scale, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
+        vec::Expand(s.e0, div, nb, stride);
+        if (integer_) {
+            Div(y, x, s.e0, ni);
+            vec::RoundEven(y, n);
+            Maxs(y, y, -max_, ni);
+            Mins(y, y, max_, ni);
+        } else {
+            Abs(s.abs, x, ni);
+            Div(y, s.abs, s.e0, ni);
+            vec::RoundToGrid(y, s.tmp, grid_, s, n);
+            vec::CopySign(y, x, s.tmp, s, n);
+        }
+        vec::Expand(s.e0, scale, nb, stride);
+        Mul(y, y, s.e0, ni);
+    }
+
+    float max_ = 127.0f;
+    bool integer_ = true;
+    vec::Grid grid_{};
+};
+
+}  // namespace npuq

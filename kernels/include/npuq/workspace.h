@@ -1,0 +1,32 @@
+// Sizes op_host needs from the kernels, in plain C++ (no AscendC types): the user workspace
+// and the tile rows that fit the kernels' UB plan.
+//
+// op_host adds the system workspace (platform GetLibApiWorkSpaceSize()) to the user bytes
+// below; the kernel entry passes AscendC::GetUserWorkspace(workspace) on. QuantDequant for
+// NVFP4 uses the hard SyncAll, which needs a non-zero workspace in the tiling and a block dim
+// no larger than the number of vector cores.
+#pragma once
+
+#include <cstdint>
+
+#include "npuq/plan.h"
+
+namespace npuq {
+
+// NVFP4 exchanges one 32-byte slot per core (its amax); the other formats need none.
+inline uint32_t QuantDequantWorkspaceBytes(const QuantDequantParams& p, uint32_t coreNum) {
+    return p.format == static_cast<uint32_t>(FormatId::NVFP4) ? coreNum * kUbBlockBytes : 0u;
+}
+
+inline uint32_t DequantizeWorkspaceBytes(const DequantizeParams&, uint32_t) { return 0u; }
+
+// Rows per tile the QuantDequant kernel will use for p (p.tileRows == 0: as many as fit);
+// 0 when a row is longer than a tile and rows are cut into pieces instead.
+inline uint32_t QuantDequantTileRows(const QuantDequantParams& p, uint32_t dtypeBytes) {
+    return PlanQuantDequant(p, dtypeBytes).tileRows;
+}
+
+// Rows per tile the Dequantize kernel will use for p (1 when rows are cut into pieces).
+inline uint32_t DequantizeTileRows(const DequantizeParams& p) { return PlanDequantize(p).tileRows; }
+
+}  // namespace npuq
