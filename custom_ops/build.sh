@@ -10,7 +10,8 @@
 # then our sources replace the template ones:
 #   op_json/*.json               -> msopgen gen -f onnx -lan cpp (one op per file; -m 1 appends)
 #   op_host/, op_kernel/, framework/onnx_plugin/ -> replace the generated sources
-#   kernels/include/npuq         -> op_host/npuq/ and op_kernel/npuq/ ("npuq/..." includes; npuq/npuq -> .)
+#   kernels/include/npuq         -> op_host/npuq/ and op_kernel/npuq/ ("npuq/..." includes; npuq/npuq -> .):
+#                                   op_host's tiling uses the kernels' plan (npuq/workspace.h)
 #   CMakePresets.json            -> ASCEND_COMPUTE_UNIT "ascend910b;ascend310p", vendor_name "npuq",
 #                                   ASCEND_CANN_PACKAGE_PATH = $ASCEND_HOME_PATH
 #   op_kernel/npuq_kernel_options.cmake -> included first by op_kernel/CMakeLists.txt
@@ -38,7 +39,7 @@ GEN_SOC=${NPUQ_GEN_SOC:-Ascend910B1}
 MSOPGEN=${MSOPGEN:-$(command -v msopgen || true)}
 [ -n "$MSOPGEN" ] || MSOPGEN=$ASCEND_HOME_PATH/python/site-packages/bin/msopgen
 [ -x "$MSOPGEN" ] || die "msopgen not found (PATH, \$MSOPGEN, $ASCEND_HOME_PATH/python/site-packages/bin)"
-for h in params.h workspace.h quant_dequant.h dequantize.h; do
+for h in params.h workspace.h plan.h quant_dequant.h dequantize.h; do
     [ -f "$KERNEL_INCLUDE/npuq/$h" ] || die "missing $KERNEL_INCLUDE/npuq/$h (the kernels' headers)"
 done
 

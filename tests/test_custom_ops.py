@@ -13,10 +13,14 @@ hold them to what onnx_npuq defines:
   * with g++ (required), the plain C++ of op_host/npuq_common.h and the plugins' parse functions
     are compiled against tests/stubs (CANN's headers and our own nlohmann/json.hpp, so no
     nlohmann-json3-dev is needed) and run against the Python side; the json stub is itself
-    checked against Python's json module.
+    checked against Python's json module;
+  * the tiling op_host computes (rows over the vector cores, tile rows, workspace) is the kernels'
+    own plan (kernels/include/npuq/workspace.h, plan.h): no private UB arithmetic, no row refused
+    for its length.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -511,6 +515,12 @@ def test_build_script():
     assert re.search(r'gen -i "\$HERE/op_json/\$op\.json" -f onnx -c "ai_core-\$GEN_SOC" -lan cpp', text)
     for stem in (v[1] for v in OURS.values()):
         assert stem in text.split("OPS=")[1].splitlines()[0]
+    # kernels/include/npuq next to op_host (npuq_common.h includes npuq/workspace.h) and op_kernel
+    for side in ("op_host", "op_kernel"):
+        assert f'cp -r "$KERNEL_INCLUDE/npuq" "$GEN/{side}/npuq"' in text
+        assert f'ln -s . "$GEN/{side}/npuq/npuq"' in text
+    for h in ("params.h", "workspace.h", "plan.h"):
+        assert h in text.split("for h in ")[1].splitlines()[0], f"build.sh checks for {h}"
     if shutil.which("bash"):
         subprocess.run(["bash", "-n", str(CUSTOM / "build.sh")], check=True)
     # without CANN it stops at once, saying why
@@ -549,8 +559,9 @@ def test_kernel_headers_resolve():
             assert inc not in cann, f"op_host would include {inc} through {h.name}"
             if sibling(inc) is not None:
                 todo.append(sibling(inc))
-    host = " ".join(_code(p) for p in (CUSTOM / "op_host").glob("*.cpp"))
+    host = " ".join(_code(p) for p in sorted((CUSTOM / "op_host").iterdir()) if p.suffix in (".cpp", ".h"))
     assert set(re.findall(r'#include\s+"(npuq/[^"]+)"', host)) <= {"npuq/params.h", "npuq/workspace.h"}
+    assert '#include "npuq/workspace.h"' in _code(CUSTOM / "op_host" / "npuq_common.h")
 
 
 # ---------------------------------------------------------------- compiled checks (g++)
@@ -585,11 +596,15 @@ def _run(exe, lines):
     return r.stdout.splitlines()
 
 
+def _common_harness(tmp_path):
+    return _build(tmp_path, "common", [CUSTOM / "tests" / "common_harness.cc"],
+                  [CUSTOM / "op_host", ROOT / "kernels" / "include"])
+
+
 def test_common_header_against_python(tmp_path):
     """op_host/npuq_common.h, compiled: option checks as formats.get_format, ids as names(),
     packed widths as defs.packed_widths (what Quantize's InferShape and Dequantize's check use)."""
-    exe = _build(tmp_path, "common", [CUSTOM / "tests" / "common_harness.cc"],
-                 [CUSTOM / "op_host", ROOT / "kernels" / "include"])
+    exe = _common_harness(tmp_path)
     cases, want = [], []
     option_sets = [{}, *({k: v} for k, v in _NON_DEFAULT.items()), {"group": 7}, {"rounding": "even", "scale_rule": "rceil"}]
     for name in [*F.names(), *F.ALIASES]:
@@ -616,12 +631,135 @@ def test_common_header_against_python(tmp_path):
 
 
 def test_row_split(tmp_path):
-    exe = _build(tmp_path, "common", [CUSTOM / "tests" / "common_harness.cc"],
-                 [CUSTOM / "op_host", ROOT / "kernels" / "include"])
-    got = _run(exe, ["split 100 24 196608 4000", "split 5 24 196608 1000", "split 0 24 196608 1000",
-                     "split 10 8 196608 400000", "split 10 0 196608 10", "split 48 24 262144 100000"])
-    # rowsPerCore = ceil(rows / cores); blockDim = ceil(rows / rowsPerCore); tileRows = min(rowsPerCore, fit)
-    assert got == ["ok 20 5 5", "ok 5 1 1", "ok 1 0 1", "bad", "bad", "ok 24 2 2"]
+    got = _run(_common_harness(tmp_path), ["split 100 24", "split 5 24", "split 0 24", "split 10 8", "split 10 0",
+                                           "split 48 24", "split 4294967296 24"])
+    # rowsPerCore = ceil(rows / cores); blockDim = ceil(rows / rowsPerCore) <= cores; no rows: one core
+    assert got == ["ok 20 5", "ok 5 1", "ok 1 0", "ok 5 2", "bad", "ok 24 2", "bad"]
+
+
+def test_no_private_ub_arithmetic():
+    """op_host sizes nothing in UB itself: tile rows and workspace come from kernels/ (workspace.h),
+    and no TilingFunc refuses a row for its length."""
+    host = {p.name: _code(p) for p in (CUSTOM / "op_host").iterdir() if p.suffix in (".cpp", ".h")}
+    for name, code in host.items():
+        for word in ("BytesPerRow", "UB_RESERVED", "F32_WORK_ROWS", "GetCoreMemSize", "CoreMemType::UB",
+                     "does not fit the unified buffer"):
+            assert word not in code, f"{name}: {word}"
+    assert re.search(r"npuq::QuantDequantTileRows\(", host["npuq_common.h"])
+    assert re.search(r"npuq::QuantDequantWorkspaceBytes\(", host["npuq_common.h"])
+    assert re.search(r"npuq::DequantizeTileRows\(", host["npuq_common.h"])
+    assert re.search(r"npuq::DequantizeWorkspaceBytes\(", host["npuq_common.h"])
+    assert re.search(r"npuq_host::TileQuantDequant\(", host["npuq_quant_dequant.cpp"])
+    assert re.search(r"npuq_host::TileDequantize\(", host["npuq_dequantize.cpp"])
+    readme = (CUSTOM / "README.md").read_text(encoding="utf-8")
+    assert "9,400" not in readme and "refused at tiling time" not in readme
+
+
+_PLAN_H = ROOT / "kernels" / "include" / "npuq" / "plan.h"
+_QD_FIXED_BLOCK = {"hif4": 64, "hifx4_v12": 64, "mxfp4": 32, "mxfp8e4m3": 32, "mxfp8e5m2": 32, "nvf4": 16,
+                   "nvfp4": 16}
+
+
+@functools.cache
+def _plan_constant(name: str) -> int:
+    return int(re.search(rf"constexpr\s+uint32_t\s+{name}\s*=\s*(\d+)", _code(_PLAN_H)).group(1))
+
+
+def _qd_plan(name: str, group: int, dtype_bytes: int, cols: int) -> tuple[int, int, int]:
+    """(tileRows, chunkBlocks, wideBlocks) of kernels/README.md's QuantDequant tiles: whole rows of
+    32-byte-aligned blocks in a kQdTileElems tile, else runs of whole blocks, else pieces of a block."""
+    tile, align = _plan_constant("kQdTileElems"), _plan_constant("kUbBlockBytes") // dtype_bytes
+    if name in _QD_FIXED_BLOCK:
+        block = _QD_FIXED_BLOCK[name]
+    else:  # hif8: no block, the row; per channel (group 0) or a group longer than the row: the row
+        block = cols if name == "hif8" or group == 0 or group >= cols else group
+    stride = -(-block // align) * align
+    row_stride = -(-cols // block) * stride
+    if row_stride <= tile:
+        return tile // row_stride, 0, 0
+    return (0, tile // stride, 0) if stride <= tile else (0, 0, 1)
+
+
+def _check_rows(rows: int, cores: int, block_dim: int, rows_per_core: int):
+    """The row split as the kernels read it (block_kernel.h / dequantize.h Init): core i takes rows
+    [i * perCore, +perCore), perCore = rowsPerCore or rows; every row once, no idle core launched."""
+    assert rows_per_core == -(-rows // cores)
+    assert 1 <= block_dim <= cores
+    per_core = rows_per_core or rows
+    ranges = [(min(i * per_core, rows), min(i * per_core + per_core, rows)) for i in range(block_dim)]
+    assert [r for a, b in ranges for r in range(a, b)] == list(range(rows))
+    assert rows == 0 or all(a < b for a, b in ranges)
+
+
+_QD_CONFIGS = [(n, 0) for n in F.names()] + [(n, g) for n in ("int8sym", "int4sym", "fp8e4m3", "fp8e5m2")
+                                               for g in (7, 32, 5000)]
+_COLS = (1, 7, 16, 100, 1024, 2048, 4096, 4097, 8192, 9400, 9472, 14336, 16384, 65536)
+_ROWS_CORES = ((1, 24), (100, 24), (48, 48), (7, 40), (0, 24))
+
+
+def test_quant_dequant_tiling_is_the_kernel_plan(tmp_path):
+    """TilingNpuqQuantDequant's numbers (npuq_host::TileQuantDequant) are the kernels' plan: the
+    kernel, planning the params it receives, gets the tile rows op_host put there (0: a row is cut
+    into pieces), and the tile rows follow the UB layout of kernels/README.md; the rows split over
+    at most the vector cores; NVFP4 gets one 32-byte workspace slot per launched core."""
+    cases = [(name, group, dtype_bytes, rows, cols, cores) for name, group in _QD_CONFIGS for dtype_bytes in (4, 2)
+             for cols in _COLS for rows, cores in _ROWS_CORES]
+    got = _run(_common_harness(tmp_path), [f"qd {' '.join(map(str, c))}" for c in cases])
+    assert len(got) == len(cases)
+    for (name, group, dtype_bytes, rows, cols, cores), line in zip(cases, got):
+        where = f"{name} group={group} {dtype_bytes}-byte {rows}x{cols} on {cores} cores: {line}"
+        ok, block_dim, rows_per_core, tile_rows, workspace, plan, *kernel = line.split()
+        assert ok == "ok" and plan == "plan", where
+        block_dim, rows_per_core, tile_rows, workspace = map(int, (block_dim, rows_per_core, tile_rows, workspace))
+        _check_rows(rows, cores, block_dim, rows_per_core)
+        assert tuple(map(int, kernel)) == _qd_plan(name, group, dtype_bytes, cols), where
+        assert tile_rows == int(kernel[0]), where
+        assert workspace == (32 * block_dim if name == "nvfp4" else 0), where
+
+
+def test_quant_dequant_long_rows_are_accepted(tmp_path):
+    """A 14,336-column float16 / bfloat16 row (an LLM MLP width; the old whole-row op_host tiling
+    refused anything past ~9,400) is tiled for every format: the kernel cuts it into runs of whole
+    blocks, or (no block scale, per channel) into pieces."""
+    configs = [(n, 0) for n in F.names()] + [("int8sym", 128), ("int4sym", 5000)]
+    exe = _common_harness(tmp_path)
+    got = _run(exe, [f"qd {name} {group} 2 8 14336 24" for name, group in configs])
+    for (name, group), line in zip(configs, got):
+        ok, block_dim, rows_per_core, tile_rows, workspace, _, *kernel = line.split()
+        assert ok == "ok" and (block_dim, rows_per_core, tile_rows) == ("8", "1", "0"), f"{name}: {line}"
+        assert tuple(map(int, kernel)) == _qd_plan(name, group, 2, 14336), f"{name}: {line}"
+    assert got[F.names().index("mxfp4")] == "ok 8 1 0 0 plan 0 128 0"  # runs of 128 blocks of 32
+    assert got[F.names().index("nvfp4")] == "ok 8 1 0 256 plan 0 256 0"  # 8 cores x 32 bytes
+    assert got[F.names().index("hif8")] == "ok 8 1 0 0 plan 0 0 1"  # one 14336-element "block": pieces
+    # one row of 2^20 float32 columns, and an empty last axis (the kernel returns before planning)
+    assert _run(exe, ["qd int8sym 0 4 3 1048576 24", "qd mxfp4 0 4 5 0 24"]) == [
+        "ok 3 1 0 0 plan 0 0 1", "ok 5 1 0 0 plan - - -"]
+
+
+_DQ_BLOCKS = [(n, F.get_format(n).block) for n in F.names() if F.get_format(n).block] + [
+    (n, b) for n in ("int8sym", "int4sym", "fp8e4m3", "fp8e5m2") for b in (0, 7, 32, 5000)]
+
+
+def test_dequantize_tiling_is_the_kernel_plan(tmp_path):
+    """TilingNpuqDequantize's numbers (npuq_host::TileDequantize) are the Dequantize kernel's plan
+    of the params it receives: tile rows >= 1 (1 when a row is cut into pieces), never a refusal
+    for a long row; no user workspace."""
+    cases = [(name, block, length, rows, cores, int(name == "nvfp4")) for name, block in _DQ_BLOCKS
+             for length in (1, 7, 64, 1000, 2048, 2049, 5000, 14336, 65536) for rows, cores in _ROWS_CORES]
+    exe = _common_harness(tmp_path)
+    got = _run(exe, [f"dq {' '.join(map(str, c))}" for c in cases])
+    assert len(got) == len(cases)
+    for (name, block, length, rows, cores, _), line in zip(cases, got):
+        where = f"{name} block={block} {rows}x{length} on {cores} cores: {line}"
+        ok, block_dim, rows_per_core, tile_rows, workspace, plan, kernel_rows, chunked, width = line.split()
+        assert ok == "ok" and plan == "plan", where
+        _check_rows(rows, cores, int(block_dim), int(rows_per_core))
+        assert int(tile_rows) == int(kernel_rows) >= 1 and int(workspace) == 0, where
+        assert chunked == "0" and int(width) == length or chunked == "1" and tile_rows == "1", where
+    assert _run(exe, ["dq int8sym 0 1024 10 4 0", "dq mxfp4 32 14336 3 24 0", "dq hif8 1 0 3 4 0"]) == [
+        "ok 4 3 2 0 plan 2 0 1024",    # 1024 float32 outputs per row: 2 rows of a 2048-float tile
+        "ok 3 1 1 0 plan 1 1 2048",    # pieces of 64 blocks of 32
+        "ok 3 1 0 0 plan - - -"]       # no element: the kernel returns at once
 
 
 def _json_dump(v, top: bool = True) -> str:

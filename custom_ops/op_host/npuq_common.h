@@ -5,10 +5,14 @@
  *     onnx_npuq.formats.names(), with block / element bits / scale bytes / accepted options as
  *     onnx_npuq.formats defines them (tests/test_custom_ops.py checks every column);
  *   - the option value tables (QuantDequantParams.rounding / scaleRule / variant);
- *   - packed row widths (onnx_npuq.ops.defs.packed_widths) and the row / core / UB split.
+ *   - packed row widths (onnx_npuq.ops.defs.packed_widths);
+ *   - the row / core split, with the tile rows and workspace from the kernels' own UB plan.
  *
- * params.h is reached as "npuq/params.h": build.sh copies kernels/include/npuq next to the
- * op_host sources of the generated project (see README.md, "How the build is put together").
+ * The kernels' headers are reached as "npuq/params.h" and "npuq/workspace.h" (plain C++, no
+ * AscendC types; workspace.h brings plan.h): build.sh copies kernels/include/npuq next to the
+ * op_host sources of the generated project, with a link npuq/npuq -> . for the headers' own
+ * "npuq/..." includes (see README.md, "How the build is put together"); the tests compile this
+ * file with -I kernels/include.
  */
 #ifndef NPUQ_OP_HOST_COMMON_H
 #define NPUQ_OP_HOST_COMMON_H
@@ -18,6 +22,7 @@
 #include <cstring>
 
 #include "npuq/params.h"
+#include "npuq/workspace.h"
 
 namespace npuq_host {
 
@@ -180,32 +185,22 @@ inline void PackedWidths(const FormatInfo &f, uint64_t block, uint64_t length, u
     scaleBytes = blocks * f.scaleBytes;
 }
 
-// ---- the row / core / UB split -------------------------------------------------------------
+// ---- the row / core split and the kernels' tile plan ------------------------------------
 //
-// ASSUMPTION shared with kernels/: a UB tile holds `tileRows` whole rows; the input and output
-// queues are double-buffered (BUFFER_NUM) and the kernel keeps F32_WORK_ROWS float32 rows of
-// scratch per row. params.h has no column tiling, so a row that does not fit is refused here.
-// If the kernels' UB plan differs, change these numbers (or have kernels/ export its own
-// bytes-per-row function, as it does QuantDequantWorkspaceBytes).
-constexpr uint64_t BUFFER_NUM = 2;
-constexpr uint64_t F32_WORK_ROWS = 3;
-constexpr uint64_t UB_RESERVED_BYTES = 8 * 1024;  // scalars, masks, block scales
-constexpr uint64_t UB_ALIGN = 32;                  // DataCopy granularity
-
-inline uint64_t AlignUp(uint64_t n, uint64_t a)
-{
-    return (n + a - 1) / a * a;
-}
+// The UB layout is the kernels' own (kernels/include/npuq/plan.h, through workspace.h): a tile
+// holds whole rows when they fit, and a longer row is cut into runs of whole blocks, or a block
+// longer than a tile into pieces, by the kernel itself. So no row is too long here; op_host only
+// spreads rows over the vector cores and reports the kernels' tile rows and workspace.
 
 struct RowSplit {
-    uint32_t blockDim = 1;     // cores launched
+    uint32_t blockDim = 1;     // cores launched (never more than coreNum)
     uint32_t rowsPerCore = 0;  // rows of each core, the last core may get fewer
-    uint32_t tileRows = 1;     // rows per UB tile
 };
 
-// Spreads `rows` over at most `coreNum` cores and sizes the UB tile. False when one row of
-// `bytesPerRow` does not fit the UB or a count does not fit uint32.
-inline bool SplitRows(uint64_t rows, uint64_t coreNum, uint64_t ubBytes, uint64_t bytesPerRow, RowSplit &s)
+// Spreads `rows` over at most `coreNum` cores: rowsPerCore = ceil(rows / coreNum), blockDim =
+// ceil(rows / rowsPerCore). No rows: one core, 0 rows each. False when there is no core or
+// `rows` does not fit uint32.
+inline bool SplitRows(uint64_t rows, uint64_t coreNum, RowSplit &s)
 {
     if (coreNum == 0 || rows > UINT32_MAX) {
         return false;
@@ -213,39 +208,61 @@ inline bool SplitRows(uint64_t rows, uint64_t coreNum, uint64_t ubBytes, uint64_
     if (rows == 0) {
         s.blockDim = 1;
         s.rowsPerCore = 0;
-        s.tileRows = 1;
         return true;
     }
     const uint64_t rowsPerCore = (rows + coreNum - 1) / coreNum;
-    const uint64_t usable = ubBytes > UB_RESERVED_BYTES ? ubBytes - UB_RESERVED_BYTES : 0;
-    const uint64_t fit = bytesPerRow == 0 ? rowsPerCore : usable / bytesPerRow;
-    if (fit == 0) {
-        return false;
-    }
     s.rowsPerCore = static_cast<uint32_t>(rowsPerCore);
     s.blockDim = static_cast<uint32_t>((rows + rowsPerCore - 1) / rowsPerCore);
-    s.tileRows = static_cast<uint32_t>(fit < rowsPerCore ? fit : rowsPerCore);
     return true;
 }
 
-// UB bytes one row of QuantDequant needs: T in, T out, float32 scratch.
-inline uint64_t QuantDequantBytesPerRow(uint64_t cols, uint64_t typeSize)
+// QuantDequant (p.rows, p.cols, the format and its options set; dtypeBytes 4 for float, 2 for
+// float16 / bfloat16) on at most coreNum vector cores (GetCoreNumAiv: NVFP4's SyncAll needs
+// blockDim <= the vector core count, which SplitRows keeps). Sets p.rowsPerCore and p.tileRows
+// (npuq::QuantDequantTileRows: the rows of a tile, 0 when rows are cut into pieces), blockDim
+// and the user workspace bytes (npuq::QuantDequantWorkspaceBytes: non-zero for NVFP4). Rows of
+// no column (cols 0) get tileRows 0 without a plan (it would divide by the empty row): the
+// kernel returns before it plans anything. Returns nullptr, or what is wrong.
+inline const char *TileQuantDequant(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
+                                    uint32_t &blockDim, uint64_t &userWorkspaceBytes)
 {
-    return BUFFER_NUM * 2 * AlignUp(cols * typeSize, UB_ALIGN) + F32_WORK_ROWS * AlignUp(cols * 4, UB_ALIGN);
+    if (dtypeBytes != 2 && dtypeBytes != 4) {
+        return "x must be float, float16 or bfloat16";
+    }
+    RowSplit split;
+    if (!SplitRows(p.rows, coreNum, split)) {
+        return "no AI vector core";
+    }
+    p.rowsPerCore = split.rowsPerCore;
+    p.tileRows = 0;  // the plan's "as many as fit"
+    if (p.cols != 0) {
+        p.tileRows = npuq::QuantDequantTileRows(p, dtypeBytes);
+    }
+    blockDim = split.blockDim;
+    userWorkspaceBytes = npuq::QuantDequantWorkspaceBytes(p, split.blockDim);
+    return nullptr;
 }
 
-// UB bytes one row of Dequantize needs: codes and scale bytes in, float32 out, float32 scratch.
-inline uint64_t DequantizeBytesPerRow(uint64_t codeBytes, uint64_t scaleBytes, uint64_t length)
+// Dequantize (every field but rowsPerCore / tileRows set) on at most coreNum vector cores: sets
+// p.rowsPerCore and p.tileRows (npuq::DequantizeTileRows: 1 when rows are cut into pieces),
+// blockDim and the user workspace bytes (npuq::DequantizeWorkspaceBytes). Rows of no element
+// (length 0) get tileRows 0 without a plan: the kernel returns at once. Returns nullptr, or what
+// is wrong.
+inline const char *TileDequantize(npuq::DequantizeParams &p, uint64_t coreNum, uint32_t &blockDim,
+                                  uint64_t &userWorkspaceBytes)
 {
-    return BUFFER_NUM * (AlignUp(codeBytes, UB_ALIGN) + AlignUp(scaleBytes, UB_ALIGN) + AlignUp(length * 4, UB_ALIGN)) +
-           F32_WORK_ROWS * AlignUp(length * 4, UB_ALIGN);
-}
-
-// UB bytes one row of Quantize needs: T in, codes and scale bytes out, float32 scratch.
-inline uint64_t QuantizeBytesPerRow(uint64_t cols, uint64_t typeSize, uint64_t codeBytes, uint64_t scaleBytes)
-{
-    return BUFFER_NUM * (AlignUp(cols * typeSize, UB_ALIGN) + AlignUp(codeBytes, UB_ALIGN) + AlignUp(scaleBytes, UB_ALIGN)) +
-           F32_WORK_ROWS * AlignUp(cols * 4, UB_ALIGN);
+    RowSplit split;
+    if (!SplitRows(p.rows, coreNum, split)) {
+        return "no AI vector core";
+    }
+    p.rowsPerCore = split.rowsPerCore;
+    p.tileRows = 0;  // the plan's "as many as fit"
+    if (p.length != 0) {
+        p.tileRows = npuq::DequantizeTileRows(p);
+    }
+    blockDim = split.blockDim;
+    userWorkspaceBytes = npuq::DequantizeWorkspaceBytes(p, split.blockDim);
+    return nullptr;
 }
 
 }  // namespace npuq_host

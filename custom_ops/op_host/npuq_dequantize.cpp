@@ -21,6 +21,7 @@
 
 #include "npuq_common.h"
 #include "npuq/params.h"
+#include "npuq/workspace.h"
 
 namespace optiling {
 // Inputs and attributes: the order of this->Input / this->Attr below (= onnx_npuq.ops.defs.DEQUANTIZE).
@@ -82,18 +83,6 @@ static ge::graphStatus TilingNpuqDequantize(gert::TilingContext *context)
     const gert::StorageShape *tensorScale = context->GetOptionalInputShape(INPUT_TENSOR_SCALE);
     const uint32_t hasTensorScale = tensorScale != nullptr ? 1U : 0U;
 
-    auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
-    const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
-    uint64_t ubSize = 0;
-    ascendcPlatform.GetCoreMemSize(platform_ascendc::CoreMemType::UB, ubSize);
-
-    npuq_host::RowSplit split;
-    const uint64_t bytesPerRow = npuq_host::DequantizeBytesPerRow(
-        static_cast<uint64_t>(codeBytes), static_cast<uint64_t>(scaleBytes), static_cast<uint64_t>(*length));
-    if (!npuq_host::SplitRows(static_cast<uint64_t>(rows), coreNum, ubSize, bytesPerRow, split)) {
-        return RefuseNpuqDequantize("one row does not fit the unified buffer, or no AI core");
-    }
-
     npuq::DequantizeParams p;
     p.rows = static_cast<uint32_t>(rows);
     p.length = static_cast<uint32_t>(*length);
@@ -101,9 +90,20 @@ static ge::graphStatus TilingNpuqDequantize(gert::TilingContext *context)
     p.codeBytes = static_cast<uint32_t>(codeBytes);
     p.scaleBytes = static_cast<uint32_t>(scaleBytes);
     p.hasTensorScale = hasTensorScale;
-    p.rowsPerCore = split.rowsPerCore;
-    p.tileRows = split.tileRows;
+    p.rowsPerCore = 0;
+    p.tileRows = 0;
     p.format = static_cast<uint32_t>(format->id);
+
+    // Rows over the vector cores; tile rows and user workspace from the kernel's own UB plan
+    // (npuq/workspace.h): a row longer than a tile is cut into pieces by the kernel.
+    auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
+    const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
+    uint32_t blockDim = 1;
+    uint64_t userWorkspace = 0;
+    const char *bad = npuq_host::TileDequantize(p, coreNum, blockDim, userWorkspace);
+    if (bad != nullptr) {
+        return RefuseNpuqDequantize(bad);
+    }
 
     NpuqDequantizeTilingData tiling;
     tiling.set_rows(p.rows);
@@ -116,12 +116,13 @@ static ge::graphStatus TilingNpuqDequantize(gert::TilingContext *context)
     tiling.set_tileRows(p.tileRows);
     tiling.set_format(p.format);
 
-    context->SetBlockDim(split.blockDim);
+    context->SetBlockDim(blockDim);
     tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
     context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
 
     size_t *currentWorkspace = context->GetWorkspaceSizes(1);
-    currentWorkspace[0] = static_cast<size_t>(ascendcPlatform.GetLibApiWorkSpaceSize());  // no user workspace
+    currentWorkspace[0] = static_cast<size_t>(ascendcPlatform.GetLibApiWorkSpaceSize()) +
+                          static_cast<size_t>(userWorkspace);  // npuq::DequantizeWorkspaceBytes: 0
     return ge::GRAPH_SUCCESS;
 }
 }  // namespace optiling

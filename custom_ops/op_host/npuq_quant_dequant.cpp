@@ -11,7 +11,7 @@
  * (TilingFunc / InferShape / OpDef / OP_ADD); CANN's SwiGlu op_host def (an OpAICoreConfig
  * "config_without_bf16" added for "ascend310p", the default lists with bfloat16 for "ascend910b");
  * platform_ascendc::PlatformAscendC as the hicann/ops-nn tilings use it (GetCoreNumAiv,
- * GetCoreMemSize(UB), GetLibApiWorkSpaceSize).
+ * GetLibApiWorkSpaceSize). The UB tiling is the kernels' (kernels/include/npuq/workspace.h).
  */
 #include <cstdint>
 #include <cstdio>
@@ -64,7 +64,7 @@ static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
     }
     const uint64_t cols = static_cast<uint64_t>(shape.GetDim(rank - 1));
 
-    uint64_t typeSize = 0;
+    uint32_t typeSize = 0;
     switch (xDesc->GetDataType()) {
         case ge::DT_FLOAT:
             typeSize = 4;
@@ -85,27 +85,28 @@ static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
         return RefuseNpuqQuantDequant(bad);
     }
 
-    auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
-    const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
-    uint64_t ubSize = 0;
-    ascendcPlatform.GetCoreMemSize(platform_ascendc::CoreMemType::UB, ubSize);
-
-    npuq_host::RowSplit split;
-    if (!npuq_host::SplitRows(rows, coreNum, ubSize, npuq_host::QuantDequantBytesPerRow(cols, typeSize), split)) {
-        return RefuseNpuqQuantDequant("one row (the last axis) does not fit the unified buffer, or no AI core");
-    }
-
     npuq::QuantDequantParams p;
     p.rows = static_cast<uint32_t>(rows);
     p.cols = static_cast<uint32_t>(cols);
-    p.rowsPerCore = split.rowsPerCore;
-    p.tileRows = split.tileRows;
+    p.rowsPerCore = 0;
+    p.tileRows = 0;
     p.format = static_cast<uint32_t>(o.format->id);
     p.rounding = o.rounding;
     p.scaleRule = o.scaleRule;
     p.saturate = o.saturate;
     p.variant = o.variant;
     p.group = o.group;
+
+    // Rows over the vector cores; tile rows and user workspace from the kernels' own UB plan
+    // (npuq/workspace.h): a row longer than a tile is cut into pieces by the kernel.
+    auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
+    const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
+    uint32_t blockDim = 1;
+    uint64_t userWorkspace = 0;
+    bad = npuq_host::TileQuantDequant(p, typeSize, coreNum, blockDim, userWorkspace);
+    if (bad != nullptr) {
+        return RefuseNpuqQuantDequant(bad);
+    }
 
     NpuqQuantDequantTilingData tiling;
     tiling.set_rows(p.rows);
@@ -119,13 +120,13 @@ static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
     tiling.set_variant(p.variant);
     tiling.set_group(p.group);
 
-    context->SetBlockDim(split.blockDim);
+    context->SetBlockDim(blockDim);
     tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
     context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
 
     size_t *currentWorkspace = context->GetWorkspaceSizes(1);
     currentWorkspace[0] = static_cast<size_t>(ascendcPlatform.GetLibApiWorkSpaceSize()) +
-                          static_cast<size_t>(npuq::QuantDequantWorkspaceBytes(p, split.blockDim));
+                          static_cast<size_t>(userWorkspace);
     return ge::GRAPH_SUCCESS;
 }
 }  // namespace optiling

@@ -69,14 +69,10 @@ static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
     }
     const uint64_t cols = static_cast<uint64_t>(shape.GetDim(rank - 1));
 
-    uint64_t typeSize = 0;
     switch (xDesc->GetDataType()) {
         case ge::DT_FLOAT:
-            typeSize = 4;
-            break;
         case ge::DT_FLOAT16:
         case ge::DT_BF16:
-            typeSize = 2;
             break;
         default:
             return RefuseNpuqQuantize("x must be float, float16 or bfloat16");
@@ -93,26 +89,22 @@ static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
         return RefuseNpuqQuantize("nvfp4 is two-level (a per-tensor scale besides the block scales); "
                                   "Quantize has no tensor-scale output");
     }
-    uint64_t codeBytes = 0;
-    uint64_t scaleBytes = 0;
-    npuq_host::PackedWidths(*o.format, npuq_host::BlockOf(*o.format, o.group, cols), cols, codeBytes, scaleBytes);
-
+    // Rows over the vector cores. There is no npuq::Quantize kernel, so no UB plan to ask:
+    // tileRows 0 ("as many as fit"), for the future kernel to clamp to its own plan (as
+    // QuantDequant's does; op_host should then report that plan's tile rows, as
+    // npuq_quant_dequant.cpp does with npuq::QuantDequantTileRows).
     auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
     const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
-    uint64_t ubSize = 0;
-    ascendcPlatform.GetCoreMemSize(platform_ascendc::CoreMemType::UB, ubSize);
-
     npuq_host::RowSplit split;
-    const uint64_t bytesPerRow = npuq_host::QuantizeBytesPerRow(cols, typeSize, codeBytes, scaleBytes);
-    if (!npuq_host::SplitRows(rows, coreNum, ubSize, bytesPerRow, split)) {
-        return RefuseNpuqQuantize("one row (the last axis) does not fit the unified buffer, or no AI core");
+    if (!npuq_host::SplitRows(rows, coreNum, split)) {
+        return RefuseNpuqQuantize("no AI vector core");
     }
 
     NpuqQuantizeTilingData tiling;
     tiling.set_rows(static_cast<uint32_t>(rows));
     tiling.set_cols(static_cast<uint32_t>(cols));
     tiling.set_rowsPerCore(split.rowsPerCore);
-    tiling.set_tileRows(split.tileRows);
+    tiling.set_tileRows(0);
     tiling.set_format(static_cast<uint32_t>(o.format->id));
     tiling.set_rounding(o.rounding);
     tiling.set_scaleRule(o.scaleRule);

@@ -1,15 +1,24 @@
 // TEST HARNESS (tests/test_custom_ops.py), not part of the operator package: exercises the plain
-// C++ of op_host/npuq_common.h (format table, option checks, packed widths, row split) on cases
-// read from stdin, one per line:
+// C++ of op_host/npuq_common.h (format table, option checks, packed widths, row split, tiling) on
+// cases read from stdin, one per line:
 //   opts <format> <rounding> <scale_rule> <saturate> <variant> <group> <length>
 //       -> "ok <id> <rounding> <scale_rule> <saturate> <variant> <group> <codeBytes> <scaleBytes>" | "bad"
-//   split <rows> <coreNum> <ubBytes> <bytesPerRow> -> "ok <blockDim> <rowsPerCore> <tileRows>" | "bad"
+//   split <rows> <coreNum> -> "ok <blockDim> <rowsPerCore>" | "bad"
+//   qd <format> <group> <dtypeBytes> <rows> <cols> <coreNum>
+//       -> "ok <blockDim> <rowsPerCore> <tileRows> <userWorkspaceBytes> plan <tileRows> <chunkBlocks> <wideBlocks>"
+//          | "bad"
+//   dq <format> <block> <length> <rows> <coreNum> <hasTensorScale>
+//       -> "ok <blockDim> <rowsPerCore> <tileRows> <userWorkspaceBytes> plan <tileRows> <chunked> <width>" | "bad"
+// The "ok" numbers are what the TilingFuncs compute (npuq_host::TileQuantDequant / TileDequantize);
+// "plan" is the kernels' own plan (kernels/include/npuq/plan.h) of the params as the kernel
+// receives them, "plan - - -" when the kernel returns before planning (an empty row).
 #include <cstdint>
 #include <iostream>
 #include <sstream>
 #include <string>
 
 #include "npuq_common.h"
+#include "npuq/plan.h"
 
 int main()
 {
@@ -34,14 +43,71 @@ int main()
             std::cout << "ok " << static_cast<uint32_t>(o.format->id) << " " << o.rounding << " " << o.scaleRule << " "
                       << o.saturate << " " << o.variant << " " << o.group << " " << cw << " " << sw << "\n";
         } else if (verb == "split") {
-            uint64_t rows = 0, cores = 0, ub = 0, perRow = 0;
-            in >> rows >> cores >> ub >> perRow;
+            uint64_t rows = 0, cores = 0;
+            in >> rows >> cores;
             npuq_host::RowSplit s;
-            if (!npuq_host::SplitRows(rows, cores, ub, perRow, s)) {
+            if (!npuq_host::SplitRows(rows, cores, s)) {
                 std::cout << "bad\n";
                 continue;
             }
-            std::cout << "ok " << s.blockDim << " " << s.rowsPerCore << " " << s.tileRows << "\n";
+            std::cout << "ok " << s.blockDim << " " << s.rowsPerCore << "\n";
+        } else if (verb == "qd") {
+            // As TilingNpuqQuantDequant: the options (defaults but group), then the tiling.
+            std::string format;
+            int64_t group = 0, saturate = 0;
+            uint32_t dtypeBytes = 0, rows = 0, cols = 0;
+            uint64_t cores = 0;
+            in >> format >> group >> dtypeBytes >> rows >> cols >> cores;
+            npuq_host::FormatOptions o;
+            if (npuq_host::ParseFormatOptions(format.c_str(), npuq_host::DEFAULT_ROUNDING,
+                                              npuq_host::DEFAULT_SCALE_RULE, &saturate, npuq_host::DEFAULT_VARIANT,
+                                              &group, o) != nullptr) {
+                std::cout << "bad\n";
+                continue;
+            }
+            npuq::QuantDequantParams p{rows, cols, 0, 0, static_cast<uint32_t>(o.format->id),
+                                       o.rounding, o.scaleRule, o.saturate, o.variant, o.group};
+            uint32_t blockDim = 0;
+            uint64_t ws = 0;
+            if (npuq_host::TileQuantDequant(p, dtypeBytes, cores, blockDim, ws) != nullptr) {
+                std::cout << "bad\n";
+                continue;
+            }
+            std::cout << "ok " << blockDim << " " << p.rowsPerCore << " " << p.tileRows << " " << ws << " plan ";
+            if (p.cols == 0) {
+                std::cout << "- - -\n";
+                continue;
+            }
+            const npuq::QdLayout g = npuq::PlanQuantDequant(p, dtypeBytes);
+            std::cout << g.tileRows << " " << g.chunkBlocks << " " << (g.wideBlocks ? 1 : 0) << "\n";
+        } else if (verb == "dq") {
+            // As TilingNpuqDequantize: widths as formats.encode writes them, then the tiling.
+            std::string format;
+            uint32_t block = 0, length = 0, rows = 0, hasTensorScale = 0;
+            uint64_t cores = 0;
+            in >> format >> block >> length >> rows >> cores >> hasTensorScale;
+            const npuq_host::FormatInfo *f = npuq_host::FindFormat(format.c_str());
+            if (f == nullptr || (f->block != 0 && block != f->block)) {
+                std::cout << "bad\n";
+                continue;
+            }
+            uint64_t cw = 0, sw = 0;
+            npuq_host::PackedWidths(*f, block != 0 ? block : length, length, cw, sw);
+            npuq::DequantizeParams p{rows, length, block, static_cast<uint32_t>(cw), static_cast<uint32_t>(sw),
+                                     hasTensorScale, 0, 0, static_cast<uint32_t>(f->id)};
+            uint32_t blockDim = 0;
+            uint64_t ws = 0;
+            if (npuq_host::TileDequantize(p, cores, blockDim, ws) != nullptr) {
+                std::cout << "bad\n";
+                continue;
+            }
+            std::cout << "ok " << blockDim << " " << p.rowsPerCore << " " << p.tileRows << " " << ws << " plan ";
+            if (p.length == 0) {
+                std::cout << "- - -\n";
+                continue;
+            }
+            const npuq::DqLayout g = npuq::PlanDequantize(p);
+            std::cout << g.tileRows << " " << (g.chunked ? 1 : 0) << " " << g.width << "\n";
         } else {
             std::cout << "?\n";
         }
