@@ -211,7 +211,8 @@ def oracle_mx(xb: np.ndarray, fmt: str, rounding="away", scale_rule="floor") -> 
     else:
         r = (safe / f32(emax_val)).astype(f32)
         m, ex = np.frexp(r)
-        se = (ex - (m == 0.5)).astype(np.int64)
+        # a quotient that underflows to 0 stands for ceil(log2) far below -127: the clamp
+        se = np.where(r > 0, ex - (m == 0.5), -127).astype(np.int64)
     se = np.where(amax == 0, -127, np.clip(se, -127, 127))
     y = (a / pow2(se)).astype(f32)
     pe = np.maximum(floor_log2(np.where(y > 0, y, f32(1))), emin)
@@ -439,3 +440,14 @@ def test_mx_fp32_subnormal_block(fmt, x, want):
     assert p.scales.item() == 0  # shared exponent -127
     assert_same(F.fake_quant(t, fmt), expect, "fake_quant")
     assert_same(F.decode(p), expect, "decode(encode)")
+
+
+@pytest.mark.parametrize("name", ["mxfp4", "mxfp8e4m3", "mxfp8e5m2"])
+def test_rceil_scale_of_an_underflowing_quotient_is_the_minimum(name):
+    """amax > 0 with amax / max below 2^-150 (it rounds to 0): ceil(log2(.)) is far below
+    -127, so the clamp gives 2^-127 (E8M0 byte 0), not 2^0 (frexp(0)'s exponent)."""
+    x = torch.zeros(2, 32)
+    x[0, 3] = 2.0**-149
+    p = F.encode(x, name, scale_rule="rceil")
+    assert p.scales[0, 0].item() == 0 and p.scales[1, 0].item() == 0
+    assert_same(F.decode(p), F.fake_quant(x, name, scale_rule="rceil"))

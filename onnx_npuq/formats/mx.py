@@ -73,8 +73,9 @@ class MX(Format):
             # Exponent field of amax: a subnormal or zero amax gives -127 after the clamp.
             e = (amax.view(torch.int32) >> 23) - (127 + self.el.emax)
         else:  # NVIDIA's RCEIL: smallest power of two with amax / 2^e <= max
-            e = ceil_log2(torch.where(amax > 0, amax, 1.0) / self.el.max)
-            e = torch.where(amax > 0, e, -127)
+            q = amax / self.el.max
+            # zero amax, or a quotient that underflows to 0 (amax < max * 2^-150): e <= -127
+            e = torch.where(q > 0, ceil_log2(torch.where(q > 0, q, 1.0)), -127)
         return e.clamp_(-127, 127)
 
     def _elements(self, xb, y):

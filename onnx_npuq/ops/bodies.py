@@ -471,15 +471,13 @@ def _mx_scale(g: _Body, x: str, fmt, axes) -> tuple[str, str, str]:
     amax, bad = _block_amax(g, x, a, axes)
     if fmt.scale_rule == "floor":
         s = g.op("Sub", g.floor_log2(g.op("Max", amax, g.f(2.0**-126))), g.k(el.emax))
-    else:  # ceil_log2(where(amax > 0, amax, 1) / max); frexp(0) gives 0 if that underflows
-        pos = g.op("Greater", amax, g.f(0.0))
-        q = g.op("Div", g.op("Where", pos, amax, g.f(1.0)), g.f(el.max))
+    else:  # ceil_log2(amax / max); -127 where that is 0 (zero amax, or underflow)
+        q = g.op("Div", amax, g.f(el.max))
         qpos = g.op("Greater", q, g.f(0.0))
         qs = g.op("Where", qpos, q, g.f(1.0))
         kq = g.floor_log2(qs)
         up = g.op("Cast", g.op("Greater", qs, g.pow2(kq)), to=INT64)
-        s = g.op("Where", qpos, g.op("Add", kq, up), g.k(OFF))
-        s = g.op("Where", pos, s, g.k(OFF - 127))
+        s = g.op("Where", qpos, g.op("Add", kq, up), g.k(OFF - 127))
     s = g.op("Clip", s, g.k(OFF - 127), g.k(OFF + 127))  # table index of the shared exponent
     return a, s, bad
 

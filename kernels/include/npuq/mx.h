@@ -62,12 +62,11 @@ class MxFamily {
         AscendC::Maxs(scale, scale, 0x1p-127f, static_cast<int32_t>(nbw));
     }
 
-    // NVIDIA's RCEIL as formats/mx.py computes it: e = ceil_log2(where(amax > 0, amax, 1) / max),
-    // -127 where amax == 0, clamped below at -127. Adding 0x7FFFFF to the bits of the quotient
-    // and masking the exponent is ceil-to-a-power-of-two for a normal quotient (an exact power
-    // keeps its exponent, anything above carries). Quotients <= 2^-127 clamp to 2^-127. And a
-    // quotient that underflows to 0 (amax > 0 but below max * 2^-150) gets 2^0: the reference
-    // takes ceil_log2 from frexp, and frexp(0) has exponent 0.
+    // NVIDIA's RCEIL as formats/mx.py computes it: e = ceil_log2(amax / max), clamped below
+    // at -127 (so a zero amax, or a quotient that underflows to 0, gives 2^-127). Adding
+    // 0x7FFFFF to the bits of the quotient and masking the exponent is ceil-to-a-power-of-two
+    // for a normal quotient (an exact power keeps its exponent, anything above carries).
+    // Quotients <= 2^-127 clamp to 2^-127.
     __aicore__ inline void RceilScale(const AscendC::LocalTensor<float>& scale, const AscendC::LocalTensor<float>& amax,
                                       const vec::Scratch& s, uint32_t nbw) const {
         using namespace AscendC;
@@ -81,8 +80,6 @@ class MxFamily {
         vec::Pow2Floor(scale, scale, s, nbw);
         CompareScalar(s.mask, q, 0x1p-127f, CMPMODE::GT, nbw);
         Select(scale, s.mask, scale, 0x1p-127f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
-        CompareScalar(s.mask, q, 0.0f, CMPMODE::NE, nbw);
-        Select(scale, s.mask, scale, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Select(scale, s.bmask2, scale, 0x1p-127f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
     }
 
