@@ -1,125 +1,54 @@
-"""`onnx-npuq`: a thin shell over the Python API.
-
-    onnx-npuq rewrite model.onnx -o model.atc.onnx -p compress -p fuse-npu -p atc --layout default
-    onnx-npuq check model.onnx --soc Ascend910B1            # would ATC parse every node?
-    onnx-npuq convert model.onnx --soc Ascend910B1 -o out/model --input-shape "x:1,-1" --dynamic-dims "8;16"
-    onnx-npuq run out/model.om --inputs in.npz --compare model.onnx
-
-Bad input ends with a one-line message and exit code 2, never a traceback; outputs are
-written to a temporary file and renamed, so a failed run leaves no half-written file.
-"""
+"""`check`, `convert` and `run`: ATC preflight, .om conversion, and running an .om on an NPU."""
 from __future__ import annotations
-
-import sys
 
 import click
 
-
-class UsageError(click.ClickException):
-    exit_code = 2
-
-
-def _fail_cleanly(fn):
-    """Errors we raise on bad input (typed, with a message) become one line and exit 2."""
-    import functools
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, TypeError, KeyError, OSError) as err:
-            raise UsageError(str(err).splitlines()[0] if str(err) else type(err).__name__) from err
-    return run
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="onnx-npuq")
-def main():
-    """Low-bit quantized PyTorch models to ONNX and Ascend .om."""
-
-
-def _pass_names(values: tuple[str, ...]) -> list[str]:
-    return [n.strip() for v in values for n in v.split(",") if n.strip()]
-
-
-@main.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Where to write the result.")
-@click.option("-p", "--pass", "passes", multiple=True, required=True,
-              help="A pass to run (repeat, or comma-separate; they run in order). See `onnx-npuq passes`.")
-@click.option("--layout", type=click.Choice(["default", "domain"]), default="default", show_default=True,
-              help="atc: one default-domain opset (custom ops as ai.onnx keys) or custom domains kept.")
-@click.option("--opset", type=int, default=18, show_default=True, help="atc: the standard opset to emit (11..18).")
-@click.option("--compute-dtype", type=click.Choice(["float16", "bfloat16"]), default="float16", show_default=True,
-              help="fuse-npu: activation dtype of the fused NPU matmuls.")
-@click.option("--verify/--no-verify", default=True, show_default=True,
-              help="Run onnxruntime before and after each pass on random inputs and compare.")
-@click.option("--external-data/--no-external-data", default=None,
-              help="Weights in <output>.data (default: only past protobuf's 2 GB).")
-@_fail_cleanly
-def rewrite(model, output, passes, layout, opset, compute_dtype, verify, external_data):
-    """Run graph passes over an ONNX model and print what each changed."""
-    from .exporter import save
-    from .passes import run_passes
-
-    names = _pass_names(passes)
-    result, reports = run_passes(model, names, verify=verify, layout=layout, opset=opset,
-                                 compute_dtype=compute_dtype)
-    save(result, output, external_data=external_data)
-    for r in reports:
-        click.echo(r.line())
-    click.echo(f"wrote {output}")
-
-
-@main.command("passes")
-def list_passes():
-    """List the graph passes."""
-    from .passes import PASSES
-
-    for p in PASSES.values():
-        click.echo(f"{p.name:<12} {'exact' if p.exact else 'approx':<6} {p.doc}")
-
-
-# ---------------------------------------------------------------- ATC: check, convert, run
+from .app import UsageError, command, main
 
 
 def _load(model):
-    from .passes.pipeline import load
+    from ..passes.pipeline import load
 
     return load(model)
 
 
-def _lay_out(proto, path: str, layout: str | None, opset: int | None):
+def _lay_out(out, proto, path: str, layout: str | None, opset: int | None):
     """The model in an ATC layout (the atc pass in memory when needed); exit 1 with the pass's
     problems when it cannot be laid out."""
-    from .atc import AtcOptionError, atc_model
-    from .passes import PassError
-    from .passes.atc import MAX_OPSET, MIN_OPSET
-    from .passes.pipeline import is_atc_layout
+    from ..atc import AtcOptionError, atc_model
+    from ..passes import PassError
+    from ..passes.atc import MAX_OPSET, MIN_OPSET
+    from ..passes.pipeline import is_atc_layout
 
     if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
         raise AtcOptionError(f"--opset {opset}: ATC documents standard opsets {MIN_OPSET}..{MAX_OPSET}")
     if is_atc_layout(proto) and layout is None and opset is None:
         return proto, False
     try:
-        out, converted = atc_model(proto, layout=layout or "default", opset=opset)
+        laid, converted = atc_model(proto, layout=layout or "default", opset=opset)
     except PassError as err:
         head = str(err).split(": ", 1)[0] if err.problems else str(err)
-        click.echo(f"{path}: the atc pass cannot lay the model out for ATC: {head}", err=True)
+        out.echo(f"{path}: the atc pass cannot lay the model out for ATC: {head}", err=True)
         for p in err.problems:
-            click.echo(f"  {p}", err=True)
+            out.echo(f"  {p}", err=True)
         raise click.exceptions.Exit(1) from None
     if converted:
-        meta = {p.key: p.value for p in out.metadata_props}
-        click.echo(f"{path}: laid out by the atc pass (layout {meta.get('onnx_npuq.layout')}, "
-                   f"opset {meta.get('onnx_npuq.opset')})")
-    return out, converted
+        meta = {p.key: p.value for p in laid.metadata_props}
+        out.echo(f"{path}: laid out by the atc pass (layout {meta.get('onnx_npuq.layout')}, "
+                 f"opset {meta.get('onnx_npuq.opset')})")
+    return laid, converted
 
 
-def _print_report(report) -> None:
-    click.echo(report.summary())
+def report_data(report) -> dict:
+    return {"soc_version": report.soc_version, "layout": report.layout, "opset": report.opset,
+            "nodes": report.nodes, "covered": report.covered, "full": report.full,
+            "keys": dict(report.keys), "findings": [vars(f) for f in report.findings]}
+
+
+def _print_report(out, report) -> None:
+    out.echo(report.summary())
     for line in report.lines():
-        click.echo(f"  {line}")
+        out.echo(f"  {line}")
 
 
 _SOC_HELP = "ATC --soc_version, e.g. Ascend910B1, Ascend310P3 (npu-smi info's Name, prefixed Ascend)."
@@ -127,15 +56,14 @@ _LAYOUT_HELP = ("ATC layout to lay a not-yet-laid-out model out in (the atc pass
                 "an ATC-layout model, it lays it out again.")
 
 
-@main.command()
+@command(main)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--soc", "soc_version", required=True, help=_SOC_HELP)
 @click.option("--layout", type=click.Choice(["default", "domain"]), default=None, help=_LAYOUT_HELP)
 @click.option("--opset", type=int, default=None, help="Standard opset of the ATC layout (11..18; default 18).")
 @click.option("--as-is", "as_is", is_flag=True, help="Check the file as it is: no atc pass in memory.")
 @click.option("--strict", is_flag=True, help="Exit 1 on unconfirmed nodes too.")
-@_fail_cleanly
-def check(model, soc_version, layout, opset, as_is, strict):
+def check(out, model, soc_version, layout, opset, as_is, strict):
     """Would ATC find a parser (and kernel, and dtypes) for every node? Exit 0 if so, 1 if not.
 
     A model not yet in an ATC layout is laid out in memory by the atc pass first (unless
@@ -143,19 +71,20 @@ def check(model, soc_version, layout, opset, as_is, strict):
     for the SoC, EZ3002 bfloat16 on a SoC without it); UNCONFIRMED nodes use an opset version
     only inferred from CANN's docs or a documented op limit.
     """
-    from .atc import preflight, soc_info
+    from ..atc import preflight, soc_info
 
     soc_info(soc_version)
     proto = _load(model)
     if not as_is:
-        proto, _ = _lay_out(proto, model, layout, opset)
+        proto, _ = _lay_out(out, proto, model, layout, opset)
     report = preflight(proto, soc_version)
-    _print_report(report)
+    _print_report(out, report)
+    out.result(report_data(report))
     if not report.full or (strict and report.unconfirmed):
         raise click.exceptions.Exit(1)
 
 
-@main.command()
+@command(main)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--soc", "soc_version", required=True, help=_SOC_HELP)
 @click.option("-o", "--output", "stem", required=True, type=click.Path(dir_okay=False),
@@ -182,8 +111,7 @@ def check(model, soc_version, layout, opset, as_is, strict):
 @click.option("--opset", type=int, default=None, help="Standard opset of the ATC layout (11..18; default 18).")
 @click.option("--force", is_flag=True, help="Convert even when the preflight finds errors.")
 @click.option("--require-atc", is_flag=True, help="Exit 1 when atc is not on PATH (default: print the command, exit 0).")
-@_fail_cleanly
-def convert(model, soc_version, stem, input_shapes, dynamic_batch, dynamic_image_size, dynamic_dims, input_format,
+def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_image_size, dynamic_dims, input_format,
             precision_mode, precision_mode_v2, keep_fp32, keep_dtype, log, atc_args, layout, opset, force,
             require_atc):
     """ONNX -> ATC-layout ONNX -> .om: preflight, write STEM.atc.onnx (+ STEM.keep_dtype.cfg),
@@ -197,42 +125,52 @@ def convert(model, soc_version, stem, input_shapes, dynamic_batch, dynamic_image
     import shutil
     import subprocess
 
-    from .atc import plan_command, preflight, soc_info
+    from ..atc import plan_command, preflight, soc_info
 
     soc_info(soc_version)
     proto = _load(model)
-    laid_out, converted = _lay_out(proto, model, layout, opset)
+    laid_out, converted = _lay_out(out, proto, model, layout, opset)
     cmd = plan_command(laid_out if converted else model, soc_version, stem,
                        input_shapes=";".join(input_shapes) if input_shapes else None, dynamic_batch=dynamic_batch,
                        dynamic_image_size=dynamic_image_size, dynamic_dims=dynamic_dims, input_format=input_format,
                        precision_mode=precision_mode, precision_mode_v2=precision_mode_v2, keep_dtype=keep_dtype,
                        keep_fp32=keep_fp32, log=log, extra=list(atc_args))
     report = preflight(cmd.model, soc_version)
-    _print_report(report)
+    _print_report(out, report)
+    data = {"preflight": report_data(report), "argv": cmd.argv, "command": cmd.shell(), "written": [],
+            "atc": "not run", "om": None}
+
+    def finish(status: str, code: int = 0):
+        data["atc"] = status
+        out.result(data)
+        if code:
+            raise click.exceptions.Exit(code)
+
     if not report.full and not force:
-        click.echo("not converting: ATC would stop on the errors above (--force converts anyway)", err=True)
-        raise click.exceptions.Exit(1)
+        out.echo("not converting: ATC would stop on the errors above (--force converts anyway)", err=True)
+        return finish("not run: preflight errors", 1)
     for note in cmd.notes:
-        click.echo(note)
+        out.echo(note)
     for path in cmd.write():
-        click.echo(f"wrote {path}")
+        out.echo(f"wrote {path}")
+        data["written"].append(str(path))
     atc = shutil.which("atc")
     if atc is None:
-        click.echo(cmd.shell())
-        click.echo("atc is not on PATH (install CANN and source atc_scripts/env.sh): the command above was not run",
-                   err=True)
-        if require_atc:
-            raise click.exceptions.Exit(1)
-        return
-    click.echo(f"running: {cmd.shell()}")
+        out.echo(cmd.shell())
+        out.echo("atc is not on PATH (install CANN and source atc_scripts/env.sh): the command above was not run",
+                 err=True)
+        return finish("not on PATH", 1 if require_atc else 0)
+    out.echo(f"running: {cmd.shell()}")
     rc = subprocess.call([atc, *cmd.argv[1:]])
     if rc != 0:
-        click.echo(f"atc failed with exit code {rc} (its messages are above; logs under $HOME/ascend/log/)", err=True)
-        raise click.exceptions.Exit(1)
+        out.echo(f"atc failed with exit code {rc} (its messages are above; logs under $HOME/ascend/log/)", err=True)
+        return finish(f"failed with exit code {rc}", 1)
     if not cmd.om_path.is_file():
-        click.echo(f"atc exited 0 but wrote no {cmd.om_path}", err=True)
-        raise click.exceptions.Exit(1)
-    click.echo(f"wrote {cmd.om_path}")
+        out.echo(f"atc exited 0 but wrote no {cmd.om_path}", err=True)
+        return finish("wrote no .om", 1)
+    out.echo(f"wrote {cmd.om_path}")
+    data["om"] = str(cmd.om_path)
+    finish("ok")
 
 
 def _npz_inputs(path: str, names: list[str]) -> list:
@@ -249,7 +187,7 @@ def _npz_inputs(path: str, names: list[str]) -> list:
                      f"{', '.join(names)} (or give arr_0..arr_{len(names) - 1})")
 
 
-@main.command("run")
+@command(main, "run")
 @click.argument("om", type=click.Path(dir_okay=False))
 @click.option("--inputs", "inputs_npz", type=click.Path(dir_okay=False), default=None,
               help="Inputs as an .npz (arrays named like the model inputs, or arr_0, arr_1, ...).")
@@ -260,8 +198,7 @@ def _npz_inputs(path: str, names: list[str]) -> list:
               help="pyACL, ais_bench, or the first that imports.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Save the outputs to this .npz.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of random inputs (without --inputs).")
-@_fail_cleanly
-def run_om(om, inputs_npz, onnx_model, device_id, backend, output, seed):
+def run_om(out, om, inputs_npz, onnx_model, device_id, backend, output, seed):
     """Run an offline model (.om) on an Ascend NPU (pyACL, or ais_bench) and optionally
     compare it with the ONNX model in onnxruntime. Without --inputs the inputs are random
     (from the ONNX model's inputs with --compare, else from the .om's description)."""
@@ -269,7 +206,7 @@ def run_om(om, inputs_npz, onnx_model, device_id, backend, output, seed):
 
     import numpy as np
 
-    from .runtime.acl import AclError, RuntimeUnavailable, open_session
+    from ..runtime.acl import AclError, RuntimeUnavailable, open_session
 
     for path in (om, inputs_npz, onnx_model):
         if path is not None and not os.path.isfile(path):
@@ -280,7 +217,7 @@ def run_om(om, inputs_npz, onnx_model, device_id, backend, output, seed):
     except RuntimeUnavailable as err:
         raise UsageError(str(err)) from err
     except AclError as err:
-        click.echo(f"{om}: {err}", err=True)
+        out.echo(f"{om}: {err}", err=True)
         raise click.exceptions.Exit(1) from None
     try:
         with session:
@@ -288,7 +225,7 @@ def run_om(om, inputs_npz, onnx_model, device_id, backend, output, seed):
             if inputs_npz:
                 arrays = _npz_inputs(inputs_npz, names)
             elif proto is not None:
-                from .passes import random_inputs
+                from ..passes import random_inputs
 
                 arrays = [_to_numpy(t) for t in random_inputs(proto, seed)]
             elif hasattr(session, "input_shapes"):
@@ -301,10 +238,10 @@ def run_om(om, inputs_npz, onnx_model, device_id, backend, output, seed):
             outputs = session.run(*arrays)
             out_names = list(session.output_names)
     except AclError as err:
-        click.echo(f"{om}: {err}", err=True)
+        out.echo(f"{om}: {err}", err=True)
         raise click.exceptions.Exit(1) from None
-    for name, out in zip(out_names, outputs):
-        click.echo(f"{name}: {out.dtype} {tuple(out.shape)}")
+    for name, value in zip(out_names, outputs):
+        out.echo(f"{name}: {value.dtype} {tuple(value.shape)}")
     if output:
         import tempfile
 
@@ -317,9 +254,11 @@ def run_om(om, inputs_npz, onnx_model, device_id, backend, output, seed):
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        click.echo(f"wrote {output}")
-    if proto is not None:
-        _compare(proto, arrays, out_names, outputs)
+        out.echo(f"wrote {output}")
+    compared = _compare(out, proto, arrays, out_names, outputs) if proto is not None else []
+    out.result({"om": om, "outputs": [{"name": n, "dtype": str(v.dtype), "shape": list(v.shape)}
+                                      for n, v in zip(out_names, outputs)],
+                "saved": output, "compare": compared})
 
 
 def _to_numpy(t):
@@ -344,21 +283,22 @@ def _to_torch(a):
     return torch.from_numpy(a)
 
 
-def _compare(proto, arrays, names, outputs) -> None:
-    from .passes.atc import to_portable
-    from .passes.pipeline import is_atc_layout
-    from .runtime.ort import OrtSession, compare
+def _compare(out, proto, arrays, names, outputs) -> list:
+    from ..passes.atc import to_portable
+    from ..passes.pipeline import is_atc_layout
+    from ..runtime.ort import OrtSession, compare
 
     runnable = to_portable(proto) if is_atc_layout(proto) else proto
     session = OrtSession(runnable)
     want = session.run(*[_to_torch(a) for a in arrays])
     if len(want) != len(outputs):
         raise ValueError(f"the ONNX model has {len(want)} output(s), the .om {len(outputs)}")
+    results = []
     for name, w, g in zip(names, want, outputs):
         r = compare(name, w, _to_torch(g))
-        click.echo(f"compare {name}: {r.mismatches} mismatches, max |diff| {r.max_abs:g}, "
-                   f"max rel {r.max_rel:g}, cosine {r.cosine:.6f}")
+        out.echo(f"compare {name}: {r.mismatches} mismatches, max |diff| {r.max_abs:g}, "
+                 f"max rel {r.max_rel:g}, cosine {r.cosine:.6f}")
+        results.append(vars(r))
+    return results
 
 
-if __name__ == "__main__":
-    sys.exit(main())
