@@ -58,6 +58,23 @@ def run_decoder(fmt: str, out_dir: Path, atc: Callable | None = None) -> tuple[D
     return row, command
 
 
+def atc_step(soc: str = SOC, seq: int = 64):
+    """The demo's ATC step: the atc pass (default layout), the preflight, and the files and
+    command to convert on a CANN machine (input_ids fixed at 1 x `seq`)."""
+    from .atc import plan_command, preflight
+
+    def run(proto, stem: Path):
+        cmd = plan_command(proto, soc, stem, input_shapes={"input_ids": [1, seq]}, layout="default")
+        cmd.write()
+        report = preflight(cmd.model, soc)
+        keys = sorted(report.keys)
+        status = "full coverage" if report.full else f"{len(report.errors)} errors"
+        if report.full and report.unconfirmed:
+            status += f" ({len(report.unconfirmed)} unconfirmed)"
+        return keys, status, cmd.shell()
+    return run
+
+
 def fp32_decoder_bytes(out_dir: Path) -> int:
     path = out_dir / "tiny-llama.fp32.onnx"
     save(to_onnx(models.get("tiny-llama"), models.example_inputs("tiny-llama")), path)
@@ -108,7 +125,9 @@ def run(out_dir: str | Path = "demo-out", fmts: Sequence[str] | None = None, min
 
 
 def main() -> None:
-    result = run(step=lambda s: print(s, flush=True))
+    result = run(atc=atc_step(), step=lambda s: print(s, flush=True))
+    for command in result.commands[:1]:
+        print(f"ATC (first format; all in the report): {command}")
     print(f"report: {result.report}")
 
 

@@ -95,7 +95,8 @@ def check(out, model, soc_version, layout, opset, as_is, strict):
 @click.option("--dynamic-batch", default=None, help='Gears for a -1 first dimension, e.g. "1,2,4,8".')
 @click.option("--dynamic-image-size", default=None, help='Gears for -1 H and W (NCHW), e.g. "224,224;448,448".')
 @click.option("--dynamic-dims", default=None, help='Gears for the -1 dimensions (input format ND), e.g. "16;32;64".')
-@click.option("--input-format", type=click.Choice(["ND", "NCHW", "NCDHW"]), default="ND", show_default=True)
+@click.option("--input-format", type=click.Choice(["ND", "NCHW", "NCDHW"]), default="ND", show_default=True,
+              help="ATC --input_format (ND for token ids and --dynamic-dims).")
 @click.option("--precision-mode", default=None, help="ATC --precision_mode (not with --precision-mode-v2).")
 @click.option("--precision-mode-v2", default=None, help="ATC --precision_mode_v2, e.g. fp16, origin.")
 @click.option("--keep-fp32", type=click.Choice(["keep_dtype", "origin", "none"]), default="keep_dtype",
@@ -193,7 +194,7 @@ def _npz_inputs(path: str, names: list[str]) -> list:
               help="Inputs as an .npz (arrays named like the model inputs, or arr_0, arr_1, ...).")
 @click.option("--compare", "onnx_model", type=click.Path(dir_okay=False), default=None,
               help="Also run this ONNX model in onnxruntime on the same inputs and compare each output.")
-@click.option("--device", "device_id", type=int, default=0, show_default=True)
+@click.option("--device", "device_id", type=int, default=0, show_default=True, help="NPU device id.")
 @click.option("--backend", type=click.Choice(["auto", "acl", "ais_bench"]), default="auto", show_default=True,
               help="pyACL, ais_bench, or the first that imports.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Save the outputs to this .npz.")

@@ -11,9 +11,12 @@ named as torch_npu's own ONNX symbolics name them, with bodies too.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import onnx
@@ -100,6 +103,22 @@ def _pin_static_dims(proto: onnx.ModelProto, program) -> onnx.ModelProto:
     return proto
 
 
+@contextlib.contextmanager
+def _quiet_torch_export():
+    """torch's exporter logs that torchvision is missing and warns about its own internals;
+    neither is about the user's model."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
             input_names=None, output_names=None, keep_metadata=False) -> onnx.ModelProto:
     """Export to an in-memory ModelProto (opset 21, IR 10, functions attached)."""
@@ -107,7 +126,7 @@ def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
         raise TypeError(f"args must be a tuple of example inputs, got {type(args).__name__}")
     model = model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_torch_export():
             prog = torch.onnx.export(
                 model, args, dynamo=True, opset_version=OPSET,
                 custom_translation_table={**TRANSLATIONS, **npu_ops.TRANSLATIONS},

@@ -56,7 +56,13 @@ class Attention(nn.Module):
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         rep = self.heads // self.kv_heads
         k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        # causal attention spelled out: SDPA's is_causal exports as Trilu, which CANN's ONNX
+        # parser does not list; a position comparison is in every opset ATC takes
+        pos = torch.arange(s, device=x.device)
+        future = pos[None, :] > pos[:, None]
+        scores = (q @ k.transpose(-1, -2)) * self.head_dim ** -0.5
+        scores = scores.masked_fill(future, float("-inf"))
+        y = torch.softmax(scores, dim=-1) @ v
         return self.o_proj(y.transpose(1, 2).reshape(b, s, -1))
 
 

@@ -1,0 +1,203 @@
+"""`formats`, `export` and `verify`: quantize a PyTorch model, export it, compare it.
+
+A MODEL is a built-in name (`tiny-llama`, `minilm`), `package.module:factory`, or
+`path/to/file.py[:factory]` (default factory name: `model`). The factory takes no
+arguments and returns an nn.Module, or (module, example inputs tuple).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+
+import click
+
+from .app import command, main
+
+FACTORY = "model"
+
+
+def _call_factory(fn, where: str):
+    if not callable(fn):
+        raise TypeError(f"{where} is not callable")
+    made = fn()
+    model, inputs = (made if isinstance(made, tuple) and len(made) == 2 else (made, None))
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"{where} returned {type(model).__name__}, not a torch.nn.Module")
+    if inputs is not None and not isinstance(inputs, tuple):
+        inputs = (inputs,)
+    return model.eval(), inputs
+
+
+def load_model(spec: str):
+    """(nn.Module, example inputs or None) from a MODEL spec."""
+    from .. import models
+
+    if spec in models.BUILTIN:
+        return models.get(spec), models.example_inputs(spec)
+    if spec == "minilm":
+        from ..models import minilm
+
+        encoder, tokenizer = minilm.load()
+        return encoder, minilm.tokenize(tokenizer)
+    path, _, name = spec.partition(":") if not spec.endswith(".py") else (spec, "", "")
+    if path.endswith(".py"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no such file: {path}")
+        module_spec = importlib.util.spec_from_file_location(f"_onnx_npuq_user_{abs(hash(path))}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_spec.name] = module
+        module_spec.loader.exec_module(module)
+    elif name:
+        module = importlib.import_module(path)
+    else:
+        known = ", ".join([*models.BUILTIN, "minilm"])
+        raise ValueError(f"unknown model {spec!r}: give a built-in name ({known}), package.module:factory, "
+                         "or file.py[:factory]")
+    factory = name or FACTORY
+    if not hasattr(module, factory):
+        raise ValueError(f"{path} has no {factory!r} (the factory to call; name it with {path}:NAME)")
+    return _call_factory(getattr(module, factory), f"{path}:{factory}")
+
+
+def parse_format(text: str | None):
+    """'mxfp4' or 'int4sym:group=32,...' -> a format spec for quantize_model (or None)."""
+    if text is None or text.lower() == "none":
+        return None
+    name, _, opts = text.partition(":")
+    if not opts:
+        return name
+    spec = {"format": name}
+    for item in opts.split(","):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"format option {item!r} in {text!r} is not key=value")
+        spec[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
+    return spec
+
+
+_DTYPES = {"float32", "float16", "bfloat16", "int64", "int32", "bool"}
+
+
+def parse_inputs(values: tuple[str, ...], seed: int = 0):
+    """NAME:D1,D2[:DTYPE] (repeat) -> random example inputs, in order."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for v in values:
+        parts = v.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"--input {v!r}: expected NAME:D1,D2,...[:DTYPE]")
+        dims = parts[1].split(",")
+        if not all(d.strip().isdigit() and int(d) > 0 for d in dims):
+            raise ValueError(f"--input {v!r}: dimensions must be positive integers, got {parts[1]!r}")
+        shape = [int(d) for d in dims]
+        dtype = parts[2] if len(parts) == 3 else "float32"
+        if dtype not in _DTYPES:
+            raise ValueError(f"--input {v!r}: dtype must be one of {', '.join(sorted(_DTYPES))}")
+        dt = getattr(torch, dtype)
+        if dtype in ("int64", "int32"):
+            out.append(torch.randint(0, 8, shape, generator=g).to(dt))
+        elif dtype == "bool":
+            out.append(torch.ones(shape, dtype=torch.bool))
+        else:
+            out.append(torch.randn(shape, generator=g).to(dt))
+    return tuple(out)
+
+
+def quant_options(f):
+    f = click.option("-w", "--weights", default="mxfp4", show_default=True,
+                     help="Weight format (onnx-npuq formats), with options as fmt:key=value,... or none.")(f)
+    f = click.option("-a", "--activations", default=None,
+                     help="Activation format (fake-quantized along the last axis), default none.")(f)
+    f = click.option("--recipe", type=click.Path(dir_okay=False), default=None,
+                     help="A recipe YAML (module-name globs -> formats, exclude); -w/-a are its defaults.")(f)
+    f = click.option("--exclude", multiple=True, help="Module-name glob to keep float (repeat), e.g. lm_head.")(f)
+    f = click.option("--input", "inputs", multiple=True,
+                     help="An example input NAME:D1,D2[:DTYPE] (repeat, in order); built-in and factory "
+                          "models bring their own.")(f)
+    return f
+
+
+def quantized(model_spec, weights, activations, recipe, exclude, inputs):
+    """(float model, quantized model, example inputs)."""
+    import copy
+    import dataclasses
+
+    from ..nn import Recipe, quantize_model
+
+    model, example = load_model(model_spec)
+    if inputs:
+        example = parse_inputs(inputs)
+    if example is None:
+        raise ValueError(f"{model_spec}: give example inputs with --input NAME:D1,D2[:DTYPE]")
+    rec = Recipe.load(recipe) if recipe else Recipe.from_dict({})
+    if exclude:
+        rec = dataclasses.replace(rec, exclude=(*rec.exclude, *exclude))
+    q = quantize_model(copy.deepcopy(model), weights=parse_format(weights), activations=parse_format(activations),
+                       recipe=rec)
+    return model, q, example
+
+
+@command(main)
+def formats(out):
+    """The quantization formats: element, block, scale and bits per element."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .. import formats as F
+
+    rows = F.describe()
+    table = Table("format", "aliases", "element", "block", "scale", "bits/element")
+    for r in rows:
+        table.add_row(r["format"], ", ".join(r["aliases"]), r["element"], str(r["block"]), r["scale"],
+                      str(r["bits_per_element"]))
+    if not out.json:
+        Console(width=120).print(table)
+    out.result(rows)
+
+
+@command(main)
+@click.argument("model")
+@quant_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The .onnx to write.")
+@click.option("--external-data/--no-external-data", default=None,
+              help="Weights in <output>.data (default: only past protobuf's 2 GB).")
+def export(out, model, weights, activations, recipe, exclude, inputs, output, external_data):
+    """Quantize MODEL's Linear layers and export it to ONNX (packed weights, npuq ops, bodies
+    onnxruntime runs; dynamic batch and sequence)."""
+    from ..exporter import export as export_onnx
+    from ..nn import QuantLinear
+
+    _, q, example = quantized(model, weights, activations, recipe, exclude, inputs)
+    layers = [m for m in q.modules() if isinstance(m, QuantLinear)]
+    proto = export_onnx(q, example, output, external_data=external_data)
+    size = os.path.getsize(output)
+    out.echo(f"{model}: {len(layers)} Linear layers quantized; wrote {output} ({size / 1024:.1f} KiB, "
+             f"{len(proto.graph.node)} nodes)")
+    out.result({"output": output, "bytes": size, "quantized_layers": len(layers), "nodes": len(proto.graph.node)})
+
+
+@command(main)
+@click.argument("model")
+@click.argument("onnx_file", type=click.Path(dir_okay=False))
+@quant_options
+@click.option("--layers", is_flag=True, help="Also compare every Linear layer's output (recorded by export).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the random inputs with --input.")
+def verify(out, model, onnx_file, weights, activations, recipe, exclude, inputs, layers, seed):
+    """Run MODEL (quantized as for export) in torch and ONNX_FILE in onnxruntime on the same
+    inputs; compare each output (and with --layers each Linear layer)."""
+    from ..runtime.ort import verify as run_verify
+
+    if not os.path.isfile(onnx_file):
+        raise FileNotFoundError(f"no such file: {onnx_file}")
+    _, q, example = quantized(model, weights, activations, recipe, exclude, inputs)
+    results = run_verify(q, example, onnx_file, layers=layers)
+    for r in results:
+        out.echo(f"{r.name}: {tuple(r.shape)} {r.mismatches} mismatches, max |diff| {r.max_abs:.3g}, "
+                 f"max rel {r.max_rel:.3g}, cosine {r.cosine:.7f}")
+    out.result([vars(r) for r in results])

@@ -1,0 +1,170 @@
+"""Every `onnx-npuq` command through click's CliRunner, and the installed console script in a
+real subprocess: text and --json output, exit codes, one-line errors, complete --help."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from onnx_npuq import formats
+from onnx_npuq.cli import main
+
+SCRIPT = str(Path(sys.executable).with_name("onnx-npuq"))
+
+
+def invoke(*args: str, ok: bool = True):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert res.exit_code == 0, res.output
+    return res
+
+
+def one_line_error(res, code: int = 2) -> str:
+    assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.output
+    return lines[0]
+
+
+FACTORY_FILE = '''
+import torch
+from torch import nn
+
+
+def model():
+    m = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 8))
+    return m, (torch.randn(2, 32),)
+
+
+def bare():
+    return nn.Sequential(nn.Linear(16, 8))
+
+
+def not_a_model():
+    return 3
+'''
+
+
+@pytest.fixture(scope="module")
+def factory(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("factory") / "user_model.py"
+    path.write_text(FACTORY_FILE)
+    return path
+
+
+def test_formats():
+    res = invoke("formats", "--json")
+    rows = json.loads(res.output)
+    assert [r["format"] for r in rows] == formats.names()
+    text = invoke("formats").output
+    assert all(name in text for name in formats.names())
+
+
+def test_export_and_verify_builtin(tmp_path):
+    out = tmp_path / "m.onnx"
+    res = invoke("export", "tiny-llama", "-w", "int4sym:group=32", "-a", "mxfp8e4m3", "--exclude", "lm_head",
+                 "-o", out, "--json")
+    data = json.loads(res.output)
+    assert data["quantized_layers"] == 14 and data["bytes"] == out.stat().st_size
+    assert sum(n.op_type == "Dequantize" for n in onnx.load(out).graph.node) == 14
+    res = invoke("verify", "tiny-llama", out, "-w", "int4sym:group=32", "-a", "mxfp8e4m3", "--exclude", "lm_head",
+                 "--layers", "--json")
+    results = json.loads(res.output)
+    assert len(results) == 1 + 15  # logits, then every Linear layer (lm_head too, float)
+    assert all(r["cosine"] > 0.99999 for r in results)
+    assert next(r for r in results if r["name"] == "layer:layers.0.self_attn.q_proj")["mismatches"] == 0
+    text = invoke("verify", "tiny-llama", out, "-w", "int4sym:group=32", "-a", "mxfp8e4m3", "--exclude", "lm_head").output
+    assert "mismatches, max |diff|" in text and "layer:" not in text
+
+
+def test_export_from_a_file_and_a_module(tmp_path, factory, monkeypatch):
+    out = tmp_path / "f.onnx"
+    data = json.loads(invoke("export", factory, "-w", "hif8", "-o", out, "--json").output)
+    assert data["quantized_layers"] == 2
+    data = json.loads(invoke("export", f"{factory}:bare", "-w", "mxfp4", "--input", "x:3,16", "-o", out,
+                             "--json").output)
+    assert data["quantized_layers"] == 1
+    monkeypatch.syspath_prepend(str(factory.parent))
+    data = json.loads(invoke("export", "user_model:model", "-w", "int8", "-o", out, "--json").output)
+    assert data["quantized_layers"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "nope", "-o", "{tmp}/x.onnx"], "unknown model 'nope'"),
+    (["export", "{tmp}/missing.py", "-o", "{tmp}/x.onnx"], "no such file"),
+    (["export", "tiny-llama", "-w", "bogus", "-o", "{tmp}/x.onnx"], "unknown format 'bogus'"),
+    (["export", "tiny-llama", "-w", "int4sym:group", "-o", "{tmp}/x.onnx"], "is not key=value"),
+    (["export", "{factory}:bare", "-o", "{tmp}/x.onnx"], "give example inputs with --input"),
+    (["export", "{factory}:bare", "--input", "x:3,0", "-o", "{tmp}/x.onnx"], "positive integers"),
+    (["export", "{factory}:bare", "--input", "x:3,16:int3", "-o", "{tmp}/x.onnx"], "dtype must be one of"),
+    (["export", "{factory}:not_a_model", "-o", "{tmp}/x.onnx"], "not a torch.nn.Module"),
+    (["export", "{factory}:nothing", "-o", "{tmp}/x.onnx"], "has no 'nothing'"),
+    (["verify", "tiny-llama", "{tmp}/missing.onnx"], "no such file"),
+    (["export", "tiny-llama", "--bogus"], "No such option"),
+    (["rewrite", "{tmp}/missing.onnx", "-o", "{tmp}/x.onnx", "-p", "compress"], "cannot read an ONNX model"),
+    (["check", "{tmp}/missing.onnx", "--soc", "Ascend999"], "soc_version 'Ascend999'"),
+    (["demo", "-f", "bogus", "--no-minilm", "-o", "{tmp}/d"], "unknown format 'bogus'"),
+    (["nope"], "No such command"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, factory, args, message):
+    args = [a.format(tmp=tmp_path, factory=factory) for a in args]
+    line = one_line_error(invoke(*args, ok=False))
+    assert message in line
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "d").exists()
+
+
+def _commands():
+    return sorted(main.commands)
+
+
+@pytest.mark.parametrize("name", _commands())
+def test_help_is_complete(name):
+    cmd = main.commands[name]
+    assert cmd.help and len(cmd.help) > 30, name
+    for p in cmd.params:
+        if isinstance(p, __import__("click").Option):
+            assert p.help, f"{name} {p.opts} has no help"
+    text = invoke(name, "--help").output
+    assert "--json" in text and "Usage: " in text
+
+
+def test_every_command_is_here():
+    assert set(main.commands) == {"formats", "export", "rewrite", "passes", "verify", "check", "convert", "run",
+                                  "demo"}
+
+
+def test_demo(tmp_path):
+    out = tmp_path / "demo"
+    data = json.loads(invoke("demo", "-f", "mxfp4", "-f", "int4sym", "--no-minilm", "-o", out, "--json").output)
+    assert [r["format"] for r in data["decoder"]] == ["mxfp4", "int4sym"]
+    assert all(r["preflight"].startswith("full coverage") for r in data["decoder"])
+    assert data["commands"][0].startswith("atc --model=") and "--soc_version=Ascend910B1" in data["commands"][0]
+    report = Path(data["report"]).read_text()
+    assert "| `mxfp4` | 4.25 |" in report and "![per-layer SNR](layer_snr.png)" in report
+    assert (out / "layer_snr.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "tiny-llama.int4sym.onnx").exists() and (out / "tiny-llama.int4sym.atc.onnx").exists()
+
+
+def test_console_script_in_a_subprocess(tmp_path):
+    """The installed entry point, for real: JSON on stdout, one line and exit 2 on bad input."""
+    run = subprocess.run([SCRIPT, "formats", "--json"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert [r["format"] for r in json.loads(run.stdout)] == formats.names()
+    out = tmp_path / "m.onnx"
+    run = subprocess.run([SCRIPT, "export", "tiny-llama", "-w", "mxfp4", "-o", str(out), "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["bytes"] == out.stat().st_size
+    assert run.stderr.strip() == ""  # torch's exporter chatter is kept quiet
+    run = subprocess.run([SCRIPT, "export", "tiny-llama", "-w", "nope", "-o", str(tmp_path / "x.onnx")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and run.stdout == ""
+    run = subprocess.run([sys.executable, "-m", "onnx_npuq.cli", "passes", "--json"], capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and {p["name"] for p in json.loads(run.stdout)} >= {"compress", "atc"}
