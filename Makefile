@@ -26,7 +26,7 @@ test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m slow
 
 demo: $(STAMP)
-	$(VENV)/bin/python -m onnx_npuq.demo
+	$(VENV)/bin/onnx-npuq demo -o demo-out
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/bench_formats.py

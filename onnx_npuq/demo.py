@@ -49,9 +49,9 @@ def run_decoder(fmt: str, out_dir: Path, atc: Callable | None = None) -> tuple[D
     path = out_dir / f"tiny-llama.{fmt}.onnx"
     save(proto, path)
     other = models.example_inputs("tiny-llama", batch=3, seq=13, seed=1)
-    out, *_ = verify(model, other, proto)
-    row = DecoderRow(fmt, _bits(model), path.stat().st_size, out.max_abs, out.cosine,
-                     layer_errors(base, model, other))
+    results = verify(model, other, proto, layers=True)  # the logits, then every Linear layer
+    row = DecoderRow(fmt, _bits(model), path.stat().st_size, max(r.max_abs for r in results),
+                     min(r.cosine for r in results), layer_errors(base, model, other))
     command = None
     if atc is not None:
         row.atc_keys, row.preflight, command = atc(proto, out_dir / f"tiny-llama.{fmt}")

@@ -20,7 +20,7 @@ class DecoderRow:
     format: str
     bits_per_weight: float
     onnx_bytes: int
-    ort_max_abs: float  # onnxruntime vs torch, logits
+    ort_max_abs: float  # onnxruntime vs torch, logits and every Linear layer
     ort_cosine: float
     layers: list[LayerError] = field(default_factory=list)
     atc_keys: list[str] = field(default_factory=list)
@@ -78,8 +78,12 @@ def _finite(v: float, cap: float = 99.0) -> float:
 
 def plot_layer_snr(path: Path, rows: list[DecoderRow]) -> None:
     def draw(ax):
-        for r in rows:
-            ax.plot(range(len(r.layers)), [_finite(e.output_snr_db) for e in r.layers], marker="o", ms=3, label=r.format)
+        import matplotlib
+
+        colors = matplotlib.colormaps["tab20"]  # 12 formats: more than the default 10 colors
+        for i, r in enumerate(rows):
+            ax.plot(range(len(r.layers)), [_finite(e.output_snr_db) for e in r.layers], marker="os^v"[i % 4],
+                    ms=3, color=colors(i % 20), label=r.format)
         names = [e.name.replace("layers.", "L").replace("self_attn.", "").replace("mlp.", "") for e in rows[0].layers]
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         ax.set_ylabel("layer output SNR vs fp32 (dB)")
@@ -113,7 +117,7 @@ def plot_minilm(path: Path, rows: list[MiniLMRow]) -> None:
 
 
 def decoder_table(rows: list[DecoderRow], fp32_bytes: int) -> str:
-    lines = ["| format | bits/weight | .onnx KiB | vs fp32 | mean layer SNR dB | onnxruntime vs torch max abs | ATC preflight |",
+    lines = ["| format | bits/weight | .onnx KiB | vs fp32 | mean layer SNR dB | onnxruntime vs torch max abs (outputs, layers) | ATC preflight |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         snr = [e.output_snr_db for e in r.layers if not math.isinf(e.output_snr_db)]

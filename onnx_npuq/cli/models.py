@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -130,14 +131,16 @@ def quantized(model_spec, weights, activations, recipe, exclude, inputs):
 
     from ..nn import Recipe, quantize_model
 
-    model, example = load_model(model_spec)
-    if inputs:
-        example = parse_inputs(inputs)
-    if example is None:
-        raise ValueError(f"{model_spec}: give example inputs with --input NAME:D1,D2[:DTYPE]")
-    rec = Recipe.load(recipe) if recipe else Recipe.from_dict({})
+    # the cheap checks first: a bad recipe or format fails before the model is built
+    rec = Recipe.load(Path(recipe)) if recipe else Recipe.from_dict({})
     if exclude:
         rec = dataclasses.replace(rec, exclude=(*rec.exclude, *exclude))
+    rec = rec.with_defaults(parse_format(weights), parse_format(activations))
+    example = parse_inputs(inputs) if inputs else None
+    model, own_example = load_model(model_spec)
+    example = example if example is not None else own_example
+    if example is None:
+        raise ValueError(f"{model_spec}: give example inputs with --input NAME:D1,D2[:DTYPE]")
     q = quantize_model(copy.deepcopy(model), weights=parse_format(weights), activations=parse_format(activations),
                        recipe=rec)
     return model, q, example
@@ -191,12 +194,14 @@ def export(out, model, weights, activations, recipe, exclude, inputs, output, ex
 def verify(out, model, onnx_file, weights, activations, recipe, exclude, inputs, layers, seed):
     """Run MODEL (quantized as for export) in torch and ONNX_FILE in onnxruntime on the same
     inputs; compare each output (and with --layers each Linear layer)."""
+    from ..io import load_model as load_onnx
     from ..runtime.ort import verify as run_verify
 
     if not os.path.isfile(onnx_file):
         raise FileNotFoundError(f"no such file: {onnx_file}")
+    proto = load_onnx(onnx_file)  # a bad file fails before the model is built and quantized
     _, q, example = quantized(model, weights, activations, recipe, exclude, inputs)
-    results = run_verify(q, example, onnx_file, layers=layers)
+    results = run_verify(q, example, proto, layers=layers)
     for r in results:
         out.echo(f"{r.name}: {tuple(r.shape)} {r.mismatches} mismatches, max |diff| {r.max_abs:.3g}, "
                  f"max rel {r.max_rel:.3g}, cosine {r.cosine:.7f}")
