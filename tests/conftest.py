@@ -140,3 +140,13 @@ def hif8_table() -> tuple[list[int], torch.Tensor]:
     raw = json.loads((DATA / "hif8_decode_table.json").read_text())
     values = torch.tensor([spec_json_value(v) for v in raw["values"]], dtype=torch.float32)
     return list(raw["codes"]), values
+
+
+@pytest.fixture(scope="module")
+def sequential() -> dict:
+    """{format: small_models.sequential_onnx(format)} for every format, exported once per test
+    module (the ATC tests lay these out and check them). small_models is imported here, not at
+    the top: the exporter is slow to import and most of the suite does not need it."""
+    from small_models import sequential_onnx
+
+    return {fmt: sequential_onnx(fmt) for fmt in F.names()}

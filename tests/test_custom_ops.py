@@ -116,9 +116,17 @@ def _literal(text: str):
     return float(text.rstrip("fF"))
 
 
+def _plugin_helpers() -> dict[str, str]:
+    """The free functions of npuq_onnx_attrs.h (the attribute parsing plugins share): name -> body."""
+    code = _code(CUSTOM / "framework" / "onnx_plugin" / "npuq_onnx_attrs.h")
+    return {m.group(1): _block(code, m.end()) for m in re.finditer(r"^inline\s+bool\s+(\w+)\s*\(", code, re.M)}
+
+
 def _plugins() -> dict[str, dict]:
-    """GE type -> {file, keys, fmk, imply, reads: {name: (method, default)}, sets: {name}}."""
+    """GE type -> {file, keys, fmk, imply, reads: {name: (method, default)}, sets: {name}}.
+    A parse function's call of a shared npuq_plugin:: function reads as that function's body."""
     found = {}
+    helpers = _plugin_helpers()
     for path in sorted((CUSTOM / "framework" / "onnx_plugin").glob("*.cc")):
         code = _code(path)
         for m in re.finditer(r'REGISTER_CUSTOM_OP\(\s*"(\w+)"\s*\)(.*?);', code, re.S):
@@ -126,6 +134,7 @@ def _plugins() -> dict[str, dict]:
             keys = re.findall(r'"([^"]*)"', re.search(r"\.OriginOpType\(\s*\{(.*?)\}\s*\)", chain, re.S).group(1))
             fn = re.search(r"\.ParseParamsByOperatorFn\(\s*(\w+)\s*\)", chain).group(1)
             body = _block(code, re.search(rf"Status\s+{fn}\s*\(", code).end())
+            body = re.sub(r"\bnpuq_plugin::(\w+)\s*\(", lambda c: helpers.get(c.group(1), c.group(0)), body)
             reads = {}
             for r in re.finditer(r"attrs\.(RequiredStr|RequiredInt|Str|Int|Float)\(\s*\"(\w+)\"\s*,([^;]*?)\)\s*\)?",
                                  body):
@@ -161,14 +170,37 @@ def _io_decls(code: str, owner: str) -> list[dict]:
     return decls
 
 
+_ATTR_DECL = r'Attr\(\s*"(\w+)"\s*\)\.AttrType\((?:ops::)?(\w+)\)\.(String|Int|Float|Bool)\(([^()]*)\)'
+
+
+def _attr_decls(body: str, owner: str) -> list[tuple]:
+    """owner->Attr("name").AttrType(...).Kind(default) / owner.Attr(...)...: (name, REQUIRED |
+    OPTIONAL, kind, default or None), in order."""
+    arrow = r"this->" if owner == "this" else rf"\b{owner}\."
+    return [(name, req, kind, _literal(default) if default.strip() else None)
+            for name, req, kind, default in re.findall(arrow + _ATTR_DECL, body)]
+
+
+def _opdef_helpers() -> dict[str, list[tuple]]:
+    """npuq_common.h's functions that declare attributes on an ops::OpDef: name -> attributes."""
+    code = _code(CUSTOM / "op_host" / "npuq_common.h")
+    return {m.group(1): _attr_decls(_block(code, m.end()), m.group(2))
+            for m in re.finditer(r"inline\s+void\s+(\w+)\s*\(\s*ops::OpDef\s*&\s*(\w+)\s*\)", code)}
+
+
 def _opdef(stem: str) -> dict:
     code = _code(CUSTOM / "op_host" / f"{stem}.cpp")
     cls = re.search(r"class\s+(\w+)\s*:\s*public\s+OpDef", code).group(1)
     body = _block(code, re.search(rf"explicit\s+{cls}\s*\(", code).end())
+    # this->Attr(...) and calls of npuq_common.h's declaring functions, in the order they stand
+    helpers = _opdef_helpers()
     attrs = []
-    for m in re.finditer(r'this->Attr\(\s*"(\w+)"\s*\)\.AttrType\((\w+)\)\.(String|Int|Float|Bool)\(([^()]*)\)', body):
-        name, req, kind, default = m.groups()
-        attrs.append((name, req, kind, _literal(default) if default.strip() else None))
+    for m in re.finditer(rf"this->{_ATTR_DECL}|\bnpuq_host::(\w+)\(\s*\*this\s*\)", body):
+        if m.group(5) is None:
+            attrs += _attr_decls(m.group(0), "this")
+        else:
+            assert m.group(5) in helpers, f"{stem}.cpp: npuq_host::{m.group(5)}(*this) declares no attributes"
+            attrs += helpers[m.group(5)]
     configs = {}
     for m in re.finditer(r'this->AICore\(\)\s*\.(?:SetTiling\(\s*[\w:]+\s*\)\s*\.)?AddConfig\(\s*"(\w+)"\s*(?:,\s*(\w+))?\)',
                          body):
@@ -312,6 +344,21 @@ def test_opdef_attributes_match_defs(onnx_op):
             assert req == "REQUIRED" and default is None, name
         else:
             assert req == "OPTIONAL" and default == a.default, name
+
+
+def test_format_attribute_indexes():
+    """npuq_common.h's ATTR_* (the indexes ParseFormatAttrs and Quantize's InferShape read the
+    attributes at) are the positions DeclareFormatAttrs declares them at, the ONNX order of both
+    ops' attributes; the op_host sources have no indexes of their own for them."""
+    code = _code(CUSTOM / "op_host" / "npuq_common.h")
+    indexes = {k.lower(): int(v) for k, v in re.findall(r"constexpr\s+size_t\s+ATTR_(\w+)\s*=\s*(\d+)\s*;", code)}
+    declared = [a[0] for a in _opdef_helpers()["DeclareFormatAttrs"]]
+    assert indexes == {name: i for i, name in enumerate(declared)}
+    for onnx_op in ("QuantDequant", "Quantize"):
+        _, stem, op, _ = OURS[onnx_op]
+        assert declared == [a.name for a in op.attrs]
+        body = _code(CUSTOM / "op_host" / f"{stem}.cpp")
+        assert not re.search(r"constexpr\s+size_t\s+ATTR_", body), f"{stem}.cpp: indexes of its own"
 
 
 # ---------------------------------------------------------------- inputs, outputs, SoCs
@@ -628,6 +675,19 @@ def test_common_header_against_python(tmp_path):
         cases.append(bad)
         want.append("bad")
     assert _run(exe, cases) == want
+
+
+def test_rows_and_cols(tmp_path):
+    """npuq_host::RowsAndCols (x's shape in the QuantDequant / Quantize TilingFuncs): rows = all
+    dimensions but the last, cols = the last; what it refuses, and why."""
+    got = _run(_common_harness(tmp_path), ["shape 2 3 4", "shape 7", "shape 0 5", "shape 5 0", "shape",
+                                           "shape 2 -1 4", "shape 3 -1", "shape 1 4294967295", "shape 1 4294967296",
+                                           "shape 65536 65536 1", "shape 65535 65537 1"])
+    assert got == ["ok 6 4", "ok 1 7", "ok 0 5", "ok 5 0",
+                   "bad: x must have at least one dimension (the quantization axis is the last)",
+                   "bad: unknown dimension at tiling time", "bad: x is too large for uint32 rows / cols",
+                   "ok 1 4294967295", "bad: x is too large for uint32 rows / cols",
+                   "bad: x is too large for uint32 rows / cols", "ok 4294967295 1"]
 
 
 def test_row_split(tmp_path):

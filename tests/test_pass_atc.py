@@ -4,7 +4,6 @@ and the way back to a model onnxruntime runs with bit-identical outputs."""
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from onnx_npuq.runtime.ort import OrtSession
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import assert_same  # noqa: E402
+from small_models import quiet  # noqa: E402
 from test_llama_export import Logits, tiny_llama  # noqa: E402
 
 LAYOUTS = ("default", "domain")
@@ -33,19 +33,6 @@ CUSTOM_NAMES = {*defs.OPS, *N.OPS, "WeightQuantBatchMatmulV2"}
 
 
 # ---------------------------------------------------------------- models
-
-
-def _quiet(fn, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
-def _sequential(fmt: str) -> onnx.ModelProto:
-    torch.manual_seed(0)
-    m = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16))
-    quantize_model(m, weights=fmt, activations=fmt)
-    return _quiet(to_onnx, m, (torch.randn(2, 32),))
 
 
 class _NpuOps(torch.nn.Module):
@@ -76,27 +63,22 @@ class _NpuqOps(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def sequential() -> dict[str, onnx.ModelProto]:
-    return {fmt: _sequential(fmt) for fmt in F.names()}
-
-
-@pytest.fixture(scope="module")
 def npu_model() -> onnx.ModelProto:
     rows = {0: torch.export.Dim.AUTO}
-    return _quiet(to_onnx, _NpuOps(), (torch.randn(4, 32).half(),), dynamic_shapes=(rows,))
+    return quiet(to_onnx, _NpuOps(), (torch.randn(4, 32).half(),), dynamic_shapes=(rows,))
 
 
 @pytest.fixture(scope="module")
 def npuq_model() -> onnx.ModelProto:
     rows = {0: torch.export.Dim.AUTO}
-    return _quiet(to_onnx, _NpuqOps(), (torch.randn(4, 64),), dynamic_shapes=(rows,))
+    return quiet(to_onnx, _NpuqOps(), (torch.randn(4, 64),), dynamic_shapes=(rows,))
 
 
 @pytest.fixture(scope="module")
 def llama() -> onnx.ModelProto:
     model = tiny_llama()
     quantize_model(model, weights="mxfp4", activations="mxfp8e4m3", recipe={"exclude": ["lm_head"]})
-    return _quiet(to_onnx, Logits(model), (torch.randint(0, 256, (2, 9)),))
+    return quiet(to_onnx, Logits(model), (torch.randint(0, 256, (2, 9)),))
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=21, ir=10, functions=()):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -15,34 +14,15 @@ from onnx import TensorProto as T
 from onnx import helper
 
 from onnx_npuq import atc as C
-from onnx_npuq import formats as F
 from onnx_npuq.exporter import to_onnx
-from onnx_npuq.nn import quantize_model
 from onnx_npuq.ops import defs
 from onnx_npuq.passes.atc import KNOWN_KEYS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from llama import llama_onnx  # noqa: E402
+from small_models import quiet  # noqa: E402
 
 LAYOUTS = ("default", "domain")
-
-
-def _quiet(fn, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
-def _sequential(fmt: str) -> onnx.ModelProto:
-    torch.manual_seed(0)
-    m = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16))
-    quantize_model(m, weights=fmt, activations=fmt)
-    return _quiet(to_onnx, m, (torch.randn(2, 32),))
-
-
-@pytest.fixture(scope="module")
-def sequential() -> dict[str, onnx.ModelProto]:
-    return {fmt: _sequential(fmt) for fmt in F.names()}
 
 
 def _model(nodes, inputs, outputs, imports=(("", 18),), metadata=None) -> onnx.ModelProto:
@@ -158,7 +138,7 @@ def test_bf16_custom_op_on_a_soc_without_bf16(layout):
             return defs.quant_dequant(x, "mxfp8e4m3")
 
     rows = {0: torch.export.Dim.AUTO}
-    model = _quiet(to_onnx, _Bf16(), (torch.randn(4, 64).bfloat16(),), dynamic_shapes=(rows,))
+    model = quiet(to_onnx, _Bf16(), (torch.randn(4, 64).bfloat16(),), dynamic_shapes=(rows,))
     laid_out, _ = C.atc_model(model, layout)
     assert C.preflight(laid_out, "Ascend910B1").full
     for soc in ("Ascend310P3", "Ascend910A"):

@@ -1,12 +1,20 @@
 /**
- * npuq custom operators: what the op_host sources share (plain C++, no CANN types).
+ * npuq custom operators: what the op_host sources share (plain C++, no CANN types, but for the
+ * OpDef helper at the end).
  *
  *   - the format table: name -> npuq::FormatId (kernels/include/npuq/params.h), the order of
  *     onnx_npuq.formats.names(), with block / element bits / scale bytes / accepted options as
  *     onnx_npuq.formats defines them (tests/test_custom_ops.py checks every column);
  *   - the option value tables (QuantDequantParams.rounding / scaleRule / variant);
  *   - packed row widths (onnx_npuq.ops.defs.packed_widths);
- *   - the row / core split, with the tile rows and workspace from the kernels' own UB plan.
+ *   - the row / core split, with the tile rows and workspace from the kernels' own UB plan;
+ *   - what QuantDequant and Quantize share: their attributes (DeclareFormatAttrs, the attribute
+ *     indexes, ParseFormatAttrs) and the rows / cols of x (RowsAndCols).
+ *
+ * All of it is plain C++ but DeclareFormatAttrs, which declares attributes on CANN's ops::OpDef
+ * and is compiled only where register/op_def_registry.h is on the include path (opbuild's op_host
+ * build, not the tests'); ParseFormatAttrs and RowsAndCols are templates over gert::RuntimeAttrs /
+ * gert::Shape, so the tests run them on stand-ins.
  *
  * The kernels' headers are reached as "npuq/params.h" and "npuq/workspace.h" (plain C++, no
  * AscendC types; workspace.h brings plan.h): build.sh copies kernels/include/npuq next to the
@@ -114,6 +122,15 @@ inline const FormatInfo *FindFormat(const char *name)
     return nullptr;
 }
 
+// Attribute indexes of QuantDequant / Quantize: the order DeclareFormatAttrs declares them in
+// (= onnx_npuq.ops.defs.QUANT_DEQUANT.attrs = QUANTIZE.attrs), as gert::RuntimeAttrs numbers them.
+constexpr size_t ATTR_FORMAT = 0;
+constexpr size_t ATTR_ROUNDING = 1;
+constexpr size_t ATTR_SCALE_RULE = 2;
+constexpr size_t ATTR_SATURATE = 3;
+constexpr size_t ATTR_VARIANT = 4;
+constexpr size_t ATTR_GROUP = 5;
+
 // The format attributes of QuantDequant / Quantize as QuantDequantParams values.
 struct FormatOptions {
     const FormatInfo *format = nullptr;
@@ -159,6 +176,39 @@ inline const char *ParseFormatOptions(const char *format, const char *rounding, 
         (out.group != 0 && (accepts & OPT_GROUP) == 0)) {
         return "an option is set that this format does not take";
     }
+    return nullptr;
+}
+
+// ParseFormatOptions on the attributes of a QuantDequant / Quantize node (gert::RuntimeAttrs:
+// GetStr / GetInt by index, nullptr for an attribute it does not have).
+template <typename RuntimeAttrs>
+inline const char *ParseFormatAttrs(const RuntimeAttrs &attrs, FormatOptions &out)
+{
+    return ParseFormatOptions(attrs.GetStr(ATTR_FORMAT), attrs.GetStr(ATTR_ROUNDING), attrs.GetStr(ATTR_SCALE_RULE),
+                              attrs.GetInt(ATTR_SATURATE), attrs.GetStr(ATTR_VARIANT), attrs.GetInt(ATTR_GROUP), out);
+}
+
+// x of QuantDequant / Quantize (gert::Shape: GetDimNum / GetDim) as rows (all dimensions but the
+// last) of cols (the last, the quantization axis), both fitting uint32. Returns nullptr, or what
+// is wrong.
+template <typename Shape>
+inline const char *RowsAndCols(const Shape &shape, uint64_t &rows, uint64_t &cols)
+{
+    const size_t rank = shape.GetDimNum();
+    if (rank == 0) {
+        return "x must have at least one dimension (the quantization axis is the last)";
+    }
+    rows = 1;
+    for (size_t i = 0; i + 1 < rank; ++i) {
+        if (shape.GetDim(i) < 0) {
+            return "unknown dimension at tiling time";
+        }
+        rows *= static_cast<uint64_t>(shape.GetDim(i));
+    }
+    if (shape.GetDim(rank - 1) < 0 || shape.GetDim(rank - 1) > UINT32_MAX || rows > UINT32_MAX) {
+        return "x is too large for uint32 rows / cols";
+    }
+    cols = static_cast<uint64_t>(shape.GetDim(rank - 1));
     return nullptr;
 }
 
@@ -266,5 +316,30 @@ inline const char *TileDequantize(npuq::DequantizeParams &p, uint64_t coreNum, u
 }
 
 }  // namespace npuq_host
+
+// ---- the OpDef side (CANN's register/op_def_registry.h) ----------------------------------
+//
+// Only where CANN's headers are on the include path: opbuild compiles op_host with them; the
+// tests compile the plain C++ above without them (and read DeclareFormatAttrs as text).
+#if defined(__has_include)
+#if __has_include("register/op_def_registry.h")
+#include "register/op_def_registry.h"
+
+namespace npuq_host {
+// The attributes of QuantDequant / Quantize, in the order of ATTR_FORMAT .. ATTR_GROUP, with the
+// ONNX defaults (onnx_npuq.ops.defs.OPTION_DEFAULTS; DEFAULT_ROUNDING etc. above): declared on the
+// op's OpDef from its constructor, npuq_host::DeclareFormatAttrs(*this).
+inline void DeclareFormatAttrs(ops::OpDef &def)
+{
+    def.Attr("format").AttrType(ops::REQUIRED).String();
+    def.Attr("rounding").AttrType(ops::OPTIONAL).String("away");
+    def.Attr("scale_rule").AttrType(ops::OPTIONAL).String("floor");
+    def.Attr("saturate").AttrType(ops::OPTIONAL).Int(0);
+    def.Attr("variant").AttrType(ops::OPTIONAL).String("quant_cy");
+    def.Attr("group").AttrType(ops::OPTIONAL).Int(0);
+}
+}  // namespace npuq_host
+#endif
+#endif
 
 #endif  // NPUQ_OP_HOST_COMMON_H

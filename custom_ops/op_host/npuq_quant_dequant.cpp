@@ -25,14 +25,6 @@
 #include "npuq/workspace.h"
 
 namespace optiling {
-// Attribute indexes: the order of this->Attr(...) below (= onnx_npuq.ops.defs.QUANT_DEQUANT.attrs).
-constexpr size_t ATTR_FORMAT = 0;
-constexpr size_t ATTR_ROUNDING = 1;
-constexpr size_t ATTR_SCALE_RULE = 2;
-constexpr size_t ATTR_SATURATE = 3;
-constexpr size_t ATTR_VARIANT = 4;
-constexpr size_t ATTR_GROUP = 5;
-
 static ge::graphStatus RefuseNpuqQuantDequant(const char *why)
 {
     std::fprintf(stderr, "[npuq] NpuqQuantDequant (ONNX npuq::QuantDequant) tiling: %s\n", why);
@@ -47,22 +39,12 @@ static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
     if (xShape == nullptr || xDesc == nullptr || attrs == nullptr) {
         return RefuseNpuqQuantDequant("no input shape, dtype or attributes");
     }
-    const gert::Shape &shape = xShape->GetStorageShape();
-    const size_t rank = shape.GetDimNum();
-    if (rank == 0) {
-        return RefuseNpuqQuantDequant("x must have at least one dimension (the quantization axis is the last)");
+    uint64_t rows = 0;
+    uint64_t cols = 0;
+    const char *bad = npuq_host::RowsAndCols(xShape->GetStorageShape(), rows, cols);
+    if (bad != nullptr) {
+        return RefuseNpuqQuantDequant(bad);
     }
-    uint64_t rows = 1;
-    for (size_t i = 0; i + 1 < rank; ++i) {
-        if (shape.GetDim(i) < 0) {
-            return RefuseNpuqQuantDequant("unknown dimension at tiling time");
-        }
-        rows *= static_cast<uint64_t>(shape.GetDim(i));
-    }
-    if (shape.GetDim(rank - 1) < 0 || shape.GetDim(rank - 1) > UINT32_MAX || rows > UINT32_MAX) {
-        return RefuseNpuqQuantDequant("x is too large for uint32 rows / cols");
-    }
-    const uint64_t cols = static_cast<uint64_t>(shape.GetDim(rank - 1));
 
     uint32_t typeSize = 0;
     switch (xDesc->GetDataType()) {
@@ -78,9 +60,7 @@ static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
     }
 
     npuq_host::FormatOptions o;
-    const char *bad = npuq_host::ParseFormatOptions(
-        attrs->GetStr(ATTR_FORMAT), attrs->GetStr(ATTR_ROUNDING), attrs->GetStr(ATTR_SCALE_RULE),
-        attrs->GetInt(ATTR_SATURATE), attrs->GetStr(ATTR_VARIANT), attrs->GetInt(ATTR_GROUP), o);
+    bad = npuq_host::ParseFormatAttrs(*attrs, o);
     if (bad != nullptr) {
         return RefuseNpuqQuantDequant(bad);
     }
@@ -163,12 +143,7 @@ public:
             .ParamType(REQUIRED)
             .DataType({ge::DT_FLOAT, ge::DT_FLOAT16, ge::DT_BF16})
             .Format({ge::FORMAT_ND, ge::FORMAT_ND, ge::FORMAT_ND});
-        this->Attr("format").AttrType(REQUIRED).String();
-        this->Attr("rounding").AttrType(OPTIONAL).String("away");
-        this->Attr("scale_rule").AttrType(OPTIONAL).String("floor");
-        this->Attr("saturate").AttrType(OPTIONAL).Int(0);
-        this->Attr("variant").AttrType(OPTIONAL).String("quant_cy");
-        this->Attr("group").AttrType(OPTIONAL).Int(0);
+        npuq_host::DeclareFormatAttrs(*this);  // format, rounding, scale_rule, saturate, variant, group
 
         this->SetInferShape(ge::InferShapeNpuqQuantDequant).SetInferDataType(ge::InferDataTypeNpuqQuantDequant);
 

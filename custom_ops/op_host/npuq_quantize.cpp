@@ -30,14 +30,6 @@ namespace optiling {
 // Flip to true once kernels/ provides npuq::Quantize and op_kernel/npuq_quantize.cpp calls it.
 constexpr bool QUANTIZE_KERNEL_IMPLEMENTED = false;
 
-// Attribute indexes: the order of this->Attr(...) below (= onnx_npuq.ops.defs.QUANTIZE.attrs).
-constexpr size_t ATTR_FORMAT = 0;
-constexpr size_t ATTR_ROUNDING = 1;
-constexpr size_t ATTR_SCALE_RULE = 2;
-constexpr size_t ATTR_SATURATE = 3;
-constexpr size_t ATTR_VARIANT = 4;
-constexpr size_t ATTR_GROUP = 5;
-
 static ge::graphStatus RefuseNpuqQuantize(const char *why)
 {
     std::fprintf(stderr, "[npuq] NpuqQuantize (ONNX npuq::Quantize) tiling: %s\n", why);
@@ -52,22 +44,12 @@ static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
     if (xShape == nullptr || xDesc == nullptr || attrs == nullptr) {
         return RefuseNpuqQuantize("no input shape, dtype or attributes");
     }
-    const gert::Shape &shape = xShape->GetStorageShape();
-    const size_t rank = shape.GetDimNum();
-    if (rank == 0) {
-        return RefuseNpuqQuantize("x must have at least one dimension (the quantization axis is the last)");
+    uint64_t rows = 0;
+    uint64_t cols = 0;
+    const char *bad = npuq_host::RowsAndCols(xShape->GetStorageShape(), rows, cols);
+    if (bad != nullptr) {
+        return RefuseNpuqQuantize(bad);
     }
-    uint64_t rows = 1;
-    for (size_t i = 0; i + 1 < rank; ++i) {
-        if (shape.GetDim(i) < 0) {
-            return RefuseNpuqQuantize("unknown dimension at tiling time");
-        }
-        rows *= static_cast<uint64_t>(shape.GetDim(i));
-    }
-    if (shape.GetDim(rank - 1) < 0 || shape.GetDim(rank - 1) > UINT32_MAX || rows > UINT32_MAX) {
-        return RefuseNpuqQuantize("x is too large for uint32 rows / cols");
-    }
-    const uint64_t cols = static_cast<uint64_t>(shape.GetDim(rank - 1));
 
     switch (xDesc->GetDataType()) {
         case ge::DT_FLOAT:
@@ -79,9 +61,7 @@ static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
     }
 
     npuq_host::FormatOptions o;
-    const char *bad = npuq_host::ParseFormatOptions(
-        attrs->GetStr(ATTR_FORMAT), attrs->GetStr(ATTR_ROUNDING), attrs->GetStr(ATTR_SCALE_RULE),
-        attrs->GetInt(ATTR_SATURATE), attrs->GetStr(ATTR_VARIANT), attrs->GetInt(ATTR_GROUP), o);
+    bad = npuq_host::ParseFormatAttrs(*attrs, o);
     if (bad != nullptr) {
         return RefuseNpuqQuantize(bad);
     }
@@ -127,7 +107,6 @@ static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
 }  // namespace optiling
 
 namespace ge {
-// Attribute indexes as above: format 0, group 5.
 static graphStatus InferShapeNpuqQuantize(gert::InferShapeContext *context)
 {
     const gert::Shape *xShape = context->GetInputShape(0);
@@ -138,8 +117,8 @@ static graphStatus InferShapeNpuqQuantize(gert::InferShapeContext *context)
         xShape->GetDimNum() == 0) {
         return GRAPH_FAILED;
     }
-    const npuq_host::FormatInfo *format = npuq_host::FindFormat(attrs->GetStr(0));
-    const int64_t *group = attrs->GetInt(5);
+    const npuq_host::FormatInfo *format = npuq_host::FindFormat(attrs->GetStr(npuq_host::ATTR_FORMAT));
+    const int64_t *group = attrs->GetInt(npuq_host::ATTR_GROUP);
     if (format == nullptr || group == nullptr || *group < 0) {
         return GRAPH_FAILED;
     }
@@ -194,12 +173,7 @@ public:
             .ParamType(REQUIRED)
             .DataType({ge::DT_UINT8, ge::DT_UINT8, ge::DT_UINT8})
             .Format({ge::FORMAT_ND, ge::FORMAT_ND, ge::FORMAT_ND});
-        this->Attr("format").AttrType(REQUIRED).String();
-        this->Attr("rounding").AttrType(OPTIONAL).String("away");
-        this->Attr("scale_rule").AttrType(OPTIONAL).String("floor");
-        this->Attr("saturate").AttrType(OPTIONAL).Int(0);
-        this->Attr("variant").AttrType(OPTIONAL).String("quant_cy");
-        this->Attr("group").AttrType(OPTIONAL).Int(0);
+        npuq_host::DeclareFormatAttrs(*this);  // format, rounding, scale_rule, saturate, variant, group
 
         this->SetInferShape(ge::InferShapeNpuqQuantize).SetInferDataType(ge::InferDataTypeNpuqQuantize);
 

@@ -4,6 +4,11 @@
  * are those of npuq::QuantDequantParams, same names, same order (tests/test_custom_ops.py),
  * so a future npuq::Quantize kernel entry can take a QuantDequantParams.
  *
+ * The fields are written out here, not shared with npuq_quant_dequant_tiling.h through a macro:
+ * the kernel side's struct is generated from this file's text (msopgen's cmake/util/
+ * tiling_data_def_build.py keeps the lines that start with BEGIN_TILING_DATA_DEF /
+ * TILING_DATA_FIELD_DEF / END_TILING_DATA_DEF), so a field behind a macro would not reach the kernel.
+ *
  * Modelled on: Ascend/samples (read in its copy tjulitianyi1997/AscendProjects) operator/AddCustomSample/FrameworkLaunch/AddCustom/op_host/
  * add_custom_tiling.h (BEGIN_TILING_DATA_DEF / TILING_DATA_FIELD_DEF / REGISTER_TILING_DATA_CLASS).
  */

@@ -3,6 +3,8 @@
 // cases read from stdin, one per line:
 //   opts <format> <rounding> <scale_rule> <saturate> <variant> <group> <length>
 //       -> "ok <id> <rounding> <scale_rule> <saturate> <variant> <group> <codeBytes> <scaleBytes>" | "bad"
+//       (the six attributes by index, in the order of the OpDef, through npuq_host::ParseFormatAttrs)
+//   shape <dim>... -> "ok <rows> <cols>" | "bad: <why>" (npuq_host::RowsAndCols)
 //   split <rows> <coreNum> -> "ok <blockDim> <rowsPerCore>" | "bad"
 //   qd <format> <group> <dtypeBytes> <rows> <cols> <coreNum>
 //       -> "ok <blockDim> <rowsPerCore> <tileRows> <userWorkspaceBytes> plan <tileRows> <chunkBlocks> <wideBlocks>"
@@ -16,9 +18,26 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "npuq_common.h"
 #include "npuq/plan.h"
+
+// Stand-ins for what the TilingFuncs hand npuq_common.h's templates: gert::RuntimeAttrs (by index;
+// nullptr for an index it does not have, or of the other type) and gert::Shape.
+struct Attrs {
+    std::vector<std::string> str;  // "" where the attribute is an int
+    std::vector<int64_t> num;
+    std::vector<bool> isInt;
+    const char *GetStr(size_t i) const { return i < str.size() && !isInt[i] ? str[i].c_str() : nullptr; }
+    const int64_t *GetInt(size_t i) const { return i < num.size() && isInt[i] ? &num[i] : nullptr; }
+};
+
+struct Shape {
+    std::vector<int64_t> dims;
+    size_t GetDimNum() const { return dims.size(); }
+    int64_t GetDim(size_t i) const { return dims[i]; }
+};
 
 int main()
 {
@@ -32,9 +51,12 @@ int main()
             int64_t saturate = 0, group = 0;
             uint64_t length = 0;
             in >> format >> rounding >> scaleRule >> saturate >> variant >> group >> length;
+            // format, rounding, scale_rule, saturate, variant, group: onnx_npuq.ops.defs' order
+            const Attrs attrs{{format, rounding, scaleRule, "", variant, ""},
+                              {0, 0, 0, saturate, 0, group},
+                              {false, false, false, true, false, true}};
             npuq_host::FormatOptions o;
-            if (npuq_host::ParseFormatOptions(format.c_str(), rounding.c_str(), scaleRule.c_str(), &saturate,
-                                              variant.c_str(), &group, o) != nullptr) {
+            if (npuq_host::ParseFormatAttrs(attrs, o) != nullptr) {
                 std::cout << "bad\n";
                 continue;
             }
@@ -42,6 +64,19 @@ int main()
             npuq_host::PackedWidths(*o.format, npuq_host::BlockOf(*o.format, o.group, length), length, cw, sw);
             std::cout << "ok " << static_cast<uint32_t>(o.format->id) << " " << o.rounding << " " << o.scaleRule << " "
                       << o.saturate << " " << o.variant << " " << o.group << " " << cw << " " << sw << "\n";
+        } else if (verb == "shape") {
+            Shape shape;
+            int64_t d = 0;
+            while (in >> d) {
+                shape.dims.push_back(d);
+            }
+            uint64_t rows = 0, cols = 0;
+            const char *bad = npuq_host::RowsAndCols(shape, rows, cols);
+            if (bad != nullptr) {
+                std::cout << "bad: " << bad << "\n";
+                continue;
+            }
+            std::cout << "ok " << rows << " " << cols << "\n";
         } else if (verb == "split") {
             uint64_t rows = 0, cores = 0;
             in >> rows >> cores;

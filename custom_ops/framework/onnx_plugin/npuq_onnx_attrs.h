@@ -10,6 +10,9 @@
  * "s" the bytes CEscape'd, and a field the proto does not carry is left out (so an absent
  * "i" / "f" / "s" is the proto default 0 / 0.0 / "").
  *
+ * OnnxAttrs reads them; ParseFormatAttrs is the whole parse of the two ops with the same
+ * attributes (QuantDequant, Quantize).
+ *
  * Modelled on: Ascend/samples operator/ascendc/0_introduction/9_leakyrelu_frameworklaunch/
  * LeakyReluCustom/framework/onnx_plugin/leaky_relu_custom_plugin.cc (op_src.GetAttr("attribute",
  * AscendString), nlohmann::json, attr["f"] read as a string and converted).
@@ -187,6 +190,39 @@ private:
     std::map<std::string, nlohmann::json> attrs_;
     std::set<std::string> read_;
 };
+
+// The attributes of npuq::QuantDequant and npuq::Quantize (onnx_npuq.ops.defs.QUANT_DEQUANT.attrs
+// = QUANTIZE.attrs, with their defaults), from op_src's "attribute" JSON onto op_dest under the
+// same names (the attributes op_host/npuq_common.h DeclareFormatAttrs gives their OpDefs). False,
+// having said why on stderr, when one is missing or of the wrong type. `opType`: the GE type, for
+// the messages.
+inline bool ParseFormatAttrs(const char *opType, const ge::Operator &op_src, ge::Operator &op_dest)
+{
+    OnnxAttrs attrs(opType);
+    std::string format;
+    std::string rounding;
+    std::string scaleRule;
+    std::string variant;
+    int64_t saturate = 0;
+    int64_t group = 0;
+    if (!attrs.Load(op_src) ||
+        !attrs.RequiredStr("format", format) ||
+        !attrs.Str("rounding", "away", rounding) ||
+        !attrs.Str("scale_rule", "floor", scaleRule) ||
+        !attrs.Int("saturate", 0, saturate) ||
+        !attrs.Str("variant", "quant_cy", variant) ||
+        !attrs.Int("group", 0, group)) {
+        return false;
+    }
+    attrs.WarnUnread();
+    op_dest.SetAttr("format", format.c_str());
+    op_dest.SetAttr("rounding", rounding.c_str());
+    op_dest.SetAttr("scale_rule", scaleRule.c_str());
+    op_dest.SetAttr("saturate", saturate);
+    op_dest.SetAttr("variant", variant.c_str());
+    op_dest.SetAttr("group", group);
+    return true;
+}
 
 }  // namespace npuq_plugin
 

@@ -14,38 +14,12 @@
  * .ImplyType(ImplyType::TVM)); the key lists as in hicann/ops-nn quant/quantize/framework/
  * npu_quantize_onnx_plugin.cpp ("npu::1::NPUQuantize", "ai.onnx::11..18::NPUQuantize").
  */
-#include <cstdint>
-#include <string>
-
 #include "npuq_onnx_attrs.h"
 
 namespace domi {
 Status ParseOnnxParamsNpuqQuantize(const ge::Operator &op_src, ge::Operator &op_dest)
 {
-    npuq_plugin::OnnxAttrs attrs("NpuqQuantize");
-    std::string format;
-    std::string rounding;
-    std::string scaleRule;
-    std::string variant;
-    int64_t saturate = 0;
-    int64_t group = 0;
-    if (!attrs.Load(op_src) ||
-        !attrs.RequiredStr("format", format) ||
-        !attrs.Str("rounding", "away", rounding) ||
-        !attrs.Str("scale_rule", "floor", scaleRule) ||
-        !attrs.Int("saturate", 0, saturate) ||
-        !attrs.Str("variant", "quant_cy", variant) ||
-        !attrs.Int("group", 0, group)) {
-        return FAILED;
-    }
-    attrs.WarnUnread();
-    op_dest.SetAttr("format", format.c_str());
-    op_dest.SetAttr("rounding", rounding.c_str());
-    op_dest.SetAttr("scale_rule", scaleRule.c_str());
-    op_dest.SetAttr("saturate", saturate);
-    op_dest.SetAttr("variant", variant.c_str());
-    op_dest.SetAttr("group", group);
-    return SUCCESS;
+    return npuq_plugin::ParseFormatAttrs("NpuqQuantize", op_src, op_dest) ? SUCCESS : FAILED;
 }
 
 REGISTER_CUSTOM_OP("NpuqQuantize")
