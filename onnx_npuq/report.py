@@ -5,11 +5,10 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .io import atomic_path, write_text_atomic
 from .nn.analysis import LayerError
 
 
@@ -38,18 +37,6 @@ class MiniLMRow:
     ort_max_abs: float  # onnxruntime vs torch, embeddings
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _plot(path: Path, draw) -> None:
     import matplotlib
 
@@ -60,14 +47,8 @@ def _plot(path: Path, draw) -> None:
     try:
         draw(ax)
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, format="png")
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
     finally:
         plt.close(fig)
 
@@ -162,5 +143,5 @@ def write_report(out_dir: Path, decoder: list[DecoderRow], decoder_fp32_bytes: i
         parts += ["## ATC commands", "", "Run on a machine with CANN (not run here):", "", "```",
                   *commands, "```", ""]
     path = out_dir / "report.md"
-    _atomic_write(path, "\n".join(parts).encode())
+    write_text_atomic(path, "\n".join(parts))
     return path

@@ -39,16 +39,17 @@ differ from their ONNX names (NPUDynamicQuant, ...), which a name line does not 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 
+from ..io import write_text_atomic as _write_text_atomic
 from .errors import AtcOptionError, DynamicShapeError, InputShapeError, LayoutError, PrecisionError
 from .soc import Soc, soc_info
 
@@ -380,13 +381,29 @@ class AtcCommand:
         return shlex.join(self.argv)
 
     def write(self, external_data: bool | None = None) -> list[Path]:
+        """Write the files atc reads, each atomically; when one fails, the ones this call
+        created before it are removed again (files it replaced stay replaced)."""
         from ..exporter import save
 
-        written = []
+        steps = []
         if self.write_model:
-            written.append(save(self.model, self.model_path, external_data=external_data))
+            data = self.model_path.with_name(self.model_path.name + ".data")
+            steps.append(([self.model_path, data],
+                          lambda: save(self.model, self.model_path, external_data=external_data)))
         if self.keep_dtype_path is not None and self.keep_dtype_lines:
-            written.append(write_text_atomic(self.keep_dtype_path, "\n".join(self.keep_dtype_lines) + "\n"))
+            text = "\n".join(self.keep_dtype_lines) + "\n"
+            steps.append(([self.keep_dtype_path], lambda: write_text_atomic(self.keep_dtype_path, text)))
+        written, created = [], []
+        try:
+            for paths, step in steps:
+                new = [p for p in paths if not os.path.lexists(p)]
+                written.append(step())
+                created += [p for p in new if os.path.lexists(p)]
+        except BaseException:
+            for p in created:
+                with contextlib.suppress(OSError):
+                    os.unlink(p)
+            raise
         return written
 
 
@@ -394,19 +411,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write `text` to a temporary file next to `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return _write_text_atomic(path, text)
 
 
 def _extra(extra) -> list[str]:

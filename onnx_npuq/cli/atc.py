@@ -175,15 +175,26 @@ def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_
 
 
 def _npz_inputs(path: str, names: list[str]) -> list:
+    import zipfile
+
     import numpy as np
 
-    with np.load(path, allow_pickle=False) as data:
-        keys = list(data.keys())
-        if set(names) <= set(keys):
-            return [data[n] for n in names]
-        positional = [f"arr_{i}" for i in range(len(names))]
-        if set(positional) <= set(keys):
-            return [data[k] for k in positional]
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, ValueError) as err:  # numpy's messages do not name the file
+        raise ValueError(f"{path}: not a readable .npz ({err or type(err).__name__})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single array (.npy), not an .npz of named arrays")
+    try:
+        with data:
+            keys = list(data.keys())
+            if set(names) <= set(keys):
+                return [data[n] for n in names]
+            positional = [f"arr_{i}" for i in range(len(names))]
+            if set(positional) <= set(keys):
+                return [data[k] for k in positional]
+    except (zipfile.BadZipFile, EOFError, ValueError) as err:  # a member that is not an array
+        raise ValueError(f"{path}: not a readable .npz ({err or type(err).__name__})") from None
     raise ValueError(f"{path}: has arrays {', '.join(keys) or 'none'}; the model's inputs are "
                      f"{', '.join(names)} (or give arr_0..arr_{len(names) - 1})")
 
@@ -244,17 +255,10 @@ def run_om(out, om, inputs_npz, onnx_model, device_id, backend, output, seed):
     for name, value in zip(out_names, outputs):
         out.echo(f"{name}: {value.dtype} {tuple(value.shape)}")
     if output:
-        import tempfile
+        from ..io import atomic_path
 
-        folder = os.path.dirname(os.path.abspath(output))
-        fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".npz", dir=folder)
-        os.close(fd)
-        try:
+        with atomic_path(output, suffix=".npz") as tmp:  # np.savez adds .npz to other names
             np.savez(tmp, **dict(zip(out_names, outputs)))
-            os.replace(tmp, output)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         out.echo(f"wrote {output}")
     compared = _compare(out, proto, arrays, out_names, outputs) if proto is not None else []
     out.result({"om": om, "outputs": [{"name": n, "dtype": str(v.dtype), "shape": list(v.shape)}

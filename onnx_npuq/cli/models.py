@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import os
 import sys
 from pathlib import Path
@@ -81,6 +82,7 @@ def parse_format(text: str | None):
 
 
 _DTYPES = {"float32", "float16", "bfloat16", "int64", "int32", "bool"}
+MAX_INPUT_ELEMENTS = 2**26  # per example input (256 MiB of float32)
 
 
 def parse_inputs(values: tuple[str, ...], seed: int = 0):
@@ -94,9 +96,12 @@ def parse_inputs(values: tuple[str, ...], seed: int = 0):
         if len(parts) not in (2, 3):
             raise ValueError(f"--input {v!r}: expected NAME:D1,D2,...[:DTYPE]")
         dims = parts[1].split(",")
-        if not all(d.strip().isdigit() and int(d) > 0 for d in dims):
+        if not all(d.strip().isascii() and d.strip().isdigit() and int(d) > 0 for d in dims):
             raise ValueError(f"--input {v!r}: dimensions must be positive integers, got {parts[1]!r}")
         shape = [int(d) for d in dims]
+        if math.prod(shape) > MAX_INPUT_ELEMENTS:
+            raise ValueError(f"--input {v!r}: {math.prod(shape)} elements is more than an example input may have "
+                             f"({MAX_INPUT_ELEMENTS})")
         dtype = parts[2] if len(parts) == 3 else "float32"
         if dtype not in _DTYPES:
             raise ValueError(f"--input {v!r}: dtype must be one of {', '.join(sorted(_DTYPES))}")
@@ -197,8 +202,6 @@ def verify(out, model, onnx_file, weights, activations, recipe, exclude, inputs,
     from ..io import load_model as load_onnx
     from ..runtime.ort import verify as run_verify
 
-    if not os.path.isfile(onnx_file):
-        raise FileNotFoundError(f"no such file: {onnx_file}")
     proto = load_onnx(onnx_file)  # a bad file fails before the model is built and quantized
     _, q, example = quantized(model, weights, activations, recipe, exclude, inputs)
     results = run_verify(q, example, proto, layers=layers)

@@ -12,6 +12,8 @@ then the first matching rule, then the default. A rule that leaves out `weights`
 from __future__ import annotations
 
 import fnmatch
+import reprlib
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,24 +37,138 @@ def _check_keys(d, allowed, where: str) -> None:
         raise RecipeError(f"{where}: expected a mapping, got {type(d).__name__}")
     unknown = [k for k in d if k not in allowed]
     if unknown:
-        raise RecipeError(f"{where}: unknown key(s) {unknown}; allowed: {list(allowed)}")
+        raise RecipeError(f"{where}: unknown key(s) {_show(unknown)}; allowed: {list(allowed)}")
 
 
 def _spec(value, where: str):
     """Validate a spec now (not at quantize time) and return its canonical form."""
     if value is None:
         return None
+    if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+        raise RecipeError(f"{where}: option names must be strings, got {_show(list(value))}")
     try:
         return spec_of(parse_spec(value))
-    except (ValueError, TypeError) as err:
-        raise RecipeError(f"{where}: {err}") from None
+    except (ValueError, TypeError, OverflowError) as err:
+        text = " ".join(str(err).split())
+        raise RecipeError(f"{where}: {text if len(text) <= 300 else text[:300] + '...'}") from None
 
 
 def _globs(value, where: str) -> tuple[str, ...]:
     globs = [value] if isinstance(value, str) else value
     if not isinstance(globs, (list, tuple)) or not all(isinstance(g, str) for g in globs):
-        raise RecipeError(f"{where}: expected a glob or a list of globs, got {value!r}")
+        raise RecipeError(f"{where}: expected a glob or a list of globs, got {_show(value)}")
     return tuple(globs)
+
+
+MAX_YAML_BYTES = 1 << 20  # a recipe is a few lines; this bounds a hostile file
+MAX_YAML_NODES = 10_000  # nodes once aliases are expanded (a recipe has a few dozen)
+MAX_YAML_DEPTH = 64
+
+
+def _show(value, limit: int = 80) -> str:
+    """A bounded repr (a value built from YAML aliases can be huge)."""
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother, r.maxlist, r.maxdict = 3, limit, limit, 6, 6
+    return r.repr(value)
+
+
+def _names_a_file(obj) -> bool:
+    if not isinstance(obj, str) or "\n" in obj or not obj.strip() or len(obj) > 4096:
+        return False
+    try:
+        return Path(obj).is_file()
+    except (OSError, ValueError):  # a name too long, a NUL in it
+        return False
+
+
+def _read_recipe_file(path: Path) -> str:
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise RecipeError(f"{path}: not a regular file")
+        if st.st_size > MAX_YAML_BYTES:
+            raise RecipeError(f"{path}: {st.st_size} bytes is past the {MAX_YAML_BYTES}-byte limit of a recipe")
+        with open(path, "rb") as f:
+            data = f.read(MAX_YAML_BYTES + 1)
+    except OSError as err:
+        raise RecipeError(f"{path}: {err.strerror or err}") from None
+    if len(data) > MAX_YAML_BYTES:
+        raise RecipeError(f"{path}: past the {MAX_YAML_BYTES}-byte limit of a recipe")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {err.start})") from None
+
+
+def _expanded_size(root) -> int:
+    """Nodes of a composed YAML document once its aliases are expanded (shared nodes counted
+    per use, memoized); RecipeError for a recursive alias or a document too large / deep."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in on_path:
+            raise RecipeError("a recursive YAML alias (an anchor used inside itself)")
+        if depth > MAX_YAML_DEPTH:
+            raise RecipeError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels")
+        on_path.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        on_path.discard(key)
+        if total > MAX_YAML_NODES:
+            raise RecipeError(f"YAML with more than {MAX_YAML_NODES} nodes once its aliases are expanded "
+                              "(an alias bomb?)")
+        sizes[key] = total
+        return total
+
+    return size(root, 0)
+
+
+def _flow_depth(text: str) -> int:
+    """Deepest nesting of flow brackets ([ and {), counted roughly (quotes not parsed): PyYAML's
+    scanner takes time quadratic in it."""
+    depth = deepest = 0
+    for c in text:
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}" and depth:
+            depth -= 1
+    return deepest
+
+
+def _parse_yaml(text: str, source: str):
+    if ("[" in text or "{" in text) and _flow_depth(text) > MAX_YAML_DEPTH:
+        raise RecipeError(f"{source}: YAML nested deeper than {MAX_YAML_DEPTH} levels")
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters already
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        return loader.construct_document(node)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        ctx, cmark = getattr(err, "context", None), getattr(err, "context_mark", None)
+        if ctx and cmark:  # where the unclosed construct began
+            problem += f" ({ctx} at line {cmark.line + 1})"
+        raise RecipeError(f"{source}: invalid YAML{at}: {' '.join(str(problem).split())}") from None
+    except RecipeError as err:
+        raise RecipeError(f"{source}: {err}") from None
+    except RecursionError:
+        raise RecipeError(f"{source}: YAML nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def is_glob(pattern: str) -> bool:
@@ -76,13 +192,20 @@ class Recipe:
     exclude: tuple[str, ...] = ()
 
     @classmethod
-    def from_dict(cls, d) -> "Recipe":
+    def from_dict(cls, d, source: str | None = None) -> "Recipe":
+        if source is not None:  # errors name the file
+            try:
+                return cls.from_dict(d)
+            except RecipeError as err:
+                raise RecipeError(f"{source}: {err}") from None
         d = {} if d is None else d
+        if not isinstance(d, dict):
+            raise RecipeError(f"a recipe is a YAML mapping (or a path to one), got {_show(d)}")
         _check_keys(d, TOP_KEYS, "recipe")
-        default = d.get("default") or {}
+        default = {} if d.get("default") is None else d["default"]
         _check_keys(default, DEFAULT_KEYS, "default")
         default = {k: _spec(v, f"default.{k}") for k, v in default.items()}
-        rules = d.get("rules") or []
+        rules = [] if d.get("rules") is None else d["rules"]
         if not isinstance(rules, list):
             raise RecipeError(f"rules: expected a list, got {type(rules).__name__}")
         parsed = []
@@ -92,36 +215,25 @@ class Recipe:
             if "match" not in r:
                 raise RecipeError(f"{where}: missing 'match'")
             match = _globs(r["match"], f"{where}.match")
-            where = f"{where} (match {r['match']!r})"  # errors name the rule by its glob
+            where = f"{where} (match {_show(r['match'])})"  # errors name the rule by its glob
             kw = {k: _spec(r[k], f"{where}.{k}") for k in ("weights", "activations") if k in r}
             parsed.append(Rule(match, **kw))
-        exclude = _globs(d.get("exclude") or [], "exclude")
+        exclude = _globs([] if d.get("exclude") is None else d["exclude"], "exclude")
         return cls(default, tuple(parsed), exclude)
 
     @classmethod
     def from_yaml(cls, path_or_text) -> "Recipe":
-        """A recipe from a YAML file path or from YAML text."""
+        """A recipe from a YAML file path (a Path, or a one-line str naming a file) or from
+        YAML text. Safe YAML only (no Python tags), at most MAX_YAML_BYTES, and at most
+        MAX_YAML_NODES nodes once aliases are expanded (no "billion laughs")."""
         text, source = path_or_text, "recipe"
-        if isinstance(path_or_text, Path) or (
-            isinstance(path_or_text, str) and "\n" not in path_or_text
-            and Path(path_or_text).is_file()
-        ):
-            text, source = Path(path_or_text).read_text(), str(path_or_text)
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(err, "problem", None) or str(err)
-            ctx, cmark = getattr(err, "context", None), getattr(err, "context_mark", None)
-            if ctx and cmark:  # where the unclosed construct began
-                problem += f" ({ctx} at line {cmark.line + 1})"
-            raise RecipeError(f"{source}: invalid YAML{at}: {problem}") from None
-        if data is not None and not isinstance(data, dict):
-            raise RecipeError(
-                f"{source}: a recipe is a YAML mapping (or a path to one), got {data!r:.80}"
-            )
-        return cls.from_dict(data)
+        if isinstance(path_or_text, Path) or _names_a_file(path_or_text):
+            text, source = _read_recipe_file(Path(path_or_text)), str(path_or_text)
+        elif not isinstance(text, str):
+            raise RecipeError(f"cannot make a recipe from {type(text).__name__}")
+        elif len(text) > MAX_YAML_BYTES:
+            raise RecipeError(f"recipe text of {len(text)} characters is past the {MAX_YAML_BYTES} limit")
+        return cls.from_dict(_parse_yaml(text, source), source)
 
     @classmethod
     def load(cls, obj) -> "Recipe":

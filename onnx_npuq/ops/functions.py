@@ -2,19 +2,192 @@
 
     attach(model)   # each npuq / npu node gets `overload` and its FunctionProto
     detach(model)   # the reverse: what ATC wants (it does not read functions)
+    validate(model) # NodeError naming the first custom node its op would not take
 
 `attach` is idempotent and also drops bodies no node uses any more, so a graph rewrite
-can call it after changing nodes.
+can call it after changing nodes. It validates first (attributes, inputs, the packed byte
+counts of npuq::Dequantize) and changes nothing when a node is refused.
 """
 from __future__ import annotations
 
-import onnx
-from onnx import helper
+import math
 
-from . import bodies, npu_ops
+import onnx
+from onnx import AttributeProto, TensorProto, helper
+
+from .. import formats
+from ..errors import NodeError
+from . import bodies, defs, npu_ops
 from .defs import DOMAIN, format_from_attrs, overload_name
 
 DOMAINS = (DOMAIN, npu_ops.DOMAIN)
+_OPS = {DOMAIN: defs.OPS, npu_ops.DOMAIN: npu_ops.OPS}
+_ATTR_TYPES = {onnx.defs.OpSchema.AttrType.STRING: (AttributeProto.STRING, "a string"),
+               onnx.defs.OpSchema.AttrType.INT: (AttributeProto.INT, "an int"),
+               onnx.defs.OpSchema.AttrType.FLOAT: (AttributeProto.FLOAT, "a float")}
+_TYPE_NAMES = {f"tensor({onnx.helper.tensor_dtype_to_string(t).split('.')[-1].lower()})": t
+               for t in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.UINT8,
+                         TensorProto.INT8, TensorProto.INT32, TensorProto.INT64)}
+
+
+# ------------------------------------------------------------------ validation
+
+
+def _who(node: onnx.NodeProto, domain: str, op: str) -> str:
+    return f"node {node.name or '<unnamed>'} ({domain}::{op})"
+
+
+def _tensor_info(model: onnx.ModelProto) -> dict[str, tuple[int, list | None]]:
+    """name -> (element type, dims: ints / None per dimension, or None for an unknown rank)
+    of what the main graph declares: initializers, Constant nodes, inputs, value_info."""
+    info: dict[str, tuple[int, list | None]] = {}
+    g = model.graph
+    for v in list(g.input) + list(g.output) + list(g.value_info):
+        if v.type.HasField("tensor_type"):
+            tt = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim] \
+                if tt.HasField("shape") else None
+            info[v.name] = (tt.elem_type, dims)
+    for t in g.initializer:
+        info[t.name] = (t.data_type, list(t.dims))
+    for n in g.node:
+        if n.op_type == "Constant" and n.domain in ("", "ai.onnx") and n.output:
+            for a in n.attribute:
+                if a.name == "value" and a.type == AttributeProto.TENSOR:
+                    info[n.output[0]] = (a.t.data_type, list(a.t.dims))
+    return info
+
+
+def _check_signature(node: onnx.NodeProto, op: defs.OpDef, who: str, info: dict) -> dict:
+    """Attribute names and types, input and output counts, input element types; -> attrs."""
+    declared = {a.name: a for a in op.attrs}
+    attrs = {}
+    for a in node.attribute:
+        if a.name in attrs:
+            raise NodeError(f"{who}: attribute {a.name!r} is given twice")
+        if a.name not in declared:
+            raise NodeError(f"{who}: unknown attribute {a.name!r} (the op takes {', '.join(declared)})")
+        want, words = _ATTR_TYPES[declared[a.name].type]
+        if a.type != want:
+            kind = AttributeProto.AttributeType.Name(a.type).lower() if a.type else "untyped"
+            raise NodeError(f"{who}: attribute {a.name!r} must be {words}, got {kind}")
+        v = helper.get_attribute_value(a)
+        if isinstance(v, bytes):
+            try:
+                v = v.decode("utf-8")
+            except UnicodeDecodeError:
+                raise NodeError(f"{who}: attribute {a.name!r} is not UTF-8 text") from None
+        attrs[a.name] = v
+    missing = [a.name for a in op.attrs if a.default is None and a.name not in attrs]
+    if missing and op.domain == DOMAIN:  # npu ops say which one themselves (function_body)
+        raise NodeError(f"{who}: required attribute(s) {', '.join(map(repr, missing))} missing")
+    if len(node.input) > len(op.inputs):
+        raise NodeError(f"{who}: {len(node.input)} inputs, the op takes at most {len(op.inputs)}")
+    if not node.output or len(node.output) > len(op.outputs):
+        raise NodeError(f"{who}: {len(node.output)} outputs, the op has {len(op.outputs)}")
+    constraints = dict(op.types)
+    for i, (name, constraint, optional) in enumerate(op.inputs):
+        given = node.input[i] if i < len(node.input) else ""
+        if not given:
+            if not optional:
+                raise NodeError(f"{who}: required input {name!r} is missing")
+            continue
+        elem = info.get(given, (0, None))[0]
+        allowed = {_TYPE_NAMES.get(t) for t in constraints.get(constraint, ())}
+        if elem and allowed and elem not in allowed:
+            raise NodeError(f"{who}: input {name!r} ({given!r}) is {onnx.helper.tensor_dtype_to_string(elem)}, "
+                            f"the op takes {', '.join(constraints[constraint])}")
+    return attrs
+
+
+def _check_dequantize(node: onnx.NodeProto, attrs: dict, who: str, info: dict) -> None:
+    """Block and length against the format, and the packed byte counts where the shapes of
+    codes and scales are known."""
+    fmt = formats.get_format(attrs["format"])  # Dequantize has no options: they do not change decoding
+    block, length = attrs["block"], attrs["length"]
+    if length < 1:
+        raise NodeError(f"{who}: length {length} (the elements per row) must be at least 1")
+    if fmt.block is not None and block != fmt.block:
+        raise NodeError(f"{who}: block {block}, but {fmt.name} has blocks of {fmt.block}")
+    if block < 0:
+        raise NodeError(f"{who}: block {block} is negative (0: the whole row is one block)")
+    blk = block or length
+    blocks = math.ceil(length / blk)
+    widths = {"codes": blocks * math.ceil(blk * fmt.elem_bits / 8), "scales": blocks * fmt.scale_bytes}
+    two_level = fmt.tensor_scale(_ones()) is not None
+    has_ts = len(node.input) > 2 and bool(node.input[2])
+    if two_level and not has_ts:
+        raise NodeError(f"{who}: {fmt.name} is two-level: the tensor_scale input is required")
+    if has_ts and not two_level:
+        raise NodeError(f"{who}: {fmt.name} has no tensor scale, but a tensor_scale input is given")
+    rows = {}
+    for i, name in enumerate(("codes", "scales")):
+        dims = info.get(node.input[i], (0, None))[1]
+        if dims is None:
+            continue
+        if len(dims) != 2:
+            raise NodeError(f"{who}: {name} ({node.input[i]!r}) has shape {dims}; packed rows are 2-D "
+                            "(rows, bytes per row)")
+        rows[name] = dims[0]
+        if dims[1] is not None and dims[1] != widths[name]:
+            raise NodeError(f"{who}: {name} ({node.input[i]!r}) has {dims[1]} bytes per row; {fmt.name} with "
+                            f"block {blk} and length {length} packs {widths[name]}")
+    if None not in rows.values() and len(set(rows.values())) > 1:
+        raise NodeError(f"{who}: codes has {rows['codes']} rows, scales {rows['scales']}")
+    if has_ts:
+        dims = info.get(node.input[2], (0, None))[1]
+        if dims is not None and None not in dims and math.prod(dims) != 1:
+            raise NodeError(f"{who}: tensor_scale has shape {dims}; it is one float32")
+
+
+def _ones():
+    import torch
+
+    return torch.ones(1)
+
+
+def _check_npuq(node: onnx.NodeProto, op: str, attrs: dict, who: str, info: dict) -> None:
+    if "saturate" in attrs and attrs["saturate"] not in (0, 1):
+        raise NodeError(f"{who}: attribute 'saturate' is {attrs['saturate']}, not 0 or 1")
+    try:
+        if op == "Dequantize":
+            _check_dequantize(node, attrs, who, info)
+            return
+        fmt = format_from_attrs(attrs)
+        if op == "Quantize" and fmt.tensor_scale(_ones()) is not None:
+            raise NodeError(f"{who}: {fmt.name} is a two-level format; npuq::Quantize has no tensor-scale output")
+    except NodeError:
+        raise
+    except (ValueError, TypeError, KeyError) as err:
+        raise NodeError(f"{who}: {err.args[0] if isinstance(err, KeyError) else err}") from None
+
+
+def validate(model: onnx.ModelProto, rename=None) -> None:
+    """Raise NodeError naming the first npuq / npu node of the main graph whose op, attributes
+    (names, types, values: the format and its options), inputs (count, element types where
+    known) or, for npuq::Dequantize, block / length / packed byte counts (where the shapes of
+    codes and scales are known) are not what its op takes. `rename(node) -> (domain, op)`
+    maps the nodes of an ATC layout back to their portable names."""
+    info = None
+    for node in model.graph.node:
+        domain, op = rename(node) if rename is not None else (node.domain, node.op_type)
+        if domain not in DOMAINS:
+            continue
+        who = _who(node, domain, op)
+        if op not in _OPS[domain]:
+            raise NodeError(f"{who}: {op!r} is not an op of the {domain} domain "
+                            f"(ops: {', '.join(_OPS[domain])})")
+        if info is None:
+            info = _tensor_info(model)
+        attrs = _check_signature(node, _OPS[domain][op], who, info)
+        if domain == DOMAIN:
+            _check_npuq(node, op, attrs, who, info)
+        else:
+            types = [info.get(i, (TensorProto.FLOAT, None))[0] or TensorProto.FLOAT if i else 0 for i in node.input]
+            try:
+                npu_ops.function_body(op, attrs, types)
+            except (ValueError, TypeError, KeyError) as err:
+                raise NodeError(f"{who}: {err.args[0] if isinstance(err, KeyError) else err}") from None
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
@@ -66,7 +239,9 @@ def detach(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def attach(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give every npuq / npu node of the main graph its body (exactly those); in place."""
+    """Give every npuq / npu node of the main graph its body (exactly those); in place.
+    Raises NodeError (naming the node) for a node `validate` refuses, before any change."""
+    validate(model)
     detach(model)
     npu_ops.attach_functions(model)
     _attach_npuq(model)

@@ -472,13 +472,32 @@ class _G(_Body):
         return self.op("Range", self.k(0), n, self.k(1))
 
 
+# attribute values an op accepts, beyond their type (the bodies check dtype codes themselves)
+_CHOICES = {("NPUQuantize", "div_mode"): (0, 1), ("NPUDequantSwigluQuant", "activate_left"): (0, 1),
+            ("NPUDequantSwigluQuant", "quant_mode"): (0, 1), ("NPUDequantSwigluQuant", "swiglu_mode"): (0, 1)}
+_MINIMUM = {("NPUWeightQuantBatchMatmulV2", "antiquant_group_size"): 0}
+
+
 def _attrs_with_defaults(op_type: str, attrs: dict) -> dict:
     out = {}
     for a in OPS[op_type].attrs:
         v = attrs.get(a.name, a.default)
         if v is None:
             raise ValueError(f"npu::{op_type}: attribute {a.name} is required")
-        out[a.name] = int(v) if a.type == _I else float(v)
+        if a.type == _I:
+            if not isinstance(v, (int, np.integer)):
+                raise ValueError(f"npu::{op_type}: attribute {a.name} must be an int, got {v!r:.40}")
+            v = int(v)
+            if (op_type, a.name) in _CHOICES and v not in _CHOICES[op_type, a.name]:
+                raise ValueError(f"npu::{op_type}: attribute {a.name} is {v}, not one of "
+                                 f"{', '.join(map(str, _CHOICES[op_type, a.name]))}")
+            if (op_type, a.name) in _MINIMUM and v < _MINIMUM[op_type, a.name]:
+                raise ValueError(f"npu::{op_type}: attribute {a.name} is {v}, below {_MINIMUM[op_type, a.name]}")
+        else:
+            if not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise ValueError(f"npu::{op_type}: attribute {a.name} must be a finite float, got {v!r:.40}")
+            v = float(v)
+        out[a.name] = v
     return out
 
 

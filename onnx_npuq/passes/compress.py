@@ -5,7 +5,7 @@ import onnx_graphsurgeon as gs
 
 from ..ops.defs import DOMAIN, format_from_attrs
 from .graph import constant_torch, dequantize_packed, detach_outputs
-from .pipeline import Context, register
+from .pipeline import Context, PassError, register
 from .qdq import fold_qdq, import_dq
 
 
@@ -21,7 +21,10 @@ def pack_quant_dequant(graph: gs.Graph, ctx: Context) -> int:
             continue
         y = node.outputs[0]
         fmt = format_from_attrs(node.attrs)
-        packed = fmt.encode(x, axis=-1)
+        try:
+            packed = fmt.encode(x, axis=-1)
+        except (ValueError, TypeError) as err:  # e.g. a zero-size constant: nothing to pack
+            raise PassError(f"compress: node {node.name or '<unnamed>'} (npuq::QuantDequant): {err}") from None
         detach_outputs(node)
         dequantize_packed(graph, packed, y.name, out=y)
         done += 1

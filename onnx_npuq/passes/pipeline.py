@@ -14,6 +14,7 @@ onnxruntime runs the model before and after on the same random inputs, and a pas
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,10 +26,13 @@ import onnx_graphsurgeon as gs
 import torch
 from onnx_graphsurgeon.logger import G_LOGGER
 
+from ..errors import ModelError
+from ..io import check_model, load_model
 from ..ops import functions
 from ..runtime.ort import OrtSession, compare
 
 LAYOUT_KEY = "onnx_npuq.layout"  # set by the atc pass: the model is for ATC, not onnxruntime
+MAX_RANDOM_ELEMENTS = 2**26  # per random test input (256 MiB of float32)
 
 
 class PassError(ValueError):
@@ -121,12 +125,15 @@ def _weights(model: onnx.ModelProto) -> dict[str, bytes]:
 
 
 def load(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
+    """A checked model: a path through onnx_npuq.io.load_model, a ModelProto through
+    io.check_model(strict=False) (which leaves it as it is; finish() attaches and checks);
+    ModelError (a ValueError) naming the problem."""
     if isinstance(model, onnx.ModelProto):
+        check_model(model, strict=False)
         return model
-    try:
-        return onnx.load(os.fspath(model))
-    except Exception as err:  # protobuf's DecodeError and friends carry no file name
-        raise PassError(f"cannot read an ONNX model from {os.fspath(model)}: {err}") from err
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"a model is an onnx.ModelProto or a path, got {type(model).__name__}")
+    return load_model(model)
 
 
 def is_atc_layout(model: onnx.ModelProto) -> bool:
@@ -149,13 +156,18 @@ def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str]) -> 
         functions.attach(model)
     # value_info from before the rewrite may be stale: infer it afresh
     del model.graph.value_info[:]
-    model = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    if is_atc_layout(model):
-        from .atc import check  # onnx.checker accepts neither ATC layout
+    try:
+        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        if is_atc_layout(model):
+            from .atc import check  # onnx.checker accepts neither ATC layout
 
-        check(model)
-    else:
-        onnx.checker.check_model(model, full_check=True)
+            check(model)
+        else:
+            onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        lines = str(err).strip().splitlines()
+        raise PassError(f"the rewritten model fails onnx's checks: {lines[0] if lines else type(err).__name__}"
+                        ) from None
     return model
 
 
@@ -168,10 +180,22 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3) -> list[t
     for v in model.graph.input:
         if v.name in init:
             continue
+        if not v.type.HasField("tensor_type"):
+            raise ModelError(f"graph input {v.name!r} is not a tensor: no random input for it")
         tt = v.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else dim for d in tt.shape.dim]
-        dtype = torch.from_numpy(np.zeros(0, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))).dtype \
-            if tt.elem_type != onnx.TensorProto.BFLOAT16 else torch.bfloat16
+        # a negative dim_value (some tools write -1) is as good as a symbol
+        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else dim for d in tt.shape.dim]
+        if math.prod(shape) > MAX_RANDOM_ELEMENTS:
+            raise ModelError(f"graph input {v.name!r} has shape {shape}: {math.prod(shape)} elements is too many "
+                             f"for a random test input (at most {MAX_RANDOM_ELEMENTS})")
+        try:
+            np_dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+            dtype = torch.from_numpy(np.zeros(0, np_dtype)).dtype \
+                if tt.elem_type != onnx.TensorProto.BFLOAT16 else torch.bfloat16
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"graph input {v.name!r}: no random input of element type "
+                             f"{onnx.helper.tensor_dtype_to_string(tt.elem_type) if tt.elem_type else 'undefined'}"
+                             ) from None
         if dtype.is_floating_point:
             out.append(torch.randn(shape, generator=g).to(dtype))
         elif dtype == torch.bool:

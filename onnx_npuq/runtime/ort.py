@@ -11,17 +11,29 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from ..errors import ModelError
+from ..io import check_model, load_model
+
 
 class OrtSession:
     """A CPU InferenceSession fed and answered with torch tensors (bf16 included)."""
 
     def __init__(self, model: str | os.PathLike | onnx.ModelProto):
-        src = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+        if isinstance(model, onnx.ModelProto):
+            src, where = model.SerializeToString(), "the model"
+        else:
+            # checked first (external data inside the model's folder, ...); onnxruntime then
+            # reads the file and its external data itself
+            load_model(model, load_external_data=False)
+            src = where = os.fspath(model)
         options = ort.SessionOptions()
         # onnxruntime fuses a constant int8 / int4 DequantizeLinear -> MatMul into MatMulNBits,
         # which quantizes the activations to int8: we compare what the graph says
         options.add_session_config_entry("session.disable_quant_qdq", "1")
-        self.session = ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's Fail, InvalidGraph, ... (not ValueErrors)
+            raise ModelError(f"onnxruntime cannot load {where}: {_first_line(err)}") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -40,8 +52,16 @@ class OrtSession:
             binding.bind_ortvalue_input(name, value)
         for name in self.output_names:
             binding.bind_output(name)
-        self.session.run_with_iobinding(binding)
+        try:
+            self.session.run_with_iobinding(binding)
+        except Exception as err:  # onnxruntime's RuntimeException, InvalidArgument, ...
+            raise ModelError(f"onnxruntime cannot run the model: {_first_line(err)}") from None
         return [_ortvalue_to_torch(v) for v in binding.get_outputs()]
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _ortvalue_to_torch(v: ort.OrtValue) -> torch.Tensor:
@@ -117,7 +137,11 @@ def _with_layer_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[s
 def verify(model: torch.nn.Module, args: tuple, onnx_model, layers: bool = False) -> list[Comparison]:
     """Run `model(*args)` and the exported model on the same inputs; compare each output and,
     with `layers=True`, each Linear layer's output the exporter recorded (named "layer:<module>")."""
-    proto = onnx_model if isinstance(onnx_model, onnx.ModelProto) else onnx.load(os.fspath(onnx_model))
+    if isinstance(onnx_model, onnx.ModelProto):
+        check_model(onnx_model, strict=False)  # onnxruntime checks the rest
+        proto = onnx_model
+    else:
+        proto = load_model(onnx_model)
     n_outputs = len(proto.graph.output)
     captured: dict[str, torch.Tensor] = {}
     kept: dict[str, str] = {}
