@@ -351,12 +351,14 @@ def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, externa
     model = model.eval()
     prog = _torch_export(model, args, dynamic_shapes, input_names, output_names)
     try:
-        if external_data is None:
-            external_data = _initializer_bytes(prog.model) > EXTERNAL_DATA_THRESHOLD
-        if external_data:
+        stream = external_data
+        if stream is None:
+            stream = _initializer_bytes(prog.model) > EXTERNAL_DATA_THRESHOLD
+        if stream:
             return _export_streamed(prog, model, Path(path), keep_metadata)
         proto = _finish(prog, model, keep_metadata)
     finally:
         _release(prog)
-    save(proto, path)  # still external if the graph itself tips the proto past the limit
+    # None: still external if the graph itself tips the proto past the limit
+    save(proto, path, external_data=external_data)
     return proto

@@ -1,0 +1,210 @@
+"""Export cost and what it buys: onnx_npuq.export vs torch.onnx.export, file size vs theory,
+onnxruntime latency of quantized vs fp32.
+
+    python benchmarks/bench_export.py [--hidden 1024] [--layers 4] [--formats mxfp4 int4sym hif8]
+                                      [--seq 128] [--repeat 20] [--markdown]
+
+The model is the built-in LLaMA-style decoder (onnx_npuq.models.TinyDecoder, random weights,
+no download); quantized variants keep lm_head in fp32. Every export, and every onnxruntime
+session whose memory is reported, runs in a fresh interpreter, so peak RSS (ru_maxrss, which
+counts the ~0.3 GiB of Python and the libraries) is that step's own. Latency is measured in
+one process holding every session: per round each model runs once, the ratio to fp32 is
+the median of per-round ratios (this shared machine's load moves by up to 2x).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import onnx_npuq  # first: huge pages before torch allocates
+import torch
+
+HERE = Path(__file__).resolve()
+
+
+def _peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _config(args):
+    from onnx_npuq.models import DecoderConfig
+
+    return DecoderConfig(vocab_size=args.vocab, hidden=args.hidden, intermediate=args.intermediate or
+                         (11 * args.hidden // 4) // 64 * 64, layers=args.layers, heads=args.heads,
+                         kv_heads=args.heads // 2)
+
+
+def _model(args):
+    from onnx_npuq.models import TinyDecoder
+
+    torch.manual_seed(0)
+    return TinyDecoder(_config(args)).eval()
+
+
+def _ids(args) -> torch.Tensor:
+    return torch.randint(0, args.vocab, (1, args.seq), generator=torch.Generator().manual_seed(1))
+
+
+# ------------------------------------------------------------------ children (one step each)
+
+
+def child_export(args) -> dict:
+    """Build the model (quantize it for a format), then export it: time and memory."""
+    from onnx_npuq.nn import QuantLinear, quantize_model
+
+    model, ids = _model(args), _ids(args)
+    fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
+    quantize_s, theory = None, fp32_bytes
+    if args.what not in ("torch", "fp32", "fp32-external"):
+        t0 = time.perf_counter()
+        quantize_model(model, weights=args.what, recipe={"exclude": ["lm_head"]})
+        quantize_s = time.perf_counter() - t0
+        layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
+        theory = sum(p.numel() * 4 for p in model.parameters())  # what stayed float
+        theory += sum(q.in_features * q.out_features * q.weight_format.bits_per_element(q.in_features) / 8
+                      for q in layers)
+    path = Path(args.dir) / f"{args.what}.onnx"
+    before = _rss()
+    t0 = time.perf_counter()
+    if args.what == "torch":  # plain: opset, static shapes, optimizer, external data, as torch sets them
+        torch.onnx.export(model, (ids,), path, dynamo=True)
+    else:
+        onnx_npuq.export(model, (ids,), path, external_data=True if args.what == "fp32-external" else None)
+    export_s = time.perf_counter() - t0
+    size = path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(path.name + ".data"))
+    return {"fp32_bytes": fp32_bytes, "quantize_s": quantize_s, "export_s": export_s, "rss_before": before,
+            "peak": _peak(), "size": size, "theory": theory}
+
+
+def child_session(args) -> dict:
+    """One onnxruntime session (as OrtSession makes it) from a file: creation time, memory."""
+    from onnx_npuq.runtime import OrtSession
+
+    t0 = time.perf_counter()
+    session = OrtSession(Path(args.dir) / f"{args.what}.onnx")
+    created = time.perf_counter() - t0
+    session.run(_ids(args))
+    return {"session_s": created, "peak": _peak()}
+
+
+def child_latency(args) -> dict:
+    """Every model's session in this one process; runs interleaved round by round."""
+    from onnx_npuq.runtime import OrtSession
+
+    names = args.what.split(",")
+    sessions = {n: OrtSession(Path(args.dir) / f"{n}.onnx") for n in names}
+    ids = _ids(args)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for n in names:  # warm-up
+        sessions[n].run(ids)
+    for _ in range(args.repeat):
+        for n in names:
+            t0 = time.perf_counter()
+            sessions[n].run(ids)
+            times[n].append(time.perf_counter() - t0)
+    ratios = {n: statistics.median(q / r for q, r in zip(times[n], times["fp32"], strict=True)) for n in names}
+    return {n: {"run_s": statistics.median(times[n]), "x_fp32": ratios[n]} for n in names}
+
+
+CHILDREN = {"export": child_export, "session": child_session, "latency": child_latency}
+
+
+def _child(kind: str, what: str, args) -> dict:
+    cmd = [sys.executable, os.fspath(HERE), "--child", kind, "--what", what, "--dir", args.dir,
+           "--hidden", str(args.hidden), "--layers", str(args.layers), "--heads", str(args.heads),
+           "--vocab", str(args.vocab), "--seq", str(args.seq), "--repeat", str(args.repeat)]
+    if args.intermediate:
+        cmd += ["--intermediate", str(args.intermediate)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"{kind} {what} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ the report
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(r) + " |" for r in [header, *rows]]
+        lines.insert(1, "|---|" + "---:|" * (len(header) - 1))  # the README's style
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in [header, *rows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hidden", type=int, default=1024)
+    ap.add_argument("--intermediate", type=int, default=0, help="default: 2.75 x hidden")
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=16)
+    ap.add_argument("--vocab", type=int, default=4096)
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--formats", nargs="*", default=["mxfp4", "int4sym", "hif8"])
+    ap.add_argument("--markdown", action="store_true", help="print the tables as markdown")
+    ap.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
+    ap.add_argument("--what", help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(CHILDREN[args.child](args)))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="npuq-bench-export-") as tmp:
+        args.dir = tmp
+        c = _config(args)
+        names = ["fp32", *args.formats]
+        exports = {w: _child("export", w, args) for w in ["torch", "fp32-external", *names]}
+        sessions = {n: _child("session", n, args) for n in names}
+        latency = _child("latency", ",".join(names), args)
+    fp32_bytes = exports["fp32"]["fp32_bytes"]
+    md = args.markdown
+
+    print(f"TinyDecoder hidden {c.hidden}, intermediate {c.intermediate}, {c.layers} layers, vocab "
+          f"{c.vocab_size}: {fp32_bytes / 4 / 1e6:.1f}M parameters, {_mib(fp32_bytes)} MiB fp32; "
+          f"input 1x{args.seq}; {os.cpu_count()} CPUs; onnxruntime latency: medians of {args.repeat}\n")
+
+    rows = []
+    for w, r in exports.items():
+        label = {"torch": "`torch.onnx.export(dynamo=True)`, fp32",
+                 "fp32-external": "`onnx_npuq.export(external_data=True)`, fp32",
+                 "fp32": "`onnx_npuq.export`, fp32"}.get(w, f"`onnx_npuq.export`, `{w}`")
+        quant = "" if r["quantize_s"] is None else f"{r['quantize_s']:.1f}"
+        rows.append([label, quant, f"{r['export_s']:.1f}", _mib(r["rss_before"]), _mib(r["peak"]),
+                     _mib(r["peak"] - r["rss_before"]), _mib(r["size"])])
+    print(_table(["export (fresh process each)", "quantize s", "export s", "RSS before MiB", "peak RSS MiB",
+                  "peak - before MiB", "file MiB"], rows, md))
+    print()
+
+    rows = []
+    for n in names:
+        e, s, lat = exports[n], sessions[n], latency[n]
+        rows.append([f"`{n}`" if n != "fp32" else "fp32", _mib(e["size"]), f"{e['size'] / e['theory']:.3f}",
+                     f"{s['session_s'] * 1e3:.0f}", _mib(s["peak"]), f"{lat['run_s'] * 1e3:.1f}",
+                     f"{lat['x_fp32']:.2f}"])
+    print(_table(["model", "MiB", "size / theory", "session creation ms", "session peak RSS MiB", "run ms",
+                  "latency / fp32"], rows, md))
+
+
+if __name__ == "__main__":
+    main()
