@@ -206,25 +206,40 @@ def save(proto: onnx.ModelProto, path: str | os.PathLike, external_data: bool | 
     if external_data is None:
         external_data = proto.ByteSize() > EXTERNAL_DATA_THRESHOLD
     data_name = path.name + ".data"
-    data_path = path.parent / data_name
-    temps = []
+
+    def write(tmp: str, data_tmp: str | None) -> None:
+        if data_tmp is None:
+            onnx.save(proto, tmp)
+        else:
+            _write_external(proto, tmp, data_tmp, data_name)
+
+    _write_atomically(path, write, external_data)
+    return path
+
+
+def _write_atomically(path: Path, write, external_data: bool) -> None:
+    """`write(model_tmp, data_tmp or None)` into temporary files in the target folder, then
+    renamed into place, data first, with the usual file mode. On failure nothing new is left
+    and a `<path>.data` the new one replaced is put back."""
+    data_path = path.parent / (path.name + ".data")
+    temps: list[str] = []
     replaced = None  # (a hard link to the data file the new one replaced, or None) once it has
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         temps.append(tmp)
+        data_tmp = None
         if external_data:
-            fd, data_tmp = tempfile.mkstemp(prefix=f".{data_name}.", suffix=".tmp", dir=path.parent)
+            fd, data_tmp = tempfile.mkstemp(prefix=f".{data_path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
             temps.append(data_tmp)
-            _write_external(proto, tmp, data_tmp, data_name)
-            os.chmod(data_tmp, file_mode())
+        write(tmp, data_tmp)
+        for t in temps:
+            os.chmod(t, file_mode())  # mkstemp's 0600 -> what open() would have given
+        if data_tmp is not None:
             old = _keep(data_path)
             os.replace(data_tmp, data_path)
             replaced = (old,)
-        else:
-            onnx.save(proto, tmp)
-        os.chmod(tmp, file_mode())  # mkstemp's 0600 -> what open() would have given
         os.replace(tmp, path)
     except BaseException:
         for leftover in temps:
@@ -238,7 +253,6 @@ def save(proto: onnx.ModelProto, path: str | os.PathLike, external_data: bool | 
         raise
     if replaced is not None and replaced[0] is not None:
         os.unlink(replaced[0])
-    return path
 
 
 def _keep(path: Path) -> str | None:
@@ -304,38 +318,16 @@ def _export_streamed(prog, model: torch.nn.Module, path: Path, keep_metadata: bo
     one protobuf, which cannot pass 2 GB."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data_name = path.name + ".data"
-    data_path = path.parent / data_name
-    temps: list[str] = []
-    replaced = None  # as in save(): (a hard link to the data file the new one replaced, or None)
-    try:
-        fd, data_tmp = tempfile.mkstemp(prefix=f".{data_name}.", suffix=".tmp", dir=path.parent)
-        temps.append(data_tmp)
-        with os.fdopen(fd, "wb") as f:
+    written = []
+
+    def write(tmp: str, data_tmp: str) -> None:
+        with open(data_tmp, "wb") as f:
             _stream_initializers(prog.model, f, data_name)
-        proto = _finish(prog, model, keep_metadata)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        temps.append(tmp)
-        onnx.save(proto, tmp)
-        os.chmod(data_tmp, file_mode())
-        os.chmod(tmp, file_mode())
-        old = _keep(data_path)
-        os.replace(data_tmp, data_path)
-        replaced = (old,)
-        os.replace(tmp, path)
-    except BaseException:
-        for leftover in temps:
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-        if replaced is not None:  # the model is not in place: the old data file goes back
-            if replaced[0] is None:
-                os.unlink(data_path)
-            else:
-                os.replace(replaced[0], data_path)
-        raise
-    if replaced is not None and replaced[0] is not None:
-        os.unlink(replaced[0])
-    return proto
+        written.append(_finish(prog, model, keep_metadata))
+        onnx.save(written[0], tmp)
+
+    _write_atomically(path, write, external_data=True)
+    return written[0]
 
 
 def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, external_data: bool | None = None,
