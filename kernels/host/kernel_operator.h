@@ -855,33 +855,35 @@ inline void Cast(const LocalTensor<D>& dst, const LocalTensor<S>& src, const Rou
 
 // ------------------------------------------------------------------ vector unit: level 0
 
+namespace detail {
+// Level-0 Duplicate over the lanes `m` selects, whichever form of mask built it.
+template <typename T>
+inline void DuplicateLanes(const LocalTensor<T>& dst, const T& value, const LaneMask& m, uint8_t repeatTimes,
+                           uint16_t dstBlockStride, uint8_t dstRepeatStride) {
+    dst.CheckAligned("Duplicate");
+    for (uint32_t r = 0; r < repeatTimes; ++r)
+        for (uint32_t l = 0; l < kPerRepeat<T>; ++l)
+            if (m.Test(l)) {
+                uint64_t i = Lane<T>(r, l, dstBlockStride, dstRepeatStride);
+                dst.Check(i, 1, "Duplicate");
+                dst.Ptr()[i] = value;
+            }
+}
+}  // namespace detail
+
 // Continuous mask: the first `mask` lanes of every repeat.
 template <typename T, bool isSetMask = true>
 inline void Duplicate(const LocalTensor<T>& dst, const T& value, uint64_t mask, const uint8_t repeatTimes,
                       const uint16_t dstBlockStride, const uint8_t dstRepeatStride) {
-    auto m = detail::CountMask<T>(mask, "Duplicate");
-    dst.CheckAligned("Duplicate");
-    for (uint32_t r = 0; r < repeatTimes; ++r)
-        for (uint32_t l = 0; l < detail::kPerRepeat<T>; ++l)
-            if (m.Test(l)) {
-                uint64_t i = detail::Lane<T>(r, l, dstBlockStride, dstRepeatStride);
-                dst.Check(i, 1, "Duplicate");
-                dst.Ptr()[i] = value;
-            }
+    detail::DuplicateLanes(dst, value, detail::CountMask<T>(mask, "Duplicate"), repeatTimes, dstBlockStride,
+                           dstRepeatStride);
 }
 // Bit-wise mask: lanes whose bit is set.
 template <typename T, bool isSetMask = true>
 inline void Duplicate(const LocalTensor<T>& dst, const T& value, uint64_t mask[], const uint8_t repeatTimes,
                       const uint16_t dstBlockStride, const uint8_t dstRepeatStride) {
-    auto m = detail::BitMask<T>(mask, "Duplicate");
-    dst.CheckAligned("Duplicate");
-    for (uint32_t r = 0; r < repeatTimes; ++r)
-        for (uint32_t l = 0; l < detail::kPerRepeat<T>; ++l)
-            if (m.Test(l)) {
-                uint64_t i = detail::Lane<T>(r, l, dstBlockStride, dstRepeatStride);
-                dst.Check(i, 1, "Duplicate");
-                dst.Ptr()[i] = value;
-            }
+    detail::DuplicateLanes(dst, value, detail::BitMask<T>(mask, "Duplicate"), repeatTimes, dstBlockStride,
+                           dstRepeatStride);
 }
 
 template <typename T, bool isSetMask = true>
