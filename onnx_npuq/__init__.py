@@ -21,9 +21,9 @@ def export(model, args, path, **kwargs):
     return _export(model, args, path, **kwargs)
 
 
-def verify(model, args, onnx_model, layers: bool = False):
+def verify(model, args, onnx_model, layers: bool = False, data_dir=None):
     """Compare torch and onnxruntime outputs, and with layers=True every Linear layer's
     (see onnx_npuq.runtime.verify)."""
     from .runtime import verify as _verify
 
-    return _verify(model, args, onnx_model, layers=layers)
+    return _verify(model, args, onnx_model, layers=layers, data_dir=data_dir)

@@ -300,8 +300,8 @@ def _external_ref(t: TensorProto, what: str, folder: str | None) -> tuple[str, i
         raise ExternalDataError(f"{what}: external data location {loc!r} contains '..'; it must stay "
                                 "inside the model's folder")
     if folder is None:
-        raise ExternalDataError(f"{what}: has external data ({loc!r}) but the model was given in memory: "
-                                "load it with onnx_npuq.io.load_model(path)")
+        raise ExternalDataError(f"{what}: has external data ({loc!r}) but the model was given in memory "
+                                "without data_dir, the folder its locations are relative to")
     real_folder = os.path.realpath(folder)
     real = os.path.realpath(os.path.join(real_folder, *posix.parts))
     if real == real_folder:
@@ -338,18 +338,81 @@ def _external_refs(model: onnx.ModelProto, folder: str | None) -> list[tuple[Ten
     return refs
 
 
+def open_external(real: str):
+    """A checked external-data file (see _external_ref), opened for reading without following
+    a symlink swapped in since the check."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    return os.fdopen(os.open(real, flags), "rb")
+
+
+def read_external_range(real: str, offset: int, length: int) -> bytes:
+    with open_external(real) as f:
+        f.seek(offset)
+        data = f.read(length)
+    if len(data) != length:
+        raise ExternalDataError(f"external data {real}: read {len(data)} of {length} bytes (the file changed)")
+    return data
+
+
 def _read_external(refs) -> None:
     for t, real, offset, length in refs:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-        fd = os.open(real, flags)
-        with os.fdopen(fd, "rb") as f:
-            f.seek(offset)
-            data = f.read(length)
-        if len(data) != length:
-            raise ExternalDataError(f"external data {real}: read {len(data)} of {length} bytes (the file changed)")
-        t.raw_data = data
+        t.raw_data = read_external_range(real, offset, length)
         del t.external_data[:]
-        t.data_location = TensorProto.DEFAULT
+        t.ClearField("data_location")  # DEFAULT
+
+
+def external_refs(model: onnx.ModelProto, folder: str | os.PathLike | None) -> list[tuple[TensorProto, str, int, int]]:
+    """(tensor, real path, offset, length) of every tensor with external data, each checked
+    as load_model checks it against `folder` (None: there must be none); nothing opened."""
+    return _external_refs(model, None if folder is None else os.fspath(folder))
+
+
+def read_external(t: TensorProto, folder: str | os.PathLike, what: str = "tensor") -> bytes:
+    """The bytes of one tensor's external data in `folder` (checked first)."""
+    return read_external_range(*_external_ref(t, f"{what} {t.name!r}", os.fspath(folder)))
+
+
+def load_external_data(model: onnx.ModelProto, folder: str | os.PathLike, keep_bytes: int | None = None) -> None:
+    """Read the model's external data from `folder` into its tensors (checked first).
+    keep_bytes: the graph's initializers of at least this many bytes stay external."""
+    folder = os.fspath(folder)
+    refs = []
+    for t, what in all_tensors(model):
+        if t.data_location != TensorProto.EXTERNAL:
+            continue
+        ref = _external_ref(t, what, folder)
+        top_level = what == f"initializer {t.name!r}"  # (all_tensors' words for the main graph's)
+        if not (keep_bytes is not None and top_level and ref[2] >= keep_bytes):
+            refs.append((t, *ref))
+    try:
+        _read_external(refs)
+    except OSError as err:
+        raise ExternalDataError(f"external data: {err.strerror or err}") from None
+
+
+def external_nbytes(model: onnx.ModelProto) -> int:
+    """Bytes of the model's tensors held in external data (as their dims say)."""
+    return sum(tensor_nbytes(t) or 0 for t, _ in all_tensors(model) if t.data_location == TensorProto.EXTERNAL)
+
+
+def checker_copy(model: onnx.ModelProto) -> onnx.ModelProto:
+    """What onnx.checker can take of a model whose initializers are in external data (it
+    would look for the files relative to the working directory): a copy with those
+    initializers as graph inputs of their type and shape; the model itself when it has none.
+    (External tensors elsewhere are left: load them first.)"""
+    if not any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
+        return model
+    view = onnx.ModelProto()
+    view.CopyFrom(model)
+    g = view.graph
+    external = [t for t in g.initializer if t.data_location == TensorProto.EXTERNAL]
+    inputs = {v.name for v in g.input}
+    kept = [t for t in g.initializer if t.data_location != TensorProto.EXTERNAL]
+    g.ClearField("initializer")
+    g.initializer.extend(kept)
+    g.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                   for t in external if t.name not in inputs)
+    return view
 
 
 # ------------------------------------------------------------------ the checks and the loader

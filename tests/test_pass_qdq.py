@@ -7,8 +7,8 @@ onnx_npuq.formats against the DequantizeLinear's own result.
 
 onnxruntime's default optimizer fuses a constant int8/int4 DequantizeLinear -> MatMul into
 MatMulNBits with accuracy_level 4, which quantizes the activations to int8: the original
-model then does not compute what it says. Both sessions here (ours and, through the
-`exact_ort` fixture, the pipeline's) run with `session.disable_quant_qdq=1`.
+model then does not compute what it says. OrtSession, ours and the pipeline's, runs with
+`session.disable_quant_qdq=1`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ import math
 
 import ml_dtypes
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 import torch
 from hypothesis import given, settings
@@ -34,22 +32,6 @@ from conftest import assert_same
 
 FP8 = {"fp8e4m3": (ml_dtypes.float8_e4m3fn, TP.FLOAT8E4M3FN), "fp8e5m2": (ml_dtypes.float8_e5m2, TP.FLOAT8E5M2)}
 needs_fp8 = pytest.mark.skipif(not set(FP8) <= set(F.names()), reason="fp8 formats not registered")
-
-
-class ExactSession(OrtSession):
-    """OrtSession without onnxruntime's lossy QDQ fusions (DQ -> MatMul -> MatMulNBits)."""
-
-    def __init__(self, model: onnx.ModelProto):
-        so = ort.SessionOptions()
-        so.add_session_config_entry("session.disable_quant_qdq", "1")
-        self.session = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-
-
-@pytest.fixture(autouse=True)
-def exact_ort(monkeypatch):
-    monkeypatch.setattr(pipeline, "OrtSession", ExactSession)
 
 
 # ------------------------------------------------------------------ model building
@@ -92,7 +74,7 @@ def init(name, arr):
 
 
 def run_exact(model, feeds):
-    return ExactSession(model).run(*feeds)
+    return OrtSession(model).run(*feeds)
 
 
 def convert(model, formats_expected: list[str], count: int | None = None):
@@ -213,7 +195,7 @@ def test_three_d_activation_and_graph_output_weight():
     assert [o.name for o in out.graph.output] == ["y", "wf"]
 
 
-def test_constant_node_data_shared_weight_and_fp16_scale():
+def _shared_fp16_weight_model():
     K, N = 32, 8
     w, s = int_codes((K, N), 8), scales((N,)).astype(np.float16)
     nodes = [helper.make_node("Constant", [], ["w"], value=init("wv", w)),
@@ -221,10 +203,29 @@ def test_constant_node_data_shared_weight_and_fp16_scale():
              helper.make_node("Cast", ["x"], ["xh"], to=TP.FLOAT16),
              helper.make_node("MatMul", ["xh", "w1"], ["y1"]), helper.make_node("MatMul", ["xh", "w2"], ["y2"]),
              helper.make_node("Add", ["y1", "y2"], ["yh"]), helper.make_node("Cast", ["yh"], ["y"], to=TP.FLOAT)]
-    m = make_model(nodes, [init("s", s)], inputs=(("x", (3, K)),), outputs=(("y", (3, N)),))
-    out, _ = convert(m, ["int8sym", "int8sym"])
+    return make_model(nodes, [init("s", s)], inputs=(("x", (3, K)),), outputs=(("y", (3, N)),))
+
+
+def test_constant_node_data_shared_weight_and_fp16_scale():
+    K, N = 32, 8
+    out, _ = convert(_shared_fp16_weight_model(), ["int8sym", "int8sym"])
     assert packed_bytes(out) == {"codes": K * N, "scales": N * 4}  # one copy of the shared weight
     assert [n.op_type for n in out.graph.node].count("Cast") == 4  # each DQ gives back float16
+
+
+def test_unfolded_onnxruntime_drops_a_float16_cast():
+    """Why the pipeline verifies with constant folding (up to VERIFY_FOLDING_MAX_BYTES): on
+    CPU onnxruntime runs float16 MatMul in float32 and removes the Cast to float16 before it
+    ("InsertedPrecisionFreeCast"). Folded, the rewrite's Dequantize -> Cast is a float16
+    constant and keeps its rounding; unfolded it is lost, where the original's
+    DequantizeLinear rounds to float16 itself."""
+    m = _shared_fp16_weight_model()
+    out, _ = run_passes(m, ["import-qdq"], verify=False)
+    feeds = pipeline.random_inputs(m, seed=7)
+    for fold, mismatches in ((True, 0), (False, 24)):
+        want = OrtSession(m, constant_folding=fold).run(*feeds)[0]
+        got = OrtSession(out, constant_folding=fold).run(*feeds)[0]
+        assert int((want != got).sum()) == mismatches, fold
 
 
 def test_bfloat16_scale_per_tensor():

@@ -100,15 +100,17 @@ def model_inputs(model: onnx.ModelProto) -> dict[str, list[int | str | None] | N
 
 
 def atc_model(model, layout: str | None = None, opset: int | None = None,
-              verify: bool = False) -> tuple[onnx.ModelProto, bool]:
+              verify: bool = False, data_dir=None) -> tuple[onnx.ModelProto, bool]:
     """The model in an ATC layout, and whether it had to be (re)laid out: an ATC-layout model
     is taken as it is unless `layout` / `opset` ask for another; any other model needs `layout`
-    and goes through the atc pass (onnx_npuq.passes.run_passes(model, ["atc"], ...))."""
+    and goes through the atc pass (onnx_npuq.passes.run_passes(model, ["atc"], ...)). Large
+    weights stay in external data (in `data_dir`, or the model path's folder)."""
     from ..passes import run_passes
     from ..passes.atc import DEFAULT_OPSET, OPSET_KEY
-    from ..passes.pipeline import LAYOUT_KEY, load
+    from ..passes.pipeline import LAYOUT_KEY, data_dir_of, load
 
-    model = load(model)
+    data_dir = data_dir_of(model, data_dir)
+    model = load(model, data_dir)
     meta = {p.key: p.value for p in model.metadata_props}
     current = meta.get(LAYOUT_KEY)
     if current is not None:
@@ -120,7 +122,7 @@ def atc_model(model, layout: str | None = None, opset: int | None = None,
     elif layout is None:
         raise LayoutError("the model is not in an ATC layout (no onnx_npuq.layout metadata from the atc "
                           "pass): give layout='default' or 'domain' to convert it first")
-    out, _ = run_passes(model, ["atc"], verify=verify, layout=layout,
+    out, _ = run_passes(model, ["atc"], verify=verify, layout=layout, data_dir=data_dir,
                         opset=DEFAULT_OPSET if opset is None else opset)
     return out, True
 
@@ -376,6 +378,7 @@ class AtcCommand:
     keep_dtype_path: Path | None = None
     keep_dtype_lines: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    data_dir: str | None = None  # where the model's external data is (see passes.pipeline)
 
     def shell(self) -> str:
         return shlex.join(self.argv)
@@ -389,7 +392,8 @@ class AtcCommand:
         if self.write_model:
             data = self.model_path.with_name(self.model_path.name + ".data")
             steps.append(([self.model_path, data],
-                          lambda: save(self.model, self.model_path, external_data=external_data)))
+                          lambda: save(self.model, self.model_path, external_data=external_data,
+                                       data_dir=self.data_dir)))
         if self.keep_dtype_path is not None and self.keep_dtype_lines:
             text = "\n".join(self.keep_dtype_lines) + "\n"
             steps.append(([self.keep_dtype_path], lambda: write_text_atomic(self.keep_dtype_path, text)))
@@ -450,8 +454,11 @@ def plan_command(model, soc_version: str, output_stem, input_shapes=None, dynami
                  precision_mode: str | None = None, precision_mode_v2: str | None = None,
                  keep_dtype: str | os.PathLike | None = None, keep_fp32: str = "keep_dtype",
                  log: str = "error", extra=None, layout: str | None = None, opset: int | None = None,
-                 verify: bool = False) -> AtcCommand:
-    """Everything build_command checks and builds, with the model and files it needs."""
+                 verify: bool = False, data_dir=None) -> AtcCommand:
+    """Everything build_command checks and builds, with the model and files it needs
+    (`data_dir`: where a ModelProto's external data is)."""
+    from ..passes.pipeline import data_dir_of
+
     soc = soc_info(soc_version)
     stem = _stem(output_stem)
     if input_format not in INPUT_FORMATS:
@@ -462,7 +469,8 @@ def plan_command(model, soc_version: str, output_stem, input_shapes=None, dynami
     precision_mode, precision_mode_v2 = _precision(soc, precision_mode, precision_mode_v2, keep_fp32)
 
     on_disk = isinstance(model, (str, os.PathLike))
-    proto, converted = atc_model(model, layout=layout, opset=opset, verify=verify)
+    data_dir = data_dir_of(model, data_dir)
+    proto, converted = atc_model(model, layout=layout, opset=opset, verify=verify, data_dir=data_dir)
     shapes = parse_input_shapes(input_shapes)
     _check_against_model(shapes, model_inputs(proto))
     gear = _dynamic(shapes, soc, input_format, dynamic_batch, dynamic_image_size, dynamic_dims)
@@ -521,7 +529,7 @@ def plan_command(model, soc_version: str, output_stem, input_shapes=None, dynami
     argv.append(f"--log={log}")
     argv += extra_args
     return AtcCommand(argv, proto, model_path, write_model, stem.with_name(stem.name + ".om"),
-                      keep_path, lines, notes)
+                      keep_path, lines, notes, data_dir)
 
 
 def build_command(model, soc_version: str, output_stem, input_shapes=None, dynamic_batch=None,

@@ -180,13 +180,14 @@ def _layout_findings(model: onnx.ModelProto, meta: dict) -> list[Finding]:
     return [Finding("LAYOUT", "", "", "", f"ATC layout rule broken: {p}") for p in layout_problems(model)]
 
 
-def preflight(model, soc_version: str) -> Report:
-    """Every node ATC would not find a parser / kernel for on `soc_version` (see module doc)."""
+def preflight(model, soc_version: str, data_dir=None) -> Report:
+    """Every node ATC would not find a parser / kernel for on `soc_version` (see module doc).
+    `data_dir`: where a ModelProto's external data is (checked, not read)."""
     from ..passes.atc import KNOWN_KEYS, OPSET_KEY, OUR_KEYS
     from ..passes.pipeline import LAYOUT_KEY, load
 
     soc = soc_info(soc_version)
-    model = load(model)
+    model = load(model, data_dir)
     meta = {p.key: p.value for p in model.metadata_props}
     layout = meta.get(LAYOUT_KEY)
     opset = int(meta[OPSET_KEY]) if meta.get(OPSET_KEY, "").isdigit() else None

@@ -12,6 +12,12 @@ def _load(model):
     return load(model)
 
 
+def _data_dir(path: str) -> str:
+    from ..passes.pipeline import data_dir_of
+
+    return data_dir_of(path)
+
+
 def _lay_out(out, proto, path: str, layout: str | None, opset: int | None):
     """The model in an ATC layout (the atc pass in memory when needed); exit 1 with the pass's
     problems when it cannot be laid out."""
@@ -25,7 +31,7 @@ def _lay_out(out, proto, path: str, layout: str | None, opset: int | None):
     if is_atc_layout(proto) and layout is None and opset is None:
         return proto, False
     try:
-        laid, converted = atc_model(proto, layout=layout or "default", opset=opset)
+        laid, converted = atc_model(proto, layout=layout or "default", opset=opset, data_dir=_data_dir(path))
     except PassError as err:
         head = str(err).split(": ", 1)[0] if err.problems else str(err)
         out.echo(f"{path}: the atc pass cannot lay the model out for ATC: {head}", err=True)
@@ -77,7 +83,7 @@ def check(out, model, soc_version, layout, opset, as_is, strict):
     proto = _load(model)
     if not as_is:
         proto, _ = _lay_out(out, proto, model, layout, opset)
-    report = preflight(proto, soc_version)
+    report = preflight(proto, soc_version, _data_dir(model))
     _print_report(out, report)
     out.result(report_data(report))
     if not report.full or (strict and report.unconfirmed):
@@ -135,8 +141,8 @@ def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_
                        input_shapes=";".join(input_shapes) if input_shapes else None, dynamic_batch=dynamic_batch,
                        dynamic_image_size=dynamic_image_size, dynamic_dims=dynamic_dims, input_format=input_format,
                        precision_mode=precision_mode, precision_mode_v2=precision_mode_v2, keep_dtype=keep_dtype,
-                       keep_fp32=keep_fp32, log=log, extra=list(atc_args))
-    report = preflight(cmd.model, soc_version)
+                       keep_fp32=keep_fp32, log=log, extra=list(atc_args), data_dir=_data_dir(model))
+    report = preflight(cmd.model, soc_version, cmd.data_dir)
     _print_report(out, report)
     data = {"preflight": report_data(report), "argv": cmd.argv, "command": cmd.shell(), "written": [],
             "atc": "not run", "om": None}
@@ -260,7 +266,7 @@ def run_om(out, om, inputs_npz, onnx_model, device_id, backend, output, seed):
         with atomic_path(output, suffix=".npz") as tmp:  # np.savez adds .npz to other names
             np.savez(tmp, **dict(zip(out_names, outputs)))
         out.echo(f"wrote {output}")
-    compared = _compare(out, proto, arrays, out_names, outputs) if proto is not None else []
+    compared = _compare(out, proto, _data_dir(onnx_model), arrays, out_names, outputs) if proto is not None else []
     out.result({"om": om, "outputs": [{"name": n, "dtype": str(v.dtype), "shape": list(v.shape)}
                                       for n, v in zip(out_names, outputs)],
                 "saved": output, "compare": compared})
@@ -288,13 +294,13 @@ def _to_torch(a):
     return torch.from_numpy(a)
 
 
-def _compare(out, proto, arrays, names, outputs) -> list:
+def _compare(out, proto, data_dir, arrays, names, outputs) -> list:
     from ..passes.atc import to_portable
     from ..passes.pipeline import is_atc_layout
     from ..runtime.ort import OrtSession, compare
 
-    runnable = to_portable(proto) if is_atc_layout(proto) else proto
-    session = OrtSession(runnable)
+    runnable = to_portable(proto, data_dir) if is_atc_layout(proto) else proto
+    session = OrtSession(runnable, data_dir=data_dir)
     want = session.run(*[_to_torch(a) for a in arrays])
     if len(want) != len(outputs):
         raise ValueError(f"the ONNX model has {len(want)} output(s), the .om {len(outputs)}")

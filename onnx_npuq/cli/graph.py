@@ -29,16 +29,18 @@ def report_data(r) -> dict:
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Run onnxruntime before and after each pass on random inputs and compare.")
 @click.option("--external-data/--no-external-data", default=None,
-              help="Weights in <output>.data (default: only past protobuf's 2 GB).")
+              help="Weights in <output>.data (default: when the input has external data, or past "
+                   "protobuf's 2 GB).")
 def rewrite(out, model, output, passes, layout, opset, compute_dtype, verify, external_data):
     """Run graph passes over an ONNX model and print what each changed (nodes, bytes, and,
     verified, the onnxruntime outputs against the model before the pass)."""
     from ..exporter import save
     from ..passes import run_passes
+    from ..passes.pipeline import data_dir_of
 
     result, reports = run_passes(model, _pass_names(passes), verify=verify, layout=layout, opset=opset,
                                  compute_dtype=compute_dtype)
-    save(result, output, external_data=external_data)
+    save(result, output, external_data=external_data, data_dir=data_dir_of(model))
     for r in reports:
         out.echo(r.line())
     out.echo(f"wrote {output}")

@@ -22,7 +22,8 @@ from pathlib import Path
 import onnx
 import torch
 
-from ..io import file_mode
+from ..errors import ExternalDataError
+from ..io import external_refs, file_mode, open_external, read_external_range
 from ..ops import functions, npu_ops
 from ..ops.defs import TRANSLATIONS
 
@@ -168,50 +169,108 @@ def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
 EXTERNAL_MIN_BYTES = 1024  # smaller tensors stay inside the .onnx file
 
 
-def _write_external(proto: onnx.ModelProto, model_tmp: str, data_tmp: str, data_name: str) -> None:
-    """Save `proto` with its large raw initializers in `data_tmp` (recorded as `data_name`).
+COPY_CHUNK_BYTES = 2**26  # external data is copied through a buffer this large
 
-    The tensors are swapped out of `proto` only while it is written, and put back after:
+
+def _write_external(proto: onnx.ModelProto, model_tmp: str, data_tmp: str, data_name: str, refs) -> None:
+    """Save `proto` with its large raw initializers, and its tensors already in external data
+    (`refs`, from io.external_refs: copied from their files through a buffer), in `data_tmp`
+    (recorded as `data_name`), in initializer order: a model's file does not depend on which
+    of its weights were in memory.
+
+    The tensors are changed only while it is written, and put back after:
     onnx.save(save_as_external_data=True) would strip them from the caller's model.
     """
-    big = [t for t in proto.graph.initializer if len(t.raw_data) >= EXTERNAL_MIN_BYTES]
-    raws = []
+    ref_of = {id(r[0]): r for r in refs}  # (protobuf hands out one object per message while it lives)
+    initializers = [(t, ref_of.pop(id(t), None)) for t in proto.graph.initializer]
+    rest = [(r[0], r) for r in ref_of.values()]  # external tensors outside the initializers
+    moved = []  # (tensor, its raw_data or its external-data entries)
     try:
         with open(data_tmp, "wb") as f:
-            for t in big:
+            for t, ref in initializers + rest:
+                if ref is None and len(t.raw_data) < EXTERNAL_MIN_BYTES:
+                    continue
                 offset = f.tell()
-                f.write(t.raw_data)
+                if ref is None:
+                    f.write(t.raw_data)
+                    moved.append((t, t.raw_data))
+                    t.ClearField("raw_data")
+                else:
+                    _copy_range(*ref[1:], f)
+                    moved.append((t, [(e.key, e.value) for e in t.external_data]))
+                    t.ClearField("external_data")
+                length = f.tell() - offset
                 f.write(b"\0" * (-f.tell() % 64))  # aligned offsets, for mmap
-                raws.append(t.raw_data)
-                t.ClearField("raw_data")
                 t.data_location = onnx.TensorProto.EXTERNAL
-                for key, value in (("location", data_name), ("offset", offset), ("length", len(raws[-1]))):
+                for key, value in (("location", data_name), ("offset", offset), ("length", length)):
                     t.external_data.add(key=key, value=str(value))
         onnx.save(proto, model_tmp)
     finally:
-        for t, raw in zip(big, raws):
+        _restore(moved)
+
+
+def _copy_range(real: str, offset: int, length: int, out) -> None:
+    with open_external(real) as src:
+        src.seek(offset)
+        left = length
+        while left:
+            chunk = src.read(min(left, COPY_CHUNK_BYTES))
+            if not chunk:
+                raise ExternalDataError(f"external data {real}: ended {left} bytes early (the file changed)")
+            out.write(chunk)
+            left -= len(chunk)
+
+
+def _restore(moved) -> None:
+    """Put back what tensors held: raw data (bytes), or external-data entries (a list)."""
+    for t, held in moved:
+        t.ClearField("raw_data")
+        t.ClearField("external_data")
+        if isinstance(held, bytes):
+            t.ClearField("data_location")  # (DEFAULT: the exporter leaves the field unset)
+            t.raw_data = held
+        else:
+            t.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in held:
+                t.external_data.add(key=key, value=value)
+
+
+def _save_inline(proto: onnx.ModelProto, model_tmp: str, refs) -> None:
+    """Save `proto` in one file, its external tensors (`refs`) read into it while it is written."""
+    moved = []
+    try:
+        for t, real, offset, length in refs:
+            moved.append((t, [(e.key, e.value) for e in t.external_data]))
             t.ClearField("external_data")
             t.ClearField("data_location")
-            t.raw_data = raw
+            t.raw_data = read_external_range(real, offset, length)
+        onnx.save(proto, model_tmp)
+    finally:
+        _restore(moved)
 
 
-def save(proto: onnx.ModelProto, path: str | os.PathLike, external_data: bool | None = None) -> Path:
+def save(proto: onnx.ModelProto, path: str | os.PathLike, external_data: bool | None = None,
+         data_dir: str | os.PathLike | None = None) -> Path:
     """Write `proto` to `path` atomically (temp files in the target folder, then renames).
 
     external_data: None puts initializers of 1 KB or more in `<path>.data` when the model
-    is past protobuf's 2 GB limit; True always; False never. `proto` is left unchanged.
+    has external data already or is past protobuf's 2 GB limit; True always; False never.
+    Tensors already in external data are copied from `data_dir`, the folder their locations
+    are relative to (run_passes keeps a large model's weights there; checked as load_model
+    checks them). `proto` is left unchanged.
     """
     path = Path(path)
+    refs = external_refs(proto, data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     if external_data is None:
-        external_data = proto.ByteSize() > EXTERNAL_DATA_THRESHOLD
+        external_data = bool(refs) or proto.ByteSize() > EXTERNAL_DATA_THRESHOLD
     data_name = path.name + ".data"
 
     def write(tmp: str, data_tmp: str | None) -> None:
         if data_tmp is None:
-            onnx.save(proto, tmp)
+            _save_inline(proto, tmp, refs)
         else:
-            _write_external(proto, tmp, data_tmp, data_name)
+            _write_external(proto, tmp, data_tmp, data_name, refs)
 
     _write_atomically(path, write, external_data)
     return path

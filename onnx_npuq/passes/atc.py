@@ -44,6 +44,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import helper
 
+from ..io import checker_copy
 from ..ops import defs, npu_ops
 from .graph import constant, constant_array
 from .pipeline import LAYOUT_KEY, PassError, register
@@ -551,12 +552,12 @@ def portable(graph: gs.Graph, ctx) -> None:
         _upgrade(graph, PORTABLE_OPSET)
 
 
-def to_portable(model: onnx.ModelProto) -> onnx.ModelProto:
+def to_portable(model: onnx.ModelProto, data_dir=None) -> onnx.ModelProto:
     """A runnable copy of an ATC-layout model (pipeline._runnable verifies with it). Not
     verified itself: verification would run this again."""
     from .pipeline import run_pass
 
-    return run_pass(model, "portable", verify=False)[0]
+    return run_pass(model, "portable", verify=False, data_dir=data_dir)[0]
 
 
 # ---------------------------------------------------------------- checking an ATC-layout model
@@ -625,5 +626,5 @@ def check(model: onnx.ModelProto) -> None:
     if problems:
         raise PassError("not a valid ATC-layout model", problems)
     # inferred afresh: finish()'s inference stops at every node it has no schema for
-    view = onnx.shape_inference.infer_shapes(checker_view(model), data_prop=True)
+    view = onnx.shape_inference.infer_shapes(checker_copy(checker_view(model)), data_prop=True)
     onnx.checker.check_model(view, full_check=True)

@@ -8,7 +8,36 @@ import torch
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from .. import formats
+from ..io import read_external
 from ..ops.defs import DOMAIN
+
+
+class ExternalValues(LazyValues):
+    """A constant whose data stays in its external-data file (in `folder`, checked) until a
+    pass reads it; one no pass reads is exported as the reference it came as."""
+
+    def __init__(self, tensor: onnx.TensorProto, folder: str | None):
+        super().__init__(tensor)
+        self.folder = folder
+
+    def with_data(self) -> onnx.TensorProto:
+        t = onnx.TensorProto()
+        t.CopyFrom(self.tensor)
+        t.ClearField("external_data")
+        t.ClearField("data_location")
+        t.raw_data = read_external(self.tensor, self.folder, "initializer")
+        return t
+
+    def load(self) -> np.ndarray:
+        return np.array(onnx.numpy_helper.to_array(self.with_data()))
+
+
+def read_on_demand(graph: gs.Graph, folder: str | None) -> None:
+    """Make the graph's constants with external data ExternalValues."""
+    for t in graph.tensors().values():
+        v = getattr(t, "_values", None)
+        if type(v) is LazyValues and v.tensor.data_location == onnx.TensorProto.EXTERNAL:
+            t._values = ExternalValues(v.tensor, folder)  # noqa: SLF001
 
 
 def is_standard(node: gs.Node, op: str) -> bool:
@@ -36,6 +65,8 @@ def constant_array(c: gs.Constant) -> np.ndarray:
     bfloat16 values without converting, nor export a loaded INT4 constant (it writes a byte
     per element)."""
     v = c._values  # noqa: SLF001 - gs has no public way to read lazily
+    if isinstance(v, ExternalValues):
+        return onnx.numpy_helper.to_array(v.with_data())
     return onnx.numpy_helper.to_array(v.tensor) if isinstance(v, LazyValues) else np.asarray(v)
 
 

@@ -10,6 +10,13 @@ cleaned up and sorted, exported, given its function bodies again (or none, once 
 set an ATC layout in the metadata), shape-inferred and checked; with `verify=True`,
 onnxruntime runs the model before and after on the same random inputs, and a pass declared
 `exact` must leave every output bit-identical.
+
+Large models: a model's initializers in external data (64 KiB or more) stay on disk through
+the passes. A pass that reads one gets it from the file then; the others pass through as
+references, and the result refers to them in the input's folder (`data_dir`), which save()
+and OrtSession() then take to copy or read them. The checks run on a copy whose external
+initializers are graph inputs, so no step serializes the weights and the 2 GB protobuf limit
+applies to the graph and the tensors the passes create, not to the model.
 """
 from __future__ import annotations
 
@@ -27,12 +34,19 @@ import torch
 from onnx_graphsurgeon.logger import G_LOGGER
 
 from ..errors import ModelError
-from ..io import check_model, load_model
+from ..io import check_model, checker_copy, external_nbytes, external_refs, load_external_data, load_model
 from ..ops import functions
 from ..runtime.ort import OrtSession, compare
+from .graph import read_on_demand
 
 LAYOUT_KEY = "onnx_npuq.layout"  # set by the atc pass: the model is for ATC, not onnxruntime
 MAX_RANDOM_ELEMENTS = 2**26  # per random test input (256 MiB of float32)
+KEEP_EXTERNAL_MIN_BYTES = 2**16  # external initializers this large stay on disk; smaller ones are read
+# Verification sessions fold constants (onnxruntime's default) up to this model size. Folding
+# the weight decoding peaks at ~7x the decoded weights; unfolded, onnxruntime's CPU fp16
+# handling drops the rounding of a runtime Cast to float16 feeding a float16 op, which a
+# folded Cast keeps, so a rewrite that moves such a Cast could show as a mismatch.
+VERIFY_FOLDING_MAX_BYTES = 2**28
 
 
 class PassError(ValueError):
@@ -120,20 +134,43 @@ def op_counts(model: onnx.ModelProto) -> Counter:
     return Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in model.graph.node)
 
 
-def _weights(model: onnx.ModelProto) -> dict[str, bytes]:
-    return {t.name: t.SerializeToString() for t in model.graph.initializer}
+def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
+    """Same initializers (one compared at a time; an external one by its reference)."""
+    ta, tb = ({t.name: t for t in m.graph.initializer} for m in (a, b))
+    return ta.keys() == tb.keys() and all(ta[k] == tb[k] for k in ta)
 
 
-def load(model: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
+def model_bytes(model: onnx.ModelProto) -> int:
+    """The serialized model plus its external data."""
+    return model.ByteSize() + external_nbytes(model)
+
+
+def data_dir_of(model, data_dir: str | os.PathLike | None = None) -> str | None:
+    """The folder a model's external data locations are relative to: a model path's own
+    folder, else `data_dir` (for a ModelProto)."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.path.dirname(os.path.abspath(os.fspath(model)))
+    return None if data_dir is None else os.fspath(data_dir)
+
+
+def load(model: onnx.ModelProto | str | os.PathLike, data_dir: str | os.PathLike | None = None) -> onnx.ModelProto:
     """A checked model: a path through onnx_npuq.io.load_model, a ModelProto through
-    io.check_model(strict=False) (which leaves it as it is; finish() attaches and checks);
-    ModelError (a ValueError) naming the problem."""
+    io.check_model(strict=False) (finish() attaches and checks); ModelError (a ValueError)
+    naming the problem. External data is checked, and read except for the initializers of
+    KEEP_EXTERNAL_MIN_BYTES or more (a ModelProto with some to read is copied first)."""
+    folder = data_dir_of(model, data_dir)
     if isinstance(model, onnx.ModelProto):
-        check_model(model, strict=False)
-        return model
-    if not isinstance(model, (str, os.PathLike)):
+        if check_model(model, folder, strict=False):  # (the external references)
+            copy = onnx.ModelProto()
+            copy.CopyFrom(model)
+            model = copy
+    elif isinstance(model, (str, os.PathLike)):
+        model = load_model(model, load_external_data=False)
+    else:
         raise TypeError(f"a model is an onnx.ModelProto or a path, got {type(model).__name__}")
-    return load_model(model)
+    if folder is not None:
+        load_external_data(model, folder, keep_bytes=KEEP_EXTERNAL_MIN_BYTES)
+    return model
 
 
 def is_atc_layout(model: onnx.ModelProto) -> bool:
@@ -157,13 +194,14 @@ def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str]) -> 
     # value_info from before the rewrite may be stale: infer it afresh
     del model.graph.value_info[:]
     try:
+        # (shape inference takes external initializers as they are; the checker gets a copy)
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
         if is_atc_layout(model):
             from .atc import check  # onnx.checker accepts neither ATC layout
 
             check(model)
         else:
-            onnx.checker.check_model(model, full_check=True)
+            onnx.checker.check_model(checker_copy(model), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
         lines = str(err).strip().splitlines()
         raise PassError(f"the rewritten model fails onnx's checks: {lines[0] if lines else type(err).__name__}"
@@ -205,13 +243,13 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3) -> list[t
     return out
 
 
-def _runnable(model: onnx.ModelProto) -> onnx.ModelProto:
+def _runnable(model: onnx.ModelProto, data_dir: str | None) -> onnx.ModelProto:
     """The model onnxruntime can run: ATC-layout models get their bodies back first."""
     if not is_atc_layout(model):
         return model
     from .atc import to_portable  # the atc pass owns the layout
 
-    return to_portable(model)
+    return to_portable(model, data_dir)
 
 
 @contextlib.contextmanager
@@ -226,24 +264,33 @@ def _quiet_graphsurgeon():
 
 
 def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: int = 0,
-             **options) -> tuple[onnx.ModelProto, Report]:
-    """Run one named pass; returns the new model and its report."""
+             data_dir: str | os.PathLike | None = None, **options) -> tuple[onnx.ModelProto, Report]:
+    """Run one named pass; returns the new model and its report. `data_dir`: the folder of
+    the model's external data (see the module doc)."""
     if name not in PASSES:
         raise PassError(f"unknown pass {name!r}; passes: {', '.join(PASSES)}")
     p = PASSES[name]
+    data_dir = None if data_dir is None else os.fspath(data_dir)
+    external_refs(model, data_dir)  # checked before a pass reads any
     ctx = Context(options=options, metadata={m.key: m.value for m in model.metadata_props})
     with _quiet_graphsurgeon():
         graph = gs.import_onnx(model)
+        read_on_demand(graph, data_dir)
         p.fn(graph, ctx)
         out = finish(graph, model, ctx.metadata)
-    report = Report(name, op_counts(model), op_counts(out), model.ByteSize(), out.ByteSize(), ctx.notes,
-                    weights_changed=_weights(model) != _weights(out))
+    report = Report(name, op_counts(model), op_counts(out), model_bytes(model), model_bytes(out), ctx.notes,
+                    weights_changed=not _same_weights(model, out))
     if verify:
-        before, after = OrtSession(_runnable(model)), OrtSession(_runnable(out))
         feeds = random_inputs(model, seed)
-        got = after.run(*feeds)
-        want = before.run(*feeds)
-        results = [compare(n, w, g) for n, w, g in zip(before.output_names, want, got, strict=True)]
+        fold = report.bytes_before <= VERIFY_FOLDING_MAX_BYTES
+        if not fold:
+            report.notes.append(f"verified without onnxruntime's constant folding (the model is past "
+                                f"{_size(VERIFY_FOLDING_MAX_BYTES)})")
+        before = OrtSession(_runnable(model, data_dir), data_dir=data_dir, constant_folding=fold)
+        want, names = before.run(*feeds), before.output_names
+        del before  # one session at a time
+        got = OrtSession(_runnable(out, data_dir), data_dir=data_dir, constant_folding=fold).run(*feeds)
+        results = [compare(n, w, g) for n, w, g in zip(names, want, got, strict=True)]
         report.mismatches = sum(r.mismatches for r in results)
         report.max_abs = max((r.max_abs for r in results), default=0.0)
         if p.exact and report.mismatches:
@@ -254,11 +301,15 @@ def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: in
 
 
 def run_passes(model, names: Sequence[str], *, verify: bool = True, seed: int = 0,
-               **options) -> tuple[onnx.ModelProto, list[Report]]:
-    """Run the named passes in order on a ModelProto or a path."""
-    model = load(model)
+               data_dir: str | os.PathLike | None = None, **options) -> tuple[onnx.ModelProto, list[Report]]:
+    """Run the named passes in order on a ModelProto or a path. A model with external data
+    keeps its large initializers on disk, and so does the result: save() and OrtSession()
+    take it with `data_dir=` the input's folder (`data_dir_of(path)`), as this takes a
+    ModelProto's."""
+    data_dir = data_dir_of(model, data_dir)
+    model = load(model, data_dir)
     reports = []
     for name in names:
-        model, report = run_pass(model, name, verify=verify, seed=seed, **options)
+        model, report = run_pass(model, name, verify=verify, seed=seed, data_dir=data_dir, **options)
         reports.append(report)
     return model, reports

@@ -12,24 +12,36 @@ import onnxruntime as ort
 import torch
 
 from ..errors import ModelError
-from ..io import check_model, load_model
+from ..io import check_model, external_refs, load_model
 
 
 class OrtSession:
-    """A CPU InferenceSession fed and answered with torch tensors (bf16 included)."""
+    """A CPU InferenceSession fed and answered with torch tensors (bf16 included).
 
-    def __init__(self, model: str | os.PathLike | onnx.ModelProto):
+    A ModelProto whose tensors are in external data needs `data_dir`, the folder their
+    locations are relative to (checked as load_model checks a file's). constant_folding=False
+    keeps onnxruntime from folding the weight decoding at creation: that fold peaks at about
+    7x the decoded weights (see the README); unfolded, each run decodes them again, in 1x."""
+
+    def __init__(self, model: str | os.PathLike | onnx.ModelProto, *, data_dir: str | os.PathLike | None = None,
+                 constant_folding: bool = True):
+        options = ort.SessionOptions()
         if isinstance(model, onnx.ModelProto):
+            if external_refs(model, data_dir):
+                options.add_session_config_entry("session.model_external_initializers_file_folder_path",
+                                                 os.fspath(data_dir))
             src, where = model.SerializeToString(), "the model"
         else:
             # checked first (external data inside the model's folder, ...); onnxruntime then
             # reads the file and its external data itself
             load_model(model, load_external_data=False)
             src = where = os.fspath(model)
-        options = ort.SessionOptions()
         # onnxruntime fuses a constant int8 / int4 DequantizeLinear -> MatMul into MatMulNBits,
         # which quantizes the activations to int8: we compare what the graph says
         options.add_session_config_entry("session.disable_quant_qdq", "1")
+        if not constant_folding:
+            options.add_session_config_entry("optimization.disable_specified_optimizers", "ConstantFolding")
+            options.enable_cpu_mem_arena = False  # the arena would keep each run's decoded weights
         try:
             self.session = ort.InferenceSession(src, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime's Fail, InvalidGraph, ... (not ValueErrors)
@@ -134,14 +146,18 @@ def _with_layer_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[s
     return out, kept
 
 
-def verify(model: torch.nn.Module, args: tuple, onnx_model, layers: bool = False) -> list[Comparison]:
+def verify(model: torch.nn.Module, args: tuple, onnx_model, layers: bool = False,
+           data_dir: str | os.PathLike | None = None) -> list[Comparison]:
     """Run `model(*args)` and the exported model on the same inputs; compare each output and,
-    with `layers=True`, each Linear layer's output the exporter recorded (named "layer:<module>")."""
+    with `layers=True`, each Linear layer's output the exporter recorded (named "layer:<module>").
+    A model file's external data stays on disk (onnxruntime reads it); a ModelProto's is in
+    `data_dir`."""
     if isinstance(onnx_model, onnx.ModelProto):
-        check_model(onnx_model, strict=False)  # onnxruntime checks the rest
+        check_model(onnx_model, data_dir, strict=False)  # onnxruntime checks the rest
         proto = onnx_model
     else:
-        proto = load_model(onnx_model)
+        proto = load_model(onnx_model, load_external_data=False)
+        data_dir = os.path.dirname(os.path.abspath(os.fspath(onnx_model)))
     n_outputs = len(proto.graph.output)
     captured: dict[str, torch.Tensor] = {}
     kept: dict[str, str] = {}
@@ -159,7 +175,7 @@ def verify(model: torch.nn.Module, args: tuple, onnx_model, layers: bool = False
     finally:
         for h in hooks:
             h.remove()
-    session = OrtSession(proto)
+    session = OrtSession(proto, data_dir=data_dir)
     got = dict(zip(session.output_names, session.run(*[a for a in args if isinstance(a, torch.Tensor)]),
                    strict=True))
     outputs = session.output_names[:n_outputs]  # layer outputs were appended after the model's
