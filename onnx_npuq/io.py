@@ -38,6 +38,7 @@ from onnx import AttributeProto, TensorProto
 from .errors import ExternalDataError, ModelError
 
 MAX_PROTOBUF_BYTES = 2**31 - 1  # protobuf cannot parse a message past this
+LARGE_TENSOR_BYTES = 2**16  # weights this large stay out of copies made for checks and inference
 MIN_IR_VERSION = 3  # the first IR with opset_import
 EXTERNAL_KEYS = ("location", "offset", "length", "checksum")
 LAYOUT_KEY = "onnx_npuq.layout"  # (passes.pipeline.LAYOUT_KEY) an ATC layout: onnx.checker takes none
@@ -395,24 +396,53 @@ def external_nbytes(model: onnx.ModelProto) -> int:
     return sum(tensor_nbytes(t) or 0 for t, _ in all_tensors(model) if t.data_location == TensorProto.EXTERNAL)
 
 
-def checker_copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    """What onnx.checker can take of a model whose initializers are in external data (it
-    would look for the files relative to the working directory): a copy with those
-    initializers as graph inputs of their type and shape; the model itself when it has none.
-    (External tensors elsewhere are left: load them first.)"""
-    if not any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
-        return model
+def _copy_fields(src, dst, skip: str) -> None:
+    for fd, value in src.ListFields():
+        if fd.name == skip:
+            continue
+        if hasattr(value, "extend"):  # repeated
+            getattr(dst, fd.name).extend(value)
+        elif fd.message_type is not None:
+            getattr(dst, fd.name).CopyFrom(value)
+        else:
+            setattr(dst, fd.name, value)
+
+
+def shell(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the model without its graph's initializers (copying the model would copy
+    every weight)."""
     view = onnx.ModelProto()
-    view.CopyFrom(model)
-    g = view.graph
-    external = [t for t in g.initializer if t.data_location == TensorProto.EXTERNAL]
-    inputs = {v.name for v in g.input}
-    kept = [t for t in g.initializer if t.data_location != TensorProto.EXTERNAL]
-    g.ClearField("initializer")
-    g.initializer.extend(kept)
-    g.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                   for t in external if t.name not in inputs)
+    _copy_fields(model, view, "graph")
+    _copy_fields(model.graph, view.graph, "initializer")
     return view
+
+
+def is_large(t: TensorProto, min_bytes: int | None) -> bool:
+    """In external data, or (min_bytes given) serialized to min_bytes or more."""
+    return t.data_location == TensorProto.EXTERNAL or (min_bytes is not None and t.ByteSize() >= min_bytes)
+
+
+def checker_copy(model: onnx.ModelProto, min_bytes: int | None = None) -> onnx.ModelProto:
+    """What onnx.checker and shape inference take of any model: a copy whose initializers in
+    external data (the checker would look for them relative to the working directory) or,
+    with min_bytes, of that size or more (a model past 2 GB cannot be serialized) are graph
+    inputs of their type and shape; the model itself when there are none. (External tensors
+    outside the initializers are left: load them first.)"""
+    if not any(is_large(t, min_bytes) for t in model.graph.initializer):
+        return model
+    view = shell(model)
+    large = [t for t in model.graph.initializer if is_large(t, min_bytes)]
+    view.graph.initializer.extend(t for t in model.graph.initializer if not is_large(t, min_bytes))
+    inputs = {v.name for v in view.graph.input}
+    view.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                            for t in large if t.name not in inputs)
+    return view
+
+
+def model_bytes(model: onnx.ModelProto) -> int:
+    """The model's serialized size plus its external data, summed by parts (ByteSize() of a
+    model past 2 GB fails); a few bytes of field tags are left out."""
+    return shell(model).ByteSize() + sum(t.ByteSize() for t in model.graph.initializer) + external_nbytes(model)
 
 
 # ------------------------------------------------------------------ the checks and the loader
@@ -467,7 +497,7 @@ def _checker(model: onnx.ModelProto | str) -> None:
     """onnx.checker, shallow, on a model whose tensors hold their data (a ModelProto), or on
     a file whose external data load_model has checked (a path: the checker then looks for
     it in the file's folder, not in the working directory)."""
-    if isinstance(model, onnx.ModelProto) and (_is_atc_layout(model) or model.ByteSize() > MAX_PROTOBUF_BYTES):
+    if isinstance(model, onnx.ModelProto) and (_is_atc_layout(model) or model_bytes(model) > MAX_PROTOBUF_BYTES):
         return  # the atc pass's own check covers ATC layouts; the checker cannot take > 2 GB
     try:
         onnx.checker.check_model(model)

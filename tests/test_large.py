@@ -12,6 +12,10 @@ Python, torch and onnxruntime themselves) from its last output line:
            by onnxruntime after each pass; save the result (its weights copied from the
            input's data file).
 - rewrite-quant: the same on the quantized export, unverified (verify-quant compares).
+- rewrite-fp32-in-memory: the fp32 export loaded whole (2.28 GB of protobuf in memory, past
+           what protobuf serializes) through the same passes, unverified (test_external_data
+           verifies through the same path on a small model), saved: the same files as
+           rewrite-fp32's.
 - verify-fp32, verify-quant: onnxruntime sessions from the paths, against torch, and each
            rewritten model against its input.
 
@@ -21,6 +25,7 @@ writes, atomically.
 """
 from __future__ import annotations
 
+import filecmp
 import gc
 import json
 import os
@@ -108,6 +113,23 @@ def phase_rewrite_quant(out: Path) -> dict:
     return _rewrite(out, "quant", verify=False)
 
 
+def phase_rewrite_fp32_in_memory(out: Path) -> dict:
+    from onnx_npuq.io import load_model
+    from onnx_npuq.passes import run_passes
+
+    model, t_load = _timed(lambda: load_model(out / "fp32.onnx"))
+    (model, reports), t_passes = _timed(lambda: run_passes(model, PASSES, verify=False))
+    (out / "memory").mkdir()
+    _, t_save = _timed(lambda: save(model, out / "memory" / "fp32.rewritten.onnx", external_data=True))
+    same = all(filecmp.cmp(out / name, out / "memory" / name, shallow=False)
+               for name in ("fp32.rewritten.onnx", "fp32.rewritten.onnx.data"))
+    for f in (out / "memory").iterdir():
+        f.unlink()
+    (out / "memory").rmdir()
+    return {"load_s": t_load, "passes_s": t_passes, "save_s": t_save, "same_files": same,
+            "reports": [r.line() for r in reports], "mismatches": sum(r.mismatches or 0 for r in reports)}
+
+
 def _compare(expected: torch.Tensor, got: torch.Tensor) -> dict:
     from onnx_npuq.runtime.ort import compare
 
@@ -143,7 +165,8 @@ def phase_verify_quant(out: Path) -> dict:
 
 
 PHASES = {"export": phase_export, "rewrite-fp32": phase_rewrite_fp32, "rewrite-quant": phase_rewrite_quant,
-          "verify-fp32": phase_verify_fp32, "verify-quant": phase_verify_quant}
+          "rewrite-fp32-in-memory": phase_rewrite_fp32_in_memory, "verify-fp32": phase_verify_fp32,
+          "verify-quant": phase_verify_quant}
 
 
 def _run_phase(phase: str, out: Path) -> dict:
@@ -194,12 +217,15 @@ def test_large_decoder_end_to_end(big_tmp):
     # at a time); the sessions (the fp32 one holds its weights once, the quantized ones,
     # unfolded, decode them per run)
     for phase, r in results.items():
-        assert r["peak_bytes"] < PEAK_LIMIT * fp32_bytes, summary
+        if phase != "rewrite-fp32-in-memory":  # (holds the model in memory, by design)
+            assert r["peak_bytes"] < PEAK_LIMIT * fp32_bytes, summary
     assert (tmp_path / "fp32.rewritten.onnx.data").stat().st_size >= fp32_bytes  # copied by save()
 
     # outputs: onnxruntime from the paths against torch (matmul sums in another order), and
     # the rewritten models bit-identical to their inputs (the passes are exact)
     assert results["rewrite-fp32"]["mismatches"] == 0
+    # a model past 2 GB in memory: rewritten and saved as the on-disk path does
+    assert results["rewrite-fp32-in-memory"]["same_files"]
     for phase in ("verify-fp32", "verify-quant"):
         r = results[phase]
         assert r["max_abs"] <= 1e-4 * r["max_ref"] and r["cosine"] > 0.99999, (phase, r)

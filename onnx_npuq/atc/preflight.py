@@ -128,14 +128,15 @@ def _who(node: onnx.NodeProto) -> str:
 def _types(model: onnx.ModelProto, layout: str | None) -> dict[str, int]:
     """Tensor name -> element type, from a fresh shape inference (of the portable view of an
     ATC-layout model, where the custom ops have schemas)."""
+    from ..io import LARGE_TENSOR_BYTES, checker_copy
     from ..passes.atc import checker_view
 
-    view = model
+    view = checker_copy(model, LARGE_TENSOR_BYTES)  # (inference would serialize the weights)
     if layout is not None:
         try:
-            view = checker_view(model)
+            view = checker_view(view)
         except Exception:  # noqa: BLE001  broken metadata: reported as LAYOUT; use the model as it is
-            view = model
+            pass
     try:
         view = onnx.shape_inference.infer_shapes(view)
     except Exception:  # noqa: BLE001, S110  types then come from what the model declares

@@ -36,6 +36,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.defs import OpSchema
 
 from .. import npu
+from ..io import LARGE_TENSOR_BYTES, checker_copy
 from .bodies import OFF, _Body
 from .defs import Attr, OpDef
 
@@ -767,7 +768,7 @@ def attach_functions(model: onnx.ModelProto) -> onnx.ModelProto:
     types = _elem_types(model)
     nodes = [n for n in model.graph.node if n.domain == DOMAIN]
     if any(i and i not in types for n in nodes for i in n.input):
-        types.update(_elem_types(onnx.shape_inference.infer_shapes(model)))
+        types.update(_elem_types(onnx.shape_inference.infer_shapes(checker_copy(model, LARGE_TENSOR_BYTES))))
     have = {(f.domain, f.name, f.overload) for f in model.functions}
     for node in nodes:
         # the exporter drops trailing absent optional inputs; torch_npu's nodes have them all

@@ -44,7 +44,7 @@ import onnx
 import onnx_graphsurgeon as gs
 from onnx import helper
 
-from ..io import checker_copy
+from ..io import LARGE_TENSOR_BYTES, checker_copy
 from ..ops import defs, npu_ops
 from .graph import constant, constant_array
 from .pipeline import LAYOUT_KEY, PassError, register
@@ -240,14 +240,24 @@ def _upgrade(graph: gs.Graph, target: int) -> None:
     """Raise the standard opset with onnx.version_converter (complete upwards). It drops the
     model's functions: `atc` wants none, and finish() re-attaches ours after `portable`."""
     source = _standard_opset(graph)
-    model = gs.export_onnx(graph, do_type_check=False)
+    # converted without the large weights (it serializes the model): they go in as graph
+    # inputs and come back as the constants they were
+    model = checker_copy(gs.export_onnx(graph, do_type_check=False), LARGE_TENSOR_BYTES)
     try:
         model = onnx.version_converter.convert_version(model, target)
     except Exception as err:  # the converter raises RuntimeError / its own C++ errors
         raise PassError(f"onnx.version_converter cannot take the model from opset {source} to "
                         f"{target}: {err}") from err
     new = gs.import_onnx(model)
-    graph.nodes, graph.inputs, graph.outputs = new.nodes, new.inputs, new.outputs
+    kept_inputs = {t.name for t in graph.inputs}
+    constants = {t.name: t for t in graph.tensors().values() if isinstance(t, gs.Constant)}
+    weights = {t.name: constants[t.name] for t in new.inputs if t.name in constants and t.name not in kept_inputs}
+    for node in _nodes(new):
+        for i, t in enumerate(node.inputs):
+            if t.name in weights:
+                node.inputs[i] = weights[t.name]  # (gs keeps each tensor's consumer list in step)
+    graph.nodes, graph.outputs = new.nodes, new.outputs
+    graph.inputs = [t for t in new.inputs if t.name not in weights]
     graph.functions = []
     _set_imports(graph, ("", target))
 
@@ -310,7 +320,8 @@ def _tensor_info(graph: gs.Graph) -> dict[str, tuple[int, int | None]]:
     """(element type, rank) of every tensor, by onnx shape inference on an exported copy:
     value_info may be missing (hand-built models), and gs has no FP4 / E8M0 dtypes."""
     try:
-        model = onnx.shape_inference.infer_shapes(gs.export_onnx(graph, do_type_check=False))
+        model = onnx.shape_inference.infer_shapes(
+            checker_copy(gs.export_onnx(graph, do_type_check=False), LARGE_TENSOR_BYTES))
     except Exception as err:
         raise PassError(f"atc: onnx shape inference fails on the model: {err}") from err
     info = {}
@@ -626,5 +637,6 @@ def check(model: onnx.ModelProto) -> None:
     if problems:
         raise PassError("not a valid ATC-layout model", problems)
     # inferred afresh: finish()'s inference stops at every node it has no schema for
-    view = onnx.shape_inference.infer_shapes(checker_copy(checker_view(model)), data_prop=True)
+    view = onnx.shape_inference.infer_shapes(checker_view(checker_copy(model, LARGE_TENSOR_BYTES)),
+                                             data_prop=True)
     onnx.checker.check_model(view, full_check=True)

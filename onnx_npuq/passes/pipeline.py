@@ -34,14 +34,15 @@ import torch
 from onnx_graphsurgeon.logger import G_LOGGER
 
 from ..errors import ModelError
-from ..io import check_model, checker_copy, external_nbytes, external_refs, load_external_data, load_model
+from ..io import (LARGE_TENSOR_BYTES, check_model, checker_copy, external_refs, load_external_data, load_model,
+                  model_bytes)
 from ..ops import functions
 from ..runtime.ort import OrtSession, compare
 from .graph import read_on_demand
 
 LAYOUT_KEY = "onnx_npuq.layout"  # set by the atc pass: the model is for ATC, not onnxruntime
 MAX_RANDOM_ELEMENTS = 2**26  # per random test input (256 MiB of float32)
-KEEP_EXTERNAL_MIN_BYTES = 2**16  # external initializers this large stay on disk; smaller ones are read
+KEEP_EXTERNAL_MIN_BYTES = LARGE_TENSOR_BYTES  # external initializers this large stay on disk; smaller ones are read
 # Verification sessions fold constants (onnxruntime's default) up to this model size. Folding
 # the weight decoding peaks at ~7x the decoded weights; unfolded, onnxruntime's CPU fp16
 # handling drops the rounding of a runtime Cast to float16 feeding a float16 op, which a
@@ -140,11 +141,6 @@ def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
     return ta.keys() == tb.keys() and all(ta[k] == tb[k] for k in ta)
 
 
-def model_bytes(model: onnx.ModelProto) -> int:
-    """The serialized model plus its external data."""
-    return model.ByteSize() + external_nbytes(model)
-
-
 def data_dir_of(model, data_dir: str | os.PathLike | None = None) -> str | None:
     """The folder a model's external data locations are relative to: a model path's own
     folder, else `data_dir` (for a ModelProto)."""
@@ -191,17 +187,21 @@ def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str]) -> 
         functions.detach(model)
     else:
         functions.attach(model)
-    # value_info from before the rewrite may be stale: infer it afresh
+    # value_info from before the rewrite may be stale: infer it afresh, on a copy without the
+    # large weights (which would be serialized, past 2 GB impossibly), and take back what
+    # inference adds: value_info, output types, subgraphs' value_info
     del model.graph.value_info[:]
     try:
-        # (shape inference takes external initializers as they are; the checker gets a copy)
-        model = onnx.shape_inference.infer_shapes(model, data_prop=True)
+        view = onnx.shape_inference.infer_shapes(checker_copy(model, LARGE_TENSOR_BYTES), data_prop=True)
+        for name in ("value_info", "output", "node"):
+            del getattr(model.graph, name)[:]
+            getattr(model.graph, name).extend(getattr(view.graph, name))
         if is_atc_layout(model):
             from .atc import check  # onnx.checker accepts neither ATC layout
 
             check(model)
         else:
-            onnx.checker.check_model(checker_copy(model), full_check=True)
+            onnx.checker.check_model(view, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
         lines = str(err).strip().splitlines()
         raise PassError(f"the rewritten model fails onnx's checks: {lines[0] if lines else type(err).__name__}"

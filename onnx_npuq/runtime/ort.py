@@ -12,14 +12,16 @@ import onnxruntime as ort
 import torch
 
 from ..errors import ModelError
-from ..io import check_model, external_refs, load_model
+from ..io import (LARGE_TENSOR_BYTES, MAX_PROTOBUF_BYTES, check_model, checker_copy, external_nbytes, external_refs,
+                  load_model, model_bytes, shell)
 
 
 class OrtSession:
     """A CPU InferenceSession fed and answered with torch tensors (bf16 included).
 
     A ModelProto whose tensors are in external data needs `data_dir`, the folder their
-    locations are relative to (checked as load_model checks a file's). constant_folding=False
+    locations are relative to (checked as load_model checks a file's). One past protobuf's
+    2 GB in memory is handed over with its large initializers apart. constant_folding=False
     keeps onnxruntime from folding the weight decoding at creation: that fold peaks at about
     7x the decoded weights (see the README); unfolded, each run decodes them again, in 1x."""
 
@@ -30,6 +32,8 @@ class OrtSession:
             if external_refs(model, data_dir):
                 options.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                                  os.fspath(data_dir))
+            if model_bytes(model) - external_nbytes(model) > SERIALIZE_MAX_BYTES:
+                model, self._weights = _weights_apart(model, options)
             src, where = model.SerializeToString(), "the model"
         else:
             # checked first (external data inside the model's folder, ...); onnxruntime then
@@ -69,6 +73,36 @@ class OrtSession:
         except Exception as err:  # onnxruntime's RuntimeException, InvalidArgument, ...
             raise ModelError(f"onnxruntime cannot run the model: {_first_line(err)}") from None
         return [_ortvalue_to_torch(v) for v in binding.get_outputs()]
+
+
+SERIALIZE_MAX_BYTES = MAX_PROTOBUF_BYTES - 2**24  # a model larger in memory goes as _weights_apart
+IN_MEMORY = "onnx_npuq:in-memory"  # the location of a placeholder add_external_initializers fills
+
+
+def _weights_apart(model: onnx.ModelProto, options: ort.SessionOptions) -> tuple[onnx.ModelProto, list]:
+    """A copy of the model whose large raw initializers are placeholders in external data,
+    and their values, given to onnxruntime from the model's bytes (add_external_initializers)
+    instead of serialized: what protobuf cannot do past 2 GB."""
+    view = shell(model)
+    names, values = [], []
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL or not t.HasField("raw_data") \
+                or t.ByteSize() < LARGE_TENSOR_BYTES or t.data_type not in _ITEM_BITS:
+            view.graph.initializer.add().CopyFrom(t)
+            continue
+        bits = np.frombuffer(t.raw_data, np.dtype(f"u{_ITEM_BITS[t.data_type] // 8}")).reshape(list(t.dims))
+        names.append(t.name)
+        values.append(ort.OrtValue.ortvalue_from_numpy_with_onnx_type(bits, t.data_type))
+        placeholder = view.graph.initializer.add(name=t.name, data_type=t.data_type, dims=t.dims,
+                                                 data_location=onnx.TensorProto.EXTERNAL)
+        placeholder.external_data.add(key="location", value=IN_MEMORY)
+    options.add_external_initializers(names, values)
+    return view, values  # (the values must outlive the session)
+
+
+_T = onnx.TensorProto
+_ITEM_BITS = {_T.FLOAT: 32, _T.FLOAT16: 16, _T.BFLOAT16: 16, _T.DOUBLE: 64, _T.INT8: 8, _T.UINT8: 8, _T.INT16: 16,
+              _T.UINT16: 16, _T.INT32: 32, _T.UINT32: 32, _T.INT64: 64, _T.UINT64: 64}
 
 
 def _first_line(err: BaseException) -> str:
@@ -138,7 +172,8 @@ def _with_layer_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[s
     out.CopyFrom(proto)
     info = {v.name: v for v in out.graph.value_info}
     if not all(t in info for t in layers.values()):
-        info.update({v.name: v for v in onnx.shape_inference.infer_shapes(out).graph.value_info})
+        inferred = onnx.shape_inference.infer_shapes(checker_copy(out, LARGE_TENSOR_BYTES))
+        info.update({v.name: v for v in inferred.graph.value_info})
     have = {o.name for o in out.graph.output}
     kept = {m: t for m, t in layers.items() if t in info or t in have}
     for t in sorted(set(kept.values()) - have):
