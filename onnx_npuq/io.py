@@ -413,7 +413,9 @@ def shell(model: onnx.ModelProto) -> onnx.ModelProto:
     every weight)."""
     view = onnx.ModelProto()
     _copy_fields(model, view, "graph")
-    _copy_fields(model.graph, view.graph, "initializer")
+    if model.HasField("graph"):
+        view.graph.SetInParent()
+        _copy_fields(model.graph, view.graph, "initializer")
     return view
 
 
@@ -439,10 +441,20 @@ def checker_copy(model: onnx.ModelProto, min_bytes: int | None = None) -> onnx.M
     return view
 
 
+def _varint_bytes(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
 def model_bytes(model: onnx.ModelProto) -> int:
-    """The model's serialized size plus its external data, summed by parts (ByteSize() of a
-    model past 2 GB fails); a few bytes of field tags are left out."""
-    return shell(model).ByteSize() + sum(t.ByteSize() for t in model.graph.initializer) + external_nbytes(model)
+    """The model's serialized size (as ByteSize(), which fails past 2 GB), summed by parts,
+    plus its external data."""
+    view = shell(model)
+    if not model.HasField("graph"):
+        return view.ByteSize() + external_nbytes(model)
+    rest = view.graph.ByteSize()
+    graph = rest + sum(1 + _varint_bytes(n) + n for n in (t.ByteSize() for t in model.graph.initializer))
+    size = view.ByteSize() - _varint_bytes(rest) - rest + _varint_bytes(graph) + graph
+    return size + external_nbytes(model)
 
 
 # ------------------------------------------------------------------ the checks and the loader

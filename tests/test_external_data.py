@@ -229,3 +229,14 @@ def test_onnxruntime_takes_large_weights_apart(on_disk, monkeypatch):
     assert [r.mismatches for r in reports] == [0, 0, 0]
     assert torch.equal(OrtSession(out).run(x)[0], OrtSession(run_passes(on_disk, PASSES)[0],
                                                               data_dir=on_disk.parent).run(x)[0])
+
+
+def test_model_bytes_is_byte_size_summed_by_parts(on_disk):
+    """io.model_bytes, which works past 2 GB, gives what ByteSize() gives below it (plus the
+    external data)."""
+    only_weights = onnx.ModelProto()
+    only_weights.graph.initializer.extend(_model().graph.initializer)
+    for m in (_model(), npuq_io.load_model(on_disk), onnx.ModelProto(ir_version=10), only_weights):
+        assert npuq_io.model_bytes(m) == m.ByteSize()
+    lazy = npuq_io.load_model(on_disk, load_external_data=False)
+    assert npuq_io.model_bytes(lazy) == lazy.ByteSize() + 2 * W_BYTES
