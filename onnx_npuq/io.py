@@ -445,16 +445,28 @@ def _varint_bytes(n: int) -> int:
     return max(1, (n.bit_length() + 6) // 7)
 
 
-def model_bytes(model: onnx.ModelProto) -> int:
-    """The model's serialized size (as ByteSize(), which fails past 2 GB), summed by parts,
-    plus its external data."""
+def proto_bytes(model: onnx.ModelProto) -> int:
+    """The model's serialized size, as ByteSize() gives it, summed by parts: ByteSize() of a
+    model past 2 GB fails."""
     view = shell(model)
     if not model.HasField("graph"):
-        return view.ByteSize() + external_nbytes(model)
+        return view.ByteSize()
     rest = view.graph.ByteSize()
     graph = rest + sum(1 + _varint_bytes(n) + n for n in (t.ByteSize() for t in model.graph.initializer))
-    size = view.ByteSize() - _varint_bytes(rest) - rest + _varint_bytes(graph) + graph
-    return size + external_nbytes(model)
+    return view.ByteSize() - _varint_bytes(rest) - rest + _varint_bytes(graph) + graph
+
+
+def model_bytes(model: onnx.ModelProto) -> int:
+    """The serialized model plus its external data."""
+    return proto_bytes(model) + external_nbytes(model)
+
+
+def data_dir_of(model, data_dir: str | os.PathLike | None = None) -> str | None:
+    """The folder a model's external data locations are relative to: a model path's own
+    folder, else `data_dir` (for a ModelProto)."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.path.dirname(os.path.abspath(os.fspath(model)))
+    return None if data_dir is None else os.fspath(data_dir)
 
 
 # ------------------------------------------------------------------ the checks and the loader
@@ -509,7 +521,7 @@ def _checker(model: onnx.ModelProto | str) -> None:
     """onnx.checker, shallow, on a model whose tensors hold their data (a ModelProto), or on
     a file whose external data load_model has checked (a path: the checker then looks for
     it in the file's folder, not in the working directory)."""
-    if isinstance(model, onnx.ModelProto) and (_is_atc_layout(model) or model_bytes(model) > MAX_PROTOBUF_BYTES):
+    if isinstance(model, onnx.ModelProto) and (_is_atc_layout(model) or proto_bytes(model) > MAX_PROTOBUF_BYTES):
         return  # the atc pass's own check covers ATC layouts; the checker cannot take > 2 GB
     try:
         onnx.checker.check_model(model)
@@ -583,7 +595,7 @@ def load_model(path: str | os.PathLike, *, load_external_data: bool = True) -> o
     except (DecodeError, RuntimeWarning, ValueError) as err:
         raise ModelError(f"{what}: not an ONNX protobuf ({type(err).__name__}: {err})") from None
     del data
-    refs = check_model(model, os.path.dirname(os.path.abspath(path)), what=path)
+    refs = check_model(model, data_dir_of(path), what=path)
     if refs and load_external_data:
         try:
             _read_external(refs)

@@ -17,7 +17,6 @@ from onnx_npuq.errors import ExternalDataError
 from onnx_npuq.exporter import save
 from onnx_npuq.ops import functions
 from onnx_npuq.passes import run_passes
-from onnx_npuq.passes.pipeline import KEEP_EXTERNAL_MIN_BYTES, data_dir_of
 from onnx_npuq.runtime import OrtSession
 
 PASSES = ["compress", "atc", "portable"]
@@ -75,11 +74,11 @@ def _external(model: onnx.ModelProto) -> dict[str, list]:
 
 
 def test_passes_read_only_the_weights_they_rewrite(on_disk, reads):
-    assert W_BYTES >= KEEP_EXTERNAL_MIN_BYTES
-    data_dir = data_dir_of(on_disk)
+    assert W_BYTES >= npuq_io.LARGE_TENSOR_BYTES
+    data_dir = npuq_io.data_dir_of(on_disk)
     out, reports = run_passes(on_disk, PASSES)  # verified: onnxruntime reads the data folder
     # compress read wq to pack it; w went through as a reference to the input's data file
-    assert [n for n in reads if n >= KEEP_EXTERNAL_MIN_BYTES] == [W_BYTES]
+    assert [n for n in reads if n >= npuq_io.LARGE_TENSOR_BYTES] == [W_BYTES]
     assert _external(out) == {"w": _external(npuq_io.load_model(on_disk, load_external_data=False))["w"]}
     assert all(r.mismatches == 0 for r in reports)
     on_disk_bytes = on_disk.stat().st_size + (on_disk.parent / "m.onnx.data").stat().st_size
@@ -118,7 +117,7 @@ def test_large_models_are_verified_unfolded(on_disk, monkeypatch):
 
 
 def test_save_copies_the_external_data(on_disk, tmp_path):
-    data_dir = data_dir_of(on_disk)
+    data_dir = npuq_io.data_dir_of(on_disk)
     out, _ = run_passes(on_disk, PASSES, verify=False)
     whole, _ = run_passes(npuq_io.load_model(on_disk), PASSES, verify=False)
     before = out.SerializeToString()
@@ -154,7 +153,7 @@ def test_rewrite_in_place(on_disk):
     x = _x()
     (want,) = OrtSession(run_passes(npuq_io.load_model(on_disk), PASSES, verify=False)[0]).run(x)
     out, _ = run_passes(on_disk, PASSES, verify=False)
-    save(out, on_disk, data_dir=data_dir_of(on_disk))
+    save(out, on_disk, data_dir=npuq_io.data_dir_of(on_disk))
     (got,) = OrtSession(on_disk).run(x)
     assert torch.equal(got, want)
     assert sorted(p.name for p in on_disk.parent.iterdir()) == ["m.onnx", "m.onnx.data"]

@@ -107,7 +107,8 @@ def atc_model(model, layout: str | None = None, opset: int | None = None,
     weights stay in external data (in `data_dir`, or the model path's folder)."""
     from ..passes import run_passes
     from ..passes.atc import DEFAULT_OPSET, OPSET_KEY
-    from ..passes.pipeline import LAYOUT_KEY, data_dir_of, load
+    from ..io import data_dir_of
+    from ..passes.pipeline import LAYOUT_KEY, load
 
     data_dir = data_dir_of(model, data_dir)
     model = load(model, data_dir)
@@ -457,7 +458,7 @@ def plan_command(model, soc_version: str, output_stem, input_shapes=None, dynami
                  verify: bool = False, data_dir=None) -> AtcCommand:
     """Everything build_command checks and builds, with the model and files it needs
     (`data_dir`: where a ModelProto's external data is)."""
-    from ..passes.pipeline import data_dir_of
+    from ..io import data_dir_of
 
     soc = soc_info(soc_version)
     stem = _stem(output_stem)

@@ -13,7 +13,7 @@ def _load(model):
 
 
 def _data_dir(path: str) -> str:
-    from ..passes.pipeline import data_dir_of
+    from ..io import data_dir_of
 
     return data_dir_of(path)
 

@@ -36,7 +36,7 @@ def rewrite(out, model, output, passes, layout, opset, compute_dtype, verify, ex
     verified, the onnxruntime outputs against the model before the pass)."""
     from ..exporter import save
     from ..passes import run_passes
-    from ..passes.pipeline import data_dir_of
+    from ..io import data_dir_of
 
     result, reports = run_passes(model, _pass_names(passes), verify=verify, layout=layout, opset=opset,
                                  compute_dtype=compute_dtype)

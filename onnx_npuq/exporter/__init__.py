@@ -23,7 +23,7 @@ import onnx
 import torch
 
 from ..errors import ExternalDataError
-from ..io import external_refs, file_mode, model_bytes, open_external, read_external_range
+from ..io import external_refs, file_mode, open_external, proto_bytes, read_external_range
 from ..ops import functions, npu_ops
 from ..ops.defs import TRANSLATIONS
 
@@ -263,7 +263,7 @@ def save(proto: onnx.ModelProto, path: str | os.PathLike, external_data: bool | 
     refs = external_refs(proto, data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     if external_data is None:
-        external_data = bool(refs) or model_bytes(proto) > EXTERNAL_DATA_THRESHOLD
+        external_data = bool(refs) or proto_bytes(proto) > EXTERNAL_DATA_THRESHOLD
     data_name = path.name + ".data"
 
     def write(tmp: str, data_tmp: str | None) -> None:

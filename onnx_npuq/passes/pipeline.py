@@ -34,15 +34,14 @@ import torch
 from onnx_graphsurgeon.logger import G_LOGGER
 
 from ..errors import ModelError
-from ..io import (LARGE_TENSOR_BYTES, check_model, checker_copy, external_refs, load_external_data, load_model,
-                  model_bytes)
+from ..io import (LARGE_TENSOR_BYTES, check_model, checker_copy, data_dir_of, external_refs, load_external_data,
+                  load_model, model_bytes)
 from ..ops import functions
 from ..runtime.ort import OrtSession, compare
 from .graph import read_on_demand
 
 LAYOUT_KEY = "onnx_npuq.layout"  # set by the atc pass: the model is for ATC, not onnxruntime
 MAX_RANDOM_ELEMENTS = 2**26  # per random test input (256 MiB of float32)
-KEEP_EXTERNAL_MIN_BYTES = LARGE_TENSOR_BYTES  # external initializers this large stay on disk; smaller ones are read
 # Verification sessions fold constants (onnxruntime's default) up to this model size. Folding
 # the weight decoding peaks at ~7x the decoded weights; unfolded, onnxruntime's CPU fp16
 # handling drops the rounding of a runtime Cast to float16 feeding a float16 op, which a
@@ -141,19 +140,11 @@ def _same_weights(a: onnx.ModelProto, b: onnx.ModelProto) -> bool:
     return ta.keys() == tb.keys() and all(ta[k] == tb[k] for k in ta)
 
 
-def data_dir_of(model, data_dir: str | os.PathLike | None = None) -> str | None:
-    """The folder a model's external data locations are relative to: a model path's own
-    folder, else `data_dir` (for a ModelProto)."""
-    if isinstance(model, (str, os.PathLike)):
-        return os.path.dirname(os.path.abspath(os.fspath(model)))
-    return None if data_dir is None else os.fspath(data_dir)
-
-
 def load(model: onnx.ModelProto | str | os.PathLike, data_dir: str | os.PathLike | None = None) -> onnx.ModelProto:
     """A checked model: a path through onnx_npuq.io.load_model, a ModelProto through
     io.check_model(strict=False) (finish() attaches and checks); ModelError (a ValueError)
     naming the problem. External data is checked, and read except for the initializers of
-    KEEP_EXTERNAL_MIN_BYTES or more (a ModelProto with some to read is copied first)."""
+    io.LARGE_TENSOR_BYTES or more (a ModelProto with some to read is copied first)."""
     folder = data_dir_of(model, data_dir)
     if isinstance(model, onnx.ModelProto):
         if check_model(model, folder, strict=False):  # (the external references)
@@ -165,7 +156,7 @@ def load(model: onnx.ModelProto | str | os.PathLike, data_dir: str | os.PathLike
     else:
         raise TypeError(f"a model is an onnx.ModelProto or a path, got {type(model).__name__}")
     if folder is not None:
-        load_external_data(model, folder, keep_bytes=KEEP_EXTERNAL_MIN_BYTES)
+        load_external_data(model, folder, keep_bytes=LARGE_TENSOR_BYTES)
     return model
 
 
@@ -304,7 +295,7 @@ def run_passes(model, names: Sequence[str], *, verify: bool = True, seed: int = 
                data_dir: str | os.PathLike | None = None, **options) -> tuple[onnx.ModelProto, list[Report]]:
     """Run the named passes in order on a ModelProto or a path. A model with external data
     keeps its large initializers on disk, and so does the result: save() and OrtSession()
-    take it with `data_dir=` the input's folder (`data_dir_of(path)`), as this takes a
+    take it with `data_dir=` the input's folder (`io.data_dir_of(path)`), as this takes a
     ModelProto's."""
     data_dir = data_dir_of(model, data_dir)
     model = load(model, data_dir)

@@ -12,8 +12,8 @@ import onnxruntime as ort
 import torch
 
 from ..errors import ModelError
-from ..io import (LARGE_TENSOR_BYTES, MAX_PROTOBUF_BYTES, check_model, checker_copy, external_nbytes, external_refs,
-                  load_model, model_bytes, shell)
+from ..io import (LARGE_TENSOR_BYTES, MAX_PROTOBUF_BYTES, check_model, checker_copy, data_dir_of, external_refs,
+                  load_model, proto_bytes, shell)
 
 
 class OrtSession:
@@ -32,7 +32,7 @@ class OrtSession:
             if external_refs(model, data_dir):
                 options.add_session_config_entry("session.model_external_initializers_file_folder_path",
                                                  os.fspath(data_dir))
-            if model_bytes(model) - external_nbytes(model) > SERIALIZE_MAX_BYTES:
+            if proto_bytes(model) > SERIALIZE_MAX_BYTES:
                 model, self._weights = _weights_apart(model, options)
             src, where = model.SerializeToString(), "the model"
         else:
@@ -192,7 +192,7 @@ def verify(model: torch.nn.Module, args: tuple, onnx_model, layers: bool = False
         proto = onnx_model
     else:
         proto = load_model(onnx_model, load_external_data=False)
-        data_dir = os.path.dirname(os.path.abspath(os.fspath(onnx_model)))
+        data_dir = data_dir_of(onnx_model)
     n_outputs = len(proto.graph.output)
     captured: dict[str, torch.Tensor] = {}
     kept: dict[str, str] = {}
