@@ -17,7 +17,7 @@ from __future__ import annotations
 MAX_MESSAGE = 1000  # characters: a hostile attribute value must not make a megabyte-long line
 
 
-def _one_line(message: str) -> str:
+def one_line(message: str) -> str:
     text = " ".join(str(message).split())
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " ..."
 
@@ -26,7 +26,7 @@ class ModelError(ValueError):
     """An ONNX model onnx_npuq refuses; the message names the model and the problem."""
 
     def __init__(self, message: str):
-        super().__init__(_one_line(message))
+        super().__init__(one_line(message))
 
 
 class ExternalDataError(ModelError):

@@ -1,9 +1,12 @@
 """Generated hostile inputs for tests/test_fuzz.py: every case is built in code into a
 folder (nothing binary is committed).
 
-    for case in MODEL_CASES + RECIPE_CASES:
+    for case in MODEL_CASES + RECIPE_CASES + SPEC_CASES:
         path = case.build(folder)          # writes the input (and what it needs) into `folder`
         ... every tool must refuse it with a ValueError whose message matches case.match
+
+SPEC_CASES are MODEL specs for `export` and `verify` (cli.models.load_model): their build
+returns the spec, a string.
 
 A model case's folder is `<tmp>/in`; `<tmp>/outside/secret.bin` (SECRET) is a file outside
 it that external-data cases point at and that nothing may open. `tools` says which tools
@@ -36,7 +39,7 @@ FP = TensorProto.FLOAT
 class Case:
     id: str
     category: str
-    build: Callable[[Path], Path]  # folder -> the path to give the tools
+    build: Callable[[Path], Path | str]  # folder -> the path (for SPEC_CASES: the MODEL spec) to give the tools
     match: str  # a regular expression the error message must contain
     tools: tuple[str, ...] = ALL
 
@@ -903,3 +906,136 @@ NPZ_FILES = [
     ("npz-wrong-names", _npz({"nope": np.ones((2, 4), np.float32)}), "the model's inputs are"),
     ("npz-corrupt-member", _GOOD_NPZ.replace(b"NUMPY", b"NUMPZ"), "not a readable .npz"),
 ]
+
+
+# ------------------------------------------------------------------ J. MODEL specs (export, verify)
+
+# A case's build writes what the spec needs into the folder and returns the spec (a str); the
+# folder is on sys.path, so `npuq_fuzz_NAME:factory` imports <folder>/npuq_fuzz_NAME.py.
+SPEC_MODULE = "npuq_fuzz_"
+_LINEAR = "import torch\n\n\ndef model():\n    return torch.nn.Linear(4, 4)\n"
+
+
+def _spec_file(source: str | bytes, factory: str | None = None, name: str = "user_model.py"):
+    """A builder: source as <folder>/name; the spec is that path (with :factory if given)."""
+    def build(folder: Path) -> str:
+        path = folder / name
+        path.write_bytes(source if isinstance(source, bytes) else source.encode())
+        return f"{path}:{factory}" if factory else str(path)
+    return build
+
+
+def _spec_module(name: str, source: str, factory: str = "model"):
+    """A builder: source as <folder>/npuq_fuzz_<name>.py; the spec is npuq_fuzz_<name>:factory."""
+    def build(folder: Path) -> str:
+        (folder / f"{SPEC_MODULE}{name}.py").write_text(source)
+        return f"{SPEC_MODULE}{name}:{factory}"
+    return build
+
+
+def _spec_factory(body: str):
+    """A builder: a file whose model() runs body (torch and sys imported)."""
+    indented = "".join(f"    {line}\n" for line in body.splitlines())
+    return _spec_file(f"import sys\n\nimport torch\n\n\ndef model():\n{indented}")
+
+
+def _spec_special(make: Callable[[Path], None], name: str = "user_model.py"):
+    """A builder: make(<folder>/name) creates something that is not a readable file there."""
+    def build(folder: Path) -> str:
+        make(folder / name)
+        return str(folder / name)
+    return build
+
+
+SPEC = ("load_model", "export", "verify")
+SPEC_CASES = [Case(cid, "model-spec", build, match, SPEC) for cid, build, match in [
+    # the module does not import
+    ("spec-missing-module", lambda d: f"{SPEC_MODULE}nosuchmod:model",
+     f"importing '{SPEC_MODULE}nosuchmod' raised ModuleNotFoundError: No module named '{SPEC_MODULE}nosuchmod'"),
+    ("spec-missing-package", lambda d: f"{SPEC_MODULE}nopkg.sub:model", f"No module named '{SPEC_MODULE}nopkg'"),
+    ("spec-module-missing-dependency", _spec_module("needs_dep", f"import {SPEC_MODULE}not_installed\n"),
+     f"importing '{SPEC_MODULE}needs_dep' raised ModuleNotFoundError: No module named '{SPEC_MODULE}not_installed'"),
+    ("spec-file-missing-dependency", _spec_file(f"import {SPEC_MODULE}not_installed\n" + _LINEAR),
+     rf"importing '.*user_model\.py' raised ModuleNotFoundError: No module named '{SPEC_MODULE}not_installed'"),
+    ("spec-module-import-name-error", _spec_module("bad_from", "from torch import npuq_no_such_name\n"),
+     "ImportError: cannot import name 'npuq_no_such_name'"),
+    ("spec-module-raises-at-import", _spec_module("raises", 'raise RuntimeError("top-level boom")\n'),
+     f"importing '{SPEC_MODULE}raises' raised RuntimeError: top-level boom"),
+    ("spec-file-raises-at-import", _spec_file('raise RuntimeError("top-level boom")\n'),
+     r"importing '.*user_model\.py' raised RuntimeError: top-level boom"),
+    ("spec-file-exits-at-import", _spec_file("import sys\nsys.exit(3)\n"), r"raised SystemExit\(3\)"),
+    ("spec-module-exits-at-import", _spec_module("exits", "raise SystemExit\n"), r"raised SystemExit\(None\)"),
+    ("spec-file-name-error-at-import", _spec_file("model = undefined_name\n"),
+     "NameError: name 'undefined_name' is not defined"),
+    ("spec-file-multiline-error", _spec_file('raise ValueError("first line\\nsecond line")\n'),
+     "ValueError: first line second line$"),
+    ("spec-file-huge-error", _spec_file('raise ValueError("x" * 1_000_000)\n'), r"ValueError: x+ \.\.\.$"),
+    # the source does not compile: the file and the line
+    ("spec-file-syntax-error", _spec_file("import torch\ndef model(:\n    pass\n"),
+     r"SyntaxError in /.*user_model\.py line 2: invalid syntax"),
+    ("spec-file-indentation-error", _spec_file("def model():\nreturn 1\n"),
+     r"IndentationError in /.*user_model\.py line 2: expected an indented block"),
+    ("spec-module-syntax-error", _spec_module("syntax", "import torch\n\n\ndef model(:\n"),
+     rf"SyntaxError in /.*{SPEC_MODULE}syntax\.py line 4"),
+    ("spec-file-not-utf8", _spec_file(b'x = "\xff\xfe"\n'), r"SyntaxError in /.*user_model\.py line 1: .*utf-8"),
+    ("spec-file-nul-bytes", _spec_file(b"x = 1\n\0\n"),
+     r"importing '.*user_model\.py' raised SyntaxError: .*null bytes"),
+    ("spec-file-binary-garbage", _spec_file(_garbage(31, 300)), r"importing '.*user_model\.py' raised SyntaxError"),
+    # no file
+    ("spec-file-missing", lambda d: str(d / "missing.py"), r"no such file: /.*missing\.py$"),
+    ("spec-file-missing-with-factory", lambda d: f"{d / 'missing.py'}:model", r"no such file: /.*missing\.py$"),
+    ("spec-file-dangling-symlink", _spec_special(lambda p: p.symlink_to("/nonexistent/user_model.py")),
+     "no such file"),
+    ("spec-file-directory", _spec_special(Path.mkdir), r"user_model\.py is not a file"),
+    ("spec-file-fifo", _spec_special(os.mkfifo), r"user_model\.py is not a file"),
+    # the factory raises (the exception's type and message)
+    ("spec-factory-raises", _spec_factory('raise RuntimeError("factory boom")'),
+     r"user_model\.py:model\(\) raised RuntimeError: factory boom"),
+    ("spec-factory-raises-empty", _spec_factory("raise RuntimeError"), r"model\(\) raised RuntimeError$"),
+    ("spec-factory-raises-keyerror", _spec_factory('raise KeyError("weights")'), "raised KeyError: 'weights'"),
+    ("spec-factory-raises-oserror", _spec_factory('open("/nonexistent/npuq/weights.bin")'),
+     r"raised FileNotFoundError: .*/nonexistent/npuq/weights\.bin"),
+    ("spec-factory-raises-import-error", _spec_factory(f"import {SPEC_MODULE}not_installed"),
+     rf"model\(\) raised ModuleNotFoundError: No module named '{SPEC_MODULE}not_installed'"),
+    ("spec-factory-exits", _spec_factory('sys.exit("bye")'), r"model\(\) raised SystemExit\('bye'\)"),
+    ("spec-factory-needs-argument", _spec_file("def model(size):\n    return size\n"),
+     r"raised TypeError: model\(\) missing 1 required positional argument"),
+    ("spec-factory-recursion", _spec_factory("return model()"), "raised RecursionError"),
+    ("spec-factory-class-needs-arguments", _spec_file("import torch\nmodel = torch.nn.Linear\n"),
+     r"model\(\) raised TypeError: .*missing 2 required positional arguments"),
+    ("spec-module-factory-raises", _spec_module("factory_raises", 'def build():\n    raise ValueError("bad config")\n',
+                                                "build"),
+     rf"{SPEC_MODULE}factory_raises:build\(\) raised ValueError: bad config"),
+    # the factory returns no nn.Module
+    ("spec-returns-none", _spec_factory("pass"), r"model\(\) returned NoneType, not a torch\.nn\.Module"),
+    ("spec-returns-int", _spec_factory("return 3"), "returned int, not a torch.nn.Module"),
+    ("spec-returns-tuple-first-not-module", _spec_factory("return 3, (torch.zeros(2, 4),)"),
+     "returned a tuple whose first item is int, not a torch.nn.Module"),
+    ("spec-returns-tuple-first-tensor", _spec_factory("return torch.zeros(2, 4), torch.nn.Linear(4, 4)"),
+     "returned a tuple whose first item is Tensor"),
+    ("spec-returns-three-tuple", _spec_factory("return torch.nn.Linear(4, 4), torch.zeros(2, 4), 0"),
+     "returned tuple, not a torch.nn.Module"),
+    ("spec-returns-class", _spec_factory("return torch.nn.Linear"), "returned type, not a torch.nn.Module"),
+    ("spec-returns-state-dict", _spec_factory("return torch.nn.Linear(4, 4).state_dict()"),
+     "returned OrderedDict, not a torch.nn.Module"),
+    ("spec-module-returns-none", _spec_module("returns_none", "def model():\n    return None\n"),
+     rf"{SPEC_MODULE}returns_none:model\(\) returned NoneType"),
+    ("spec-stdlib-returns-str", lambda d: "os:getcwd", r"os:getcwd\(\) returned str"),
+    # no such factory, or not callable
+    ("spec-no-such-factory", _spec_file(_LINEAR, "nothing"), r"user_model\.py has no 'nothing'$"),
+    ("spec-no-default-factory", _spec_file(_LINEAR.replace("def model", "def build")),
+     r"user_model\.py has no 'model' \(the factory to call"),
+    ("spec-module-no-such-factory", _spec_module("linear", _LINEAR, "nothing"),
+     f"{SPEC_MODULE}linear has no 'nothing'$"),
+    ("spec-factory-not-callable", _spec_file("model = 3\n"), r"user_model\.py:model is not callable \(int\)"),
+    ("spec-module-attribute-not-callable", _spec_module("consts", 'WIDTH = "wide"\n', "WIDTH"),
+     rf"{SPEC_MODULE}consts:WIDTH is not callable \(str\)"),
+    ("spec-stdlib-attribute-not-callable", lambda d: "os:sep", r"os:sep is not callable \(str\)"),
+    # not a spec at all
+    ("spec-no-factory-not-py", lambda d: f"{SPEC_MODULE}pkg.mod", "unknown model: give a built-in name"),
+    ("spec-builtin-typo", lambda d: "tiny-lama", "unknown model: give a built-in name"),
+    ("spec-empty", lambda d: "", "unknown model"),
+    ("spec-colon-only", lambda d: ":", "unknown model"),
+    ("spec-empty-module-name", lambda d: ":model", "importing '' raised ValueError: Empty module name"),
+    ("spec-relative-module", lambda d: f".{SPEC_MODULE}rel:model", "raised TypeError: .*relative import"),
+]]

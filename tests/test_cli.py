@@ -48,6 +48,10 @@ def bare():
 
 def not_a_model():
     return 3
+
+
+def broken():
+    raise RuntimeError("no weights here")
 '''
 
 
@@ -96,8 +100,13 @@ def test_export_from_a_file_and_a_module(tmp_path, factory, monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["export", "nope", "-o", "{tmp}/x.onnx"], "unknown model 'nope'"),
+    (["export", "nope", "-o", "{tmp}/x.onnx"], "model spec 'nope': unknown model"),
     (["export", "{tmp}/missing.py", "-o", "{tmp}/x.onnx"], "no such file"),
+    (["export", "nosuchmod:model", "-o", "{tmp}/x.onnx", "--input", "x:1,3"],
+     "model spec 'nosuchmod:model': importing 'nosuchmod' raised ModuleNotFoundError: No module named 'nosuchmod'"),
+    (["export", "{factory}:broken", "-o", "{tmp}/x.onnx", "--input", "x:1,3"],
+     "user_model.py:broken() raised RuntimeError: no weights here"),
+    (["verify", "{factory}:broken", "{tmp}/x.onnx"], "no such file"),  # the ONNX file is read first
     (["export", "tiny-llama", "-w", "bogus", "-o", "{tmp}/x.onnx"], "unknown format 'bogus'"),
     (["export", "tiny-llama", "-w", "int4sym:group", "-o", "{tmp}/x.onnx"], "is not key=value"),
     (["export", "{factory}:bare", "-o", "{tmp}/x.onnx"], "give example inputs with --input"),

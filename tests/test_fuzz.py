@@ -29,6 +29,7 @@ from onnx_npuq import formats as F
 from onnx_npuq import io as npuq_io
 from onnx_npuq.atc import plan_command, preflight
 from onnx_npuq.cli import main
+from onnx_npuq.cli.models import ModelSpecError, load_model
 from onnx_npuq.errors import ExternalDataError, ModelError, NodeError
 from onnx_npuq.exporter import export, save
 from onnx_npuq.nn import Recipe, RecipeError, quantize_model
@@ -200,7 +201,7 @@ CLI = {
 
 
 def test_enough_cases():
-    cases = fc.MODEL_CASES + fc.RECIPE_CASES
+    cases = fc.MODEL_CASES + fc.RECIPE_CASES + fc.SPEC_CASES
     assert len(cases) + len(fc.INPUT_SPECS) + len(fc.NPZ_FILES) >= 200
     ids = [c.id for c in cases] + [c[0] for c in fc.INPUT_SPECS + fc.NPZ_FILES]
     assert len(set(ids)) == len(ids)
@@ -355,16 +356,77 @@ def test_run_inputs_case(cid, data, match, ws, monkeypatch):
     check_opens(opens, ws.outside)
 
 
+# ------------------------------------------------------------------ MODEL specs (export, verify)
+
+
+def modules_from(folder: Path) -> list[str]:
+    """The names in sys.modules of modules imported from files under folder."""
+    return [name for name, m in list(sys.modules.items())
+            if str(getattr(m, "__file__", None) or "").startswith(str(folder) + os.sep)]
+
+
+@pytest.fixture
+def spec_folder(ws, monkeypatch):
+    """ws.inp on sys.path (for the cases' npuq_fuzz_* modules), emptied of them afterwards; no
+    __pycache__ written next to the cases' sources (Python's import cache, not our output)."""
+    monkeypatch.syspath_prepend(str(ws.inp))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    yield ws.inp
+    for name in modules_from(ws.inp):
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize("case", fc.SPEC_CASES, ids=lambda c: c.id)
+def test_model_spec_case(case, ws, spec_folder, good_onnx):
+    """A MODEL spec that gives no model: load_model raises ModelSpecError; export and verify
+    print one line naming the spec and the cause, exit 2, write nothing."""
+    import importlib
+
+    spec = case.build(ws.inp)
+    importlib.invalidate_caches()  # the folder's listing may be cached from before the build
+    named = f"model spec {spec!r}: "
+    before = snapshot(ws.root)
+    with recording_opens() as opens:
+        err = assert_api_error(lambda: load_model(spec), case.match, f"{case.id} load_model")
+        assert isinstance(err, ModelSpecError) and str(err).startswith(named), (case.id, str(err))
+        if str(err).startswith(f"{named}importing "):  # a failed import leaves no half-initialized module
+            assert not modules_from(ws.inp), case.id
+        for args in (["export", spec, "--input", "x:2,4", "-o", ws.out / "m.onnx"],
+                     ["verify", spec, good_onnx, "--input", "x:2,4"]):
+            line = assert_cli_error(cli(*args), case.match, f"{case.id} {args[0]}")
+            assert line.startswith(f"Error: {named}"), (case.id, args[0], line)
+    assert snapshot(ws.root) == before
+    check_opens(opens, ws.outside)
+
+
+def test_model_spec_keyboard_interrupt_is_not_an_error(tmp_path):
+    """Ctrl-C in the user's code (importing or in the factory) stays a KeyboardInterrupt, and an
+    interrupted import leaves no half-initialized module either."""
+    path = tmp_path / "interrupted.py"
+    path.write_text("raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        load_model(str(path))
+    assert not modules_from(tmp_path)
+    factory = tmp_path / "interrupted_factory.py"
+    factory.write_text("def model():\n    raise KeyboardInterrupt\n")
+    with pytest.raises(KeyboardInterrupt):
+        load_model(str(factory))
+    for name in modules_from(tmp_path):
+        del sys.modules[name]
+
+
 # ------------------------------------------------------------------ real subprocesses
 
 
 SUBPROCESS_CASES = [("garbage-1000-seed2", "rewrite"), ("ext-symlink-out", "check"), ("qd-format-int", "convert"),
-                    ("billion-laughs", "export")]
+                    ("billion-laughs", "export"), ("spec-missing-module", "export-spec"),
+                    ("spec-file-syntax-error", "export-spec"), ("spec-module-raises-at-import", "export-spec"),
+                    ("spec-factory-raises", "verify-spec")]
 
 
-def test_console_script_one_line_errors(tmp_path, factory):
+def test_console_script_one_line_errors(tmp_path, factory, good_onnx):
     """A handful of the cases through the installed `onnx-npuq`, in parallel."""
-    cases = {c.id: c for c in fc.MODEL_CASES + fc.RECIPE_CASES}
+    cases = {c.id: c for c in fc.MODEL_CASES + fc.RECIPE_CASES + fc.SPEC_CASES}
     runs = []
     for cid, command in SUBPROCESS_CASES:
         w = Workspace(tmp_path / cid)
@@ -375,10 +437,14 @@ def test_console_script_one_line_errors(tmp_path, factory):
             "convert": ["convert", path, "--soc", SOC, "-o", w.out / "m"],
             "verify": ["verify", f"{factory}:model", path],
             "export": ["export", f"{factory}:model", "--recipe", path, "-o", w.out / "m.onnx"],
+            "export-spec": ["export", path, "--input", "x:2,4", "-o", w.out / "m.onnx"],
+            "verify-spec": ["verify", path, good_onnx, "--input", "x:2,4"],
         }[command]
+        # spec cases: their npuq_fuzz_* modules on the path, no __pycache__ beside them
+        env = {**os.environ, "PYTHONPATH": str(w.inp), "PYTHONDONTWRITEBYTECODE": "1"}
         before = snapshot(w.root)
         proc = subprocess.Popen([SCRIPT, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, env=env)
         runs.append((cases[cid], w, before, proc))
     for case, w, before, proc in runs:
         stdout, err = proc.communicate(timeout=120)

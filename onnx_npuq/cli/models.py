@@ -2,7 +2,8 @@
 
 A MODEL is a built-in name (`tiny-llama`, `minilm`), `package.module:factory`, or
 `path/to/file.py[:factory]` (default factory name: `model`). The factory takes no
-arguments and returns an nn.Module, or (module, example inputs tuple).
+arguments and returns an nn.Module, or (module, example inputs tuple). A spec that gives
+no model raises ModelSpecError, a ValueError: one line naming the spec and why.
 """
 from __future__ import annotations
 
@@ -15,27 +16,72 @@ from pathlib import Path
 
 import click
 
+from ..errors import one_line
 from .app import command, main
 
 FACTORY = "model"
 
 
-def _call_factory(fn, where: str):
+class ModelSpecError(ValueError):
+    """A MODEL spec that gives no model; the one-line message names the spec and the cause."""
+
+    def __init__(self, spec: str, cause: str):
+        super().__init__(one_line(f"model spec {spec!r}: {cause}"))
+        self.spec = spec
+
+
+def _cause(err: BaseException) -> str:
+    """'ExcType: message' of an error in the user's code; a SyntaxError with its file and line
+    (its str() has only the file's base name)."""
+    if isinstance(err, SyntaxError):
+        at = "".join([f" in {err.filename}" if err.filename else "", f" line {err.lineno}" if err.lineno else ""])
+        return f"{type(err).__name__}{at}: {err.msg}"
+    if isinstance(err, SystemExit):  # its str() is its bare code, "None" from exit()
+        return f"SystemExit({err.code!r})"
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def _import(spec: str, path: str):
+    """The module of a spec: a .py file, or a module by its dotted name."""
+    try:
+        if not path.endswith(".py"):
+            return importlib.import_module(path)  # a failed import leaves nothing in sys.modules
+        module_spec = importlib.util.spec_from_file_location(f"_onnx_npuq_user_{abs(hash(path))}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_spec.name] = module  # as import does: the module's own code may look itself up
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_spec.name]  # and, as import does, no half-initialized module is left
+            raise
+        return module
+    # SystemExit too: sys.exit() in the user's code is a broken spec, not a request to end the
+    # CLI with its code; KeyboardInterrupt still stops everything
+    except (Exception, SystemExit) as err:
+        raise ModelSpecError(spec, f"importing {path!r} raised {_cause(err)}") from err
+
+
+def _call_factory(spec: str, fn, where: str):
     if not callable(fn):
-        raise TypeError(f"{where} is not callable")
-    made = fn()
+        raise ModelSpecError(spec, f"{where} is not callable ({type(fn).__name__})")
+    try:
+        made = fn()
+    except (Exception, SystemExit) as err:  # as in _import
+        raise ModelSpecError(spec, f"{where}() raised {_cause(err)}") from err
     model, inputs = (made if isinstance(made, tuple) and len(made) == 2 else (made, None))
     import torch
 
     if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"{where} returned {type(model).__name__}, not a torch.nn.Module")
+        got = type(model).__name__ if model is made else f"a tuple whose first item is {type(model).__name__}"
+        raise ModelSpecError(spec, f"{where}() returned {got}, not a torch.nn.Module")
     if inputs is not None and not isinstance(inputs, tuple):
         inputs = (inputs,)
     return model.eval(), inputs
 
 
 def load_model(spec: str):
-    """(nn.Module, example inputs or None) from a MODEL spec."""
+    """(nn.Module, example inputs or None) from a MODEL spec; ModelSpecError when the spec
+    gives none (no such file or module, an import or the factory fails, not a module)."""
     from .. import models
 
     if spec in models.BUILTIN:
@@ -48,21 +94,17 @@ def load_model(spec: str):
     path, _, name = spec.partition(":") if not spec.endswith(".py") else (spec, "", "")
     if path.endswith(".py"):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"no such file: {path}")
-        module_spec = importlib.util.spec_from_file_location(f"_onnx_npuq_user_{abs(hash(path))}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_spec.name] = module
-        module_spec.loader.exec_module(module)
-    elif name:
-        module = importlib.import_module(path)
-    else:
+            raise ModelSpecError(spec, f"no such file: {path}" if not os.path.exists(path) else f"{path} is not a file")
+    elif not name:
         known = ", ".join([*models.BUILTIN, "minilm"])
-        raise ValueError(f"unknown model {spec!r}: give a built-in name ({known}), package.module:factory, "
-                         "or file.py[:factory]")
+        raise ModelSpecError(spec, f"unknown model: give a built-in name ({known}), package.module:factory, "
+                                   "or file.py[:factory]")
+    module = _import(spec, path)
     factory = name or FACTORY
     if not hasattr(module, factory):
-        raise ValueError(f"{path} has no {factory!r} (the factory to call; name it with {path}:NAME)")
-    return _call_factory(getattr(module, factory), f"{path}:{factory}")
+        hint = f" (the factory to call; name another with {path}:NAME)" if not name else ""
+        raise ModelSpecError(spec, f"{path} has no {factory!r}{hint}")
+    return _call_factory(spec, getattr(module, factory), f"{path}:{factory}")
 
 
 def parse_format(text: str | None):
