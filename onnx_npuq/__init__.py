@@ -11,6 +11,7 @@ from .qtype import QType, get_status, print_status, quant_dequant_float, quant_f
 
 __all__ = [
     "QType", "quant_dequant_float", "quant_func", "print_status", "get_status", "export", "verify",
+    "quantize_model", "quantize_",
 ]
 
 
@@ -27,3 +28,12 @@ def verify(model, args, onnx_model, layers: bool = False, data_dir=None):
     from .runtime import verify as _verify
 
     return _verify(model, args, onnx_model, layers=layers, data_dir=data_dir)
+
+
+def __getattr__(name):
+    # quantize_model / quantize_ import the op set (onnx, onnxscript): only when asked for
+    if name in ("quantize_model", "quantize_"):
+        from . import nn
+
+        return getattr(nn, name)
+    raise AttributeError(f"module 'onnx_npuq' has no attribute {name!r}")

@@ -35,5 +35,5 @@ def test_layer_errors_rank_formats():
 
 def test_layer_errors_needs_the_same_architecture():
     q = quantize_model(models.get("tiny-llama"), weights="mxfp4")
-    with pytest.raises(ValueError, match="no Linear named"):
+    with pytest.raises(ValueError, match="no weight layer named"):
         layer_errors(torch.nn.Sequential(), q, models.example_inputs("tiny-llama"))

@@ -52,6 +52,13 @@ def not_a_model():
 
 def broken():
     raise RuntimeError("no weights here")
+
+
+def convnet():
+    torch.manual_seed(0)  # export and verify each build it
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=8), nn.Flatten(),
+                      nn.Linear(8 * 4 * 4, 10))
+    return m, (torch.randn(2, 3, 8, 8),)
 '''
 
 
@@ -80,7 +87,7 @@ def test_export_and_verify_builtin(tmp_path):
     res = invoke("verify", "tiny-llama", out, "-w", "int4sym:group=32", "-a", "mxfp8e4m3", "--exclude", "lm_head",
                  "--layers", "--json")
     results = json.loads(res.output)
-    assert len(results) == 1 + 15  # logits, then every Linear layer (lm_head too, float)
+    assert len(results) == 1 + 16  # logits, then every weight layer (embedding and lm_head too, float)
     assert all(r["cosine"] > 0.99999 for r in results)
     assert next(r for r in results if r["name"] == "layer:layers.0.self_attn.q_proj")["mismatches"] == 0
     text = invoke("verify", "tiny-llama", out, "-w", "int4sym:group=32", "-a", "mxfp8e4m3", "--exclude", "lm_head").output
@@ -97,6 +104,20 @@ def test_export_from_a_file_and_a_module(tmp_path, factory, monkeypatch):
     monkeypatch.syspath_prepend(str(factory.parent))
     data = json.loads(invoke("export", "user_model:model", "-w", "int8", "-o", out, "--json").output)
     assert data["quantized_layers"] == 2
+
+
+def test_export_prints_what_it_quantized_and_left(tmp_path, factory):
+    out = tmp_path / "c.onnx"
+    text = invoke("export", f"{factory}:convnet", "-w", "mxfp4", "--exclude", "4", "-o", out).output
+    assert "2 layers quantized, 1 weight layers left float" in text
+    assert "  0 (Conv2d 8x3x3x3): mxfp4," in text and "  2 (Conv2d 8x1x3x3): mxfp4," in text
+    assert "  4 (Linear): float, excluded by the recipe" in text
+    data = json.loads(invoke("export", f"{factory}:convnet", "-w", "hif8", "-o", out, "--json").output)
+    assert [r["name"] for r in data["layers"]] == ["0", "2", "4"] and data["left_float"] == []
+    assert sum(n.op_type == "Dequantize" for n in onnx.load(out).graph.node) == 3
+    results = json.loads(invoke("verify", f"{factory}:convnet", out, "-w", "hif8", "--layers", "--json").output)
+    assert [r["name"] for r in results][1:] == ["layer:0", "layer:2", "layer:4"]
+    assert all(r["max_rel"] < 1e-4 and r["cosine"] > 0.99999 for r in results), results  # conv sums in another order
 
 
 @pytest.mark.parametrize("args, message", [

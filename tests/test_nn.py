@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import io
+import re
 
 import pytest
 import torch
@@ -134,13 +135,13 @@ def test_state_dict_round_trip(name):
 
 def test_forward_routes_through_the_npuq_custom_ops(monkeypatch):
     # the custom ops are what an export turns into npuq::QuantDequant / npuq::Dequantize
-    from onnx_npuq.nn import linear
+    from onnx_npuq.nn import weight
 
     q = QuantLinear.from_linear(_linear(32, 4), "mxfp4", activation="mxfp8e4m3")
     calls = []
-    real_dq, real_qd = linear.ops.dequantize, linear.ops.quant_dequant
-    monkeypatch.setattr(linear.ops, "dequantize", lambda p: calls.append("w") or real_dq(p))
-    monkeypatch.setattr(linear.ops, "quant_dequant",
+    real_dq, real_qd = weight.ops.dequantize, weight.ops.quant_dequant
+    monkeypatch.setattr(weight.ops, "dequantize", lambda p: calls.append("w") or real_dq(p))
+    monkeypatch.setattr(weight.ops, "quant_dequant",
                         lambda *a, **k: calls.append("x") or real_qd(*a, **k))
     q(torch.randn(1, 32))
     assert calls == ["x", "w"]
@@ -308,12 +309,15 @@ def test_quantize_mlp():
     with torch.no_grad():
         assert torch.equal(model(x), ref(x))
         assert not torch.equal(model(x), untouched(x))
-    assert model.npuq_summary == [
-        {"name": "features.2", "format": "hif4", "activation": "hif8", "in": 96, "out": 96,
-         "fp32_bytes": 96 * 96 * 4, "packed_bytes": 96 * 128 // 2 + 96 * 2 * 4},
-        {"name": "head", "format": "nvfp4", "activation": "mxfp8e4m3", "in": 96, "out": 10,
-         "fp32_bytes": 96 * 10 * 4, "packed_bytes": 10 * 48 + 10 * 6 + 4},
+    assert model.npuq_report.layers == [
+        {"name": "features.2", "type": "Linear", "format": "hif4", "activation": "hif8", "shape": [96, 96],
+         "layout": "96 rows of 96", "fp32_bytes": 96 * 96 * 4, "packed_bytes": 96 * 128 // 2 + 96 * 2 * 4},
+        {"name": "head", "type": "Linear", "format": "nvfp4", "activation": "mxfp8e4m3", "shape": [10, 96],
+         "layout": "10 rows of 96", "fp32_bytes": 96 * 10 * 4, "packed_bytes": 10 * 48 + 10 * 6 + 4},
     ]
+    assert model.npuq_report.left_float == [
+        {"name": "features.0", "type": "Linear", "reason": "excluded by the recipe"}]
+    assert model.npuq_summary is model.npuq_report.layers
 
 
 def test_quantize_defaults_not_inplace_and_alias():
@@ -327,61 +331,93 @@ def test_quantize_defaults_not_inplace_and_alias():
     with torch.no_grad():
         assert torch.equal(q(x), _manual(model, lambda n: ("mxfp4", None))(x))
     # the recipe's own default overrides the weights= argument
-    r = quantize_(MLP(), weights="hif8", recipe={"default": {"weights": "int8"}})
-    assert {row["format"] for row in r.npuq_summary} == {"int8sym"}
+    mlp = MLP()
+    report = quantize_(mlp, weights="hif8", recipe={"default": {"weights": "int8"}})
+    assert report is mlp.npuq_report and {row["format"] for row in report.layers} == {"int8sym"}
+    assert "3 layers quantized, 0 weight layers left float" in str(report)
 
 
 def test_quantize_mha_out_proj_left_alone():
     model = nn.Sequential(nn.Linear(16, 16), nn.MultiheadAttention(16, 2, batch_first=True))
-    with pytest.warns(UserWarning, match="MultiheadAttention"):
+    with pytest.warns(UserWarning, match=r"2 weight layers left float: 1 \(MultiheadAttention\), "
+                                         r"1.out_proj \(NonDynamicallyQuantizableLinear\)"):
         quantize_model(model)
     assert isinstance(model[0], QuantLinear) and type(model[1].out_proj) is not QuantLinear
+    reasons = {r["name"]: r["reason"] for r in model.npuq_report.left_float}
+    assert reasons["1"].startswith("unsupported module type MultiheadAttention")
+    assert reasons["1.out_proj"] == "inside nn.MultiheadAttention, which reads its .weight instead of calling it"
+    with pytest.raises(QuantizationError, match=r"layer '1.out_proj' .*inside nn.MultiheadAttention"):
+        quantize_model(copy.deepcopy(model), recipe={"rules": [{"match": "1.out_proj", "weights": "hif8"}]})
 
 
-class ConvNet(nn.Module):
+class Custom(nn.Module):
+    """A module with a matrix parameter of its own, used through matmul: not a known layer."""
+
     def __init__(self):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        self.w = nn.Parameter(torch.randn(4, 4))
         self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x @ self.w)
 
 
 def test_quantize_unsupported_module_names_layer():
-    model = ConvNet()
-    recipe = {"rules": [{"match": "features.0", "weights": "mxfp4"}]}
-    with pytest.raises(QuantizationError,
-                       match=r"unsupported module type Conv2d at 'features\.0'"):
+    model = nn.Sequential(Custom())
+    recipe = {"rules": [{"match": "0", "weights": "mxfp4"}]}
+    with pytest.raises(QuantizationError, match=r"layer '0' \(Custom\): unsupported module type Custom"):
         quantize_model(model, recipe=recipe)
-    assert type(model.fc) is nn.Linear  # nothing replaced after an error
-    # a glob that only happens to cover it, or an exclude, is fine
-    quantize_model(ConvNet(), recipe={"rules": [{"match": "features.*", "weights": "hif4"}]})
-    quantize_model(ConvNet(), recipe={**recipe, "exclude": ["features.*"]})
+    assert type(model[0].fc) is nn.Linear  # nothing replaced after an error
+    # a glob that only happens to cover it is fine: it is left float, and said so
+    with pytest.warns(UserWarning, match=r"1 weight layers left float: 0 \(Custom\)"):
+        quantize_model(model, recipe={"rules": [{"match": "0*", "weights": "hif4"}]})
+    assert isinstance(model[0].fc, QuantLinear)
     assert issubclass(QuantizationError, ValueError)
+
+
+def test_recipe_rule_that_matches_nothing_is_an_error():
+    for rule in ({"match": "feature.0", "weights": "hif4"}, {"types": ["Conv*"], "weights": "hif4"},
+                 {"match": "features.*", "types": "Embedding", "weights": "hif4"}):
+        model = MLP()
+        with pytest.raises(QuantizationError, match=r"recipe rule 0 \(.*\) matches no module of MLP"):
+            quantize_model(model, recipe={"rules": [rule]})
+        assert type(model.head) is nn.Linear
 
 
 @pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
 @pytest.mark.parametrize("make, pattern", [
-    (lambda: nn.Linear(8, 4).double(), r"layer 'fc': weight dtype torch.float64"),
-    (lambda: nn.Linear(0, 4), r"layer 'fc': cannot quantize an empty weight"),
-    (lambda: nn.Linear(8, 0), r"layer 'fc': cannot quantize an empty weight"),
+    (lambda: nn.Linear(8, 4).double(), r"layer 'fc' \(Linear\): weight dtype torch.float64"),
+    (lambda: nn.Linear(0, 4), r"layer 'fc' \(Linear\): cannot quantize an empty weight"),
+    (lambda: nn.Linear(8, 0), r"layer 'fc' \(Linear\): cannot quantize an empty weight"),
 ])
 def test_quantize_layer_errors(make, pattern):
-    model = nn.Sequential()
-    model.add_module("ok", nn.Linear(8, 8))
-    model.add_module("fc", make())
+    def build():
+        model = nn.Sequential()
+        model.add_module("ok", nn.Linear(8, 8))
+        model.add_module("fc", make())
+        return model
+
+    # named by a rule: an error, and nothing is replaced
+    model = build()
     with pytest.raises(QuantizationError, match=pattern):
-        quantize_model(model)
+        quantize_model(model, recipe={"rules": [{"match": "fc", "weights": "mxfp4"}]})
     assert type(model.ok) is nn.Linear
+    # covered by the default: left float, with the reason, and a warning
+    model = build()
+    with pytest.warns(UserWarning, match=r"1 weight layers left float: fc \(Linear\)"):
+        quantize_model(model)
+    assert isinstance(model.ok, QuantLinear) and type(model.fc) is nn.Linear
+    [left] = model.npuq_report.left_float
+    assert left["name"] == "fc" and re.search(pattern.partition(": ")[2], left["reason"])
 
 
 def test_quantize_int_weight_and_bad_recipe():
     model = nn.Sequential(nn.Linear(8, 8))
     model[0].weight = nn.Parameter(torch.ones(8, 8, dtype=torch.int8), requires_grad=False)
-    with pytest.raises(QuantizationError, match=r"layer '0': weight dtype torch.int8"):
-        quantize_model(model)
+    with pytest.raises(QuantizationError, match=r"layer '0' \(Linear\): weight dtype torch.int8"):
+        quantize_model(model, recipe={"rules": [{"match": "0", "weights": "hif4"}]})
     with pytest.raises(RecipeError, match="mxfp5"):
         quantize_model(nn.Linear(4, 4), weights="mxfp5")
-    with pytest.warns(UserWarning, match="'feature.0' names no module"):
-        quantize_model(MLP(), recipe={"rules": [{"match": "feature.0", "weights": "hif4"}]})
 
 
 # -- a Hugging Face LLaMA, built offline from a config --------------------------------------

@@ -175,6 +175,7 @@ def quantized(model_spec, weights, activations, recipe, exclude, inputs):
     """(float model, quantized model, example inputs)."""
     import copy
     import dataclasses
+    import warnings
 
     from ..nn import Recipe, quantize_model
 
@@ -188,8 +189,10 @@ def quantized(model_spec, weights, activations, recipe, exclude, inputs):
     example = example if example is not None else own_example
     if example is None:
         raise ValueError(f"{model_spec}: give example inputs with --input NAME:D1,D2[:DTYPE]")
-    q = quantize_model(copy.deepcopy(model), weights=parse_format(weights), activations=parse_format(activations),
-                       recipe=rec)
+    with warnings.catch_warnings():  # the commands print the whole report instead
+        warnings.simplefilter("ignore", UserWarning)
+        q = quantize_model(copy.deepcopy(model), weights=parse_format(weights),
+                           activations=parse_format(activations), recipe=rec)
     return model, q, example
 
 
@@ -218,29 +221,30 @@ def formats(out):
 @click.option("--external-data/--no-external-data", default=None,
               help="Weights in <output>.data (default: only past protobuf's 2 GB).")
 def export(out, model, weights, activations, recipe, exclude, inputs, output, external_data):
-    """Quantize MODEL's Linear layers and export it to ONNX (packed weights, npuq ops, bodies
-    onnxruntime runs; dynamic batch and sequence)."""
+    """Quantize MODEL's weight layers (Linear, conv, Conv1D; Embedding when the recipe asks)
+    and export it to ONNX (packed weights, npuq ops, bodies onnxruntime runs; dynamic batch
+    and sequence). Prints each layer quantized and each weight layer left float, with why."""
     from ..exporter import export as export_onnx
-    from ..nn import QuantLinear
 
     _, q, example = quantized(model, weights, activations, recipe, exclude, inputs)
-    layers = [m for m in q.modules() if isinstance(m, QuantLinear)]
+    report = q.npuq_report
+    out.echo(str(report))
     proto = export_onnx(q, example, output, external_data=external_data)
     size = os.path.getsize(output)
-    out.echo(f"{model}: {len(layers)} Linear layers quantized; wrote {output} ({size / 1024:.1f} KiB, "
-             f"{len(proto.graph.node)} nodes)")
-    out.result({"output": output, "bytes": size, "quantized_layers": len(layers), "nodes": len(proto.graph.node)})
+    out.echo(f"{model}: wrote {output} ({size / 1024:.1f} KiB, {len(proto.graph.node)} nodes)")
+    out.result({"output": output, "bytes": size, "quantized_layers": len(report.layers),
+                "nodes": len(proto.graph.node), **report.to_dict()})
 
 
 @command(main)
 @click.argument("model")
 @click.argument("onnx_file", type=click.Path(dir_okay=False))
 @quant_options
-@click.option("--layers", is_flag=True, help="Also compare every Linear layer's output (recorded by export).")
+@click.option("--layers", is_flag=True, help="Also compare every weight layer's output (recorded by export).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the random inputs with --input.")
 def verify(out, model, onnx_file, weights, activations, recipe, exclude, inputs, layers, seed):
     """Run MODEL (quantized as for export) in torch and ONNX_FILE in onnxruntime on the same
-    inputs; compare each output (and with --layers each Linear layer)."""
+    inputs; compare each output (and with --layers each weight layer)."""
     from ..io import load_model as load_onnx
     from ..runtime.ort import verify as run_verify
 

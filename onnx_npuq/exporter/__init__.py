@@ -2,7 +2,7 @@
 
     onnx_npuq.export(model, (input_ids,), "model.onnx")
 
-Weights of QuantLinear layers travel packed (uint8 codes and scale bytes feeding
+Weights of quantized layers (nn.QuantWeight) travel packed (uint8 codes and scale bytes feeding
 npuq::Dequantize); every npuq node gets the model-local function body that onnxruntime
 runs, selected by the node's `overload` (one function per format configuration used).
 Calls of onnx_npuq.ops.npu_ops (torch_npu's quantization APIs) become `npu` domain nodes
@@ -54,15 +54,16 @@ def _default_dynamic_shapes(args: tuple):
                  for a in args)
 
 
-LAYERS_KEY = "onnx_npuq.layers"  # JSON {module name: tensor name} of each Linear's output
+LAYERS_KEY = "onnx_npuq.layers"  # JSON {module name: tensor name} of each weight layer's output
 
 
 def _layer_outputs(proto: onnx.ModelProto, model: torch.nn.Module) -> dict[str, str]:
-    """The output tensor of every Linear / QuantLinear module, from the exporter's per-node
-    name scopes (the module's last node in graph order), for per-layer comparisons."""
-    from ..nn import QuantLinear
+    """The output tensor of every weight layer (nn.is_weight_layer: Linear, conv, Conv1D,
+    Embedding, float or quantized), from the exporter's per-node name scopes (the module's
+    last node in graph order), for per-layer comparisons."""
+    from ..nn import is_weight_layer
 
-    wanted = {name for name, m in model.named_modules() if isinstance(m, (torch.nn.Linear, QuantLinear))}
+    wanted = {name for name, m in model.named_modules() if name and is_weight_layer(m)}
     found = {}
     for node in proto.graph.node:
         meta = {e.key: e.value for e in node.metadata_props}

@@ -1,14 +1,19 @@
-"""Quantized PyTorch modules: QuantLinear, recipes, and quantize_model.
+"""Quantized PyTorch modules, recipes, and quantize_model.
 
     from onnx_npuq.nn import quantize_model
     quantize_model(model, recipe={"default": {"weights": "mxfp4"}, "exclude": ["lm_head"]})
 """
 from .analysis import LayerError, layer_errors, snr_db
-from .linear import QuantLinear, parse_spec
-from .quantize import QuantizationError, quantize_, quantize_model
+from .conv import QuantConv
+from .embedding import QuantEmbedding
+from .linear import QuantLinear
+from .quantize import QuantizationError, QuantReport, is_weight_layer, quantize_, quantize_model
 from .recipe import Recipe, RecipeError, Rule
+from .spec import parse_spec
+from .weight import QuantWeight
 
 __all__ = [
-    "QuantLinear", "Recipe", "RecipeError", "Rule", "QuantizationError",
-    "quantize_model", "quantize_", "parse_spec", "LayerError", "layer_errors", "snr_db",
+    "QuantWeight", "QuantLinear", "QuantConv", "QuantEmbedding", "Recipe", "RecipeError", "Rule",
+    "QuantizationError", "QuantReport", "quantize_model", "quantize_", "parse_spec", "is_weight_layer",
+    "LayerError", "layer_errors", "snr_db",
 ]

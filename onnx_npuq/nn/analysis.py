@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .linear import QuantLinear, spec_str
+from .quantize import kind_of
+from .spec import spec_str
+from .weight import QuantWeight
 
 
 @dataclass(frozen=True)
 class LayerError:
-    """One quantized Linear: its weight and its output against the float model's, as
+    """One quantized layer: its weight and its output against the float model's, as
     signal-to-noise ratios in dB (higher is better; inf when identical) and cosine."""
 
     name: str
@@ -53,19 +55,21 @@ def _outputs(model: nn.Module, names: list[str], args: tuple) -> dict[str, torch
 
 
 def layer_errors(float_model: nn.Module, quantized_model: nn.Module, args: tuple) -> list[LayerError]:
-    """Every QuantLinear of `quantized_model` against the same-named Linear of `float_model`,
+    """Every quantized layer of `quantized_model` against the same-named layer of `float_model`,
     both run on `args` (each layer sees its own model's inputs, so errors accumulate as
     they would in deployment)."""
     floats = dict(float_model.named_modules())
-    quant = [(n, m) for n, m in quantized_model.named_modules() if isinstance(m, QuantLinear)]
-    missing = [n for n, _ in quant if not isinstance(floats.get(n), nn.Linear)]
+    quant = [(n, m) for n, m in quantized_model.named_modules() if isinstance(m, QuantWeight)]
+    missing = [n for n, _ in quant if floats.get(n) is None or kind_of(floats[n]) is None]
     if missing:
-        raise ValueError(f"the float model has no Linear named {missing[0]!r}: not the same architecture")
+        raise ValueError(f"the float model has no weight layer named {missing[0]!r}: not the same architecture")
     names = [n for n, _ in quant]
     ref, got = _outputs(float_model, names, args), _outputs(quantized_model, names, args)
     out = []
     for name, q in quant:
         w = floats[name].weight
+        if kind_of(floats[name]) == "conv1d":  # GPT-2's (in, out) weight; QuantLinear holds (out, in)
+            w = w.t()
         out.append(LayerError(
             name, spec_str(q.weight_format),
             snr_db(w, q.dequantized_weight().to(w.dtype)),

@@ -1,13 +1,18 @@
-"""Recipe: which format each Linear of a model gets, by module-name glob.
+"""Recipe: which format each weight layer of a model gets, by module name and type.
 
     default:  {weights: mxfp4, activations: null}
     rules:
       - {match: "model.layers.*.mlp.*", weights: hif4, activations: mxfp8e4m3}
+      - {types: [Conv2d], weights: int8sym}
+      - {match: "*.embed_tokens", types: Embedding, weights: int4sym}
     exclude: [lm_head, "*.embed*"]
 
-Globs are fnmatch (case-sensitive; `*` also crosses dots). `exclude` beats everything,
-then the first matching rule, then the default. A rule that leaves out `weights` or
-`activations` takes the default's; an explicit null means "not quantized".
+Globs are fnmatch (case-sensitive; `*` also crosses dots). `types` are class-name globs,
+matched against the module's class and its bases ("Conv*" covers Conv1d/2d/3d and the
+transposed ones; "nn.Conv2d" works too). A rule with both matches modules that fit both.
+`exclude` beats everything, then the first matching rule, then the default. A rule that
+leaves out `weights` or `activations` takes the default's; an explicit null means "not
+quantized".
 """
 from __future__ import annotations
 
@@ -19,13 +24,13 @@ from pathlib import Path
 
 import yaml
 
-from .linear import parse_spec, spec_of
+from .spec import parse_spec, spec_of
 
 DEFAULTS = {"weights": "mxfp4", "activations": None}
 TOP_KEYS = ("default", "rules", "exclude")
 DEFAULT_KEYS = ("weights", "activations")
-RULE_KEYS = ("match", "weights", "activations")
-_UNSET = object()
+RULE_KEYS = ("match", "types", "weights", "activations")
+UNSET = object()
 
 
 class RecipeError(ValueError):
@@ -175,14 +180,34 @@ def is_glob(pattern: str) -> bool:
     return any(c in pattern for c in "*?[")
 
 
+def type_names(module) -> list[str]:
+    """The class names a `types` glob is matched against: the module's class and its bases."""
+    return [c.__name__ for c in type(module).__mro__ if c.__name__ not in ("Module", "object")]
+
+
 @dataclass(frozen=True)
 class Rule:
-    match: tuple[str, ...]
-    weights: object = _UNSET  # a canonical spec, None, or _UNSET (take the default)
-    activations: object = _UNSET
+    match: tuple[str, ...] = ()  # module-name globs; () matches every name
+    types: tuple[str, ...] = ()  # class-name globs; () matches every type
+    weights: object = UNSET  # a canonical spec, None, or UNSET (take the default)
+    activations: object = UNSET
 
-    def matches(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, g) for g in self.match)
+    def matches(self, name: str, module=None) -> bool:
+        """Whether the rule covers `name` (and `module`, when its types are to be checked)."""
+        if self.match and not any(fnmatch.fnmatchcase(name, g) for g in self.match):
+            return False
+        if self.types and module is not None:
+            classes = type_names(module)
+            return any(fnmatch.fnmatchcase(c, t.rpartition(".")[2]) for t in self.types for c in classes)
+        return True
+
+    def describe(self) -> str:
+        def globs(g):
+            return _show(g[0] if len(g) == 1 else list(g))
+
+        parts = ([f"match {globs(self.match)}"] if self.match else []) + \
+                ([f"types {globs(self.types)}"] if self.types else [])
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -212,12 +237,14 @@ class Recipe:
         for i, r in enumerate(rules):
             where = f"rules[{i}]"
             _check_keys(r, RULE_KEYS, where)
-            if "match" not in r:
-                raise RecipeError(f"{where}: missing 'match'")
-            match = _globs(r["match"], f"{where}.match")
-            where = f"{where} (match {_show(r['match'])})"  # errors name the rule by its glob
+            if "match" not in r and "types" not in r:
+                raise RecipeError(f"{where}: missing 'match' or 'types' (which modules the rule is for)")
+            match = _globs(r["match"], f"{where}.match") if "match" in r else ()
+            types = _globs(r["types"], f"{where}.types") if "types" in r else ()
+            rule = Rule(match, types)
+            where = f"{where} ({rule.describe()})"  # errors name the rule by its globs
             kw = {k: _spec(r[k], f"{where}.{k}") for k in ("weights", "activations") if k in r}
-            parsed.append(Rule(match, **kw))
+            parsed.append(Rule(match, types, **kw))
         exclude = _globs([] if d.get("exclude") is None else d["exclude"], "exclude")
         return cls(default, tuple(parsed), exclude)
 
@@ -246,30 +273,31 @@ class Recipe:
             return cls.from_yaml(obj)
         raise RecipeError(f"cannot make a recipe from {type(obj).__name__}")
 
-    def with_defaults(self, weights=_UNSET, activations=_UNSET) -> "Recipe":
+    def with_defaults(self, weights=UNSET, activations=UNSET) -> "Recipe":
         """A copy whose default takes these values where the recipe did not set one."""
         given = {"weights": weights, "activations": activations}
         default = dict(self.default)
         for k, v in given.items():
-            if k not in default and v is not _UNSET:
+            if k not in default and v is not UNSET:
                 default[k] = _spec(v, k)
         return Recipe(default, self.rules, self.exclude)
 
     def excluded(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, g) for g in self.exclude)
 
-    def rule_for(self, name: str) -> Rule | None:
-        return next((r for r in self.rules if r.matches(name)), None)
+    def rule_for(self, name: str, module=None) -> Rule | None:
+        return next((r for r in self.rules if r.matches(name, module)), None)
 
-    def resolve(self, module_name: str):
-        """-> (weight spec or None, activation spec or None) for a module name."""
+    def resolve(self, module_name: str, module=None):
+        """-> (weight spec or None, activation spec or None) for a module name (and the module,
+        for rules by type)."""
         if self.excluded(module_name):
             return None, None
-        rule = self.rule_for(module_name)
+        rule = self.rule_for(module_name, module)
         out = []
         for key in ("weights", "activations"):
-            value = _UNSET if rule is None else getattr(rule, key)
-            if value is _UNSET:
+            value = UNSET if rule is None else getattr(rule, key)
+            if value is UNSET:
                 value = self.default.get(key, DEFAULTS[key])
             out.append(value)
         return tuple(out)
