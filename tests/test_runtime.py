@@ -67,7 +67,7 @@ def test_verify_per_layer(tmp_path):
 
     from onnx_npuq import models
     from onnx_npuq.exporter import LAYERS_KEY
-    from onnx_npuq.nn import quantize_model
+    from onnx_npuq.nn import QuantLinear, quantize_model
     from onnx_npuq.runtime import verify
 
     model = models.get("tiny-llama")
@@ -78,9 +78,10 @@ def test_verify_per_layer(tmp_path):
     assert LAYERS_KEY in recorded
     results = verify(model, models.example_inputs("tiny-llama", 3, 13, seed=1), path, layers=True)
     names = [r.name for r in results]
-    assert len(results) == 1 + 15 and names[0] == onnx.load(path).graph.output[0].name
-    assert set(names[1:]) == {f"layer:{n}" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
-                              or type(m).__name__ == "QuantLinear"}
+    assert len(results) == 1 + 16 and names[0] == onnx.load(path).graph.output[0].name
+    # every weight layer: the 14 quantized Linears, the float lm_head and the embedding
+    assert set(names[1:]) == {f"layer:{n}" for n, m in model.named_modules()
+                              if isinstance(m, (torch.nn.Linear, torch.nn.Embedding, QuantLinear))}
     first = next(r for r in results if r.name == "layer:layers.0.self_attn.q_proj")
     assert first.shape == (3, 13, 128) and first.exact  # before any accumulation-order difference
     assert all(r.cosine > 0.99999 for r in results)
