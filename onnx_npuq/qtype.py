@@ -5,6 +5,12 @@
 
 Accepts the reference's call shapes and keyword arguments (force_py, force_fp32, ...);
 every path computes with the bit-exact formats here, fp32 inside.
+
+Eager and torch.compile calls run Format.fake_quant (inductor fuses its arithmetic). While
+torch exports (torch.compiler.is_exporting(): torch.export.export, torch.onnx.export,
+onnx_npuq.export) they go through the custom op torch.ops.npuq.quant_dequant instead (the
+axis moved last and back around it), so an export holds one npuq::QuantDequant node per
+call, for every format and option, rather than the kernels' arithmetic.
 """
 from __future__ import annotations
 
@@ -47,7 +53,12 @@ class QType:
         return self
 
     def copy(self) -> "QType":
-        return copy.deepcopy(self)
+        """A new QType with its own options; the Format (immutable configuration, whose
+        code tables are shared module-level tensors) is shared, not deep-copied: a deep copy
+        clones those tensors, which torch.export cannot trace (q.dim() in a forward)."""
+        q = copy.copy(self)
+        q.options = copy.deepcopy(self.options)
+        return q
 
     def __repr__(self) -> str:
         return f"QType: {self.desc}   Dim: {self.q_dim}"
@@ -66,19 +77,44 @@ def _as_qtype(Q) -> QType:
     return Q if isinstance(Q, QType) else QType(Q)
 
 
-@torch.no_grad()
 def quant_dequant_float(
     x: torch.Tensor, Q: QType | str, force_py: bool = False, force_fp32: bool = False, **kwargs
 ) -> torch.Tensor:
-    """Fake-quantize x along Q.q_dim; same shape, dtype and device as x.
+    """Fake-quantize x along Q.q_dim; same shape, dtype and device as x. No gradient flows
+    through it (see quant_func).
 
     force_py / force_fp32 and unknown keyword arguments are accepted for compatibility:
-    there is one implementation, and it always computes in float32.
+    there is one implementation, and it always computes in float32. While exporting, the
+    call goes through torch.ops.npuq.quant_dequant (npuq::QuantDequant); otherwise it runs
+    Format.fake_quant (itself under no_grad).
     """
     Q = _as_qtype(Q)
     if Q.format is None:
         return x
+    if torch.compiler.is_exporting():
+        return _traced_quant_dequant(x, Q)
     return Q.format.fake_quant(x, Q.q_dim)
+
+
+def _traced_quant_dequant(x: torch.Tensor, Q: QType) -> torch.Tensor:
+    """quant_dequant_float as the custom op (last axis only): the axis moved last and back
+    around it, which export writes as Transposes. Checks what the eager path checks (dtype,
+    rank, axis), all static while tracing."""
+    from .formats.base import FLOAT_DTYPES, normalize_axis
+    from .ops.defs import quant_dequant  # registers torch.ops.npuq (imports onnxscript: lazily)
+
+    name = Q.format.name
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: input dtype {x.dtype} is not supported; use float32, float16 or bfloat16")
+    if x.dim() == 0:
+        raise ValueError(f"{name}: cannot quantize a 0-d tensor; give it at least one axis")
+    axis = normalize_axis(Q.q_dim, x.dim(), name)
+    # detach: as eagerly, no gradient (the op has no autograd). contiguous: the op's fake
+    # gives its input's strides and its kernel a contiguous result; inductor checks they agree
+    y = quant_dequant(x.detach().movedim(axis, -1).contiguous(), Q.format)
+    return y.movedim(-1, axis).contiguous()
 
 
 class _QuantSTE(torch.autograd.Function):
@@ -94,7 +130,8 @@ class _QuantSTE(torch.autograd.Function):
 def quant_func(
     x: torch.Tensor, Q: QType | str, force_py: bool = False, force_fp32: bool = False, **kwargs
 ) -> torch.Tensor:
-    """Fake-quantize with a straight-through gradient (d out / d x = identity)."""
+    """Fake-quantize with a straight-through gradient (d out / d x = identity). Exports as
+    quant_dequant_float does: torch.export inlines the autograd.Function's forward."""
     return _QuantSTE.apply(x, _as_qtype(Q))
 
 

@@ -64,7 +64,7 @@ class FakeQuantWeight(torch.nn.Module):
 @pytest.mark.parametrize("cfg", FORMAT_CONFIGS, ids=config_id)
 def test_compress_packs_fake_quantized_weights_bit_exactly(cfg):
     name, opts = cfg
-    model = to_onnx(FakeQuantWeight(name, opts), (torch.randn(3, 64),))
+    model = to_onnx(FakeQuantWeight(name, opts), (torch.randn(3, 64),), compress=False)
     assert "QuantDequant" in ops(model)
     out, (report,) = run_passes(model, ["compress"])  # verify=True: bit-exact or PassError
     assert "QuantDequant" not in ops(out) and ops(out).count("Dequantize") == 1
@@ -85,7 +85,7 @@ def test_compress_packs_fake_quantized_weights_bit_exactly(cfg):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("shape", [(4, 6, 64), (2, 3, 4, 32)])
 def test_compress_keeps_shape_and_dtype(dtype, shape):
-    model = to_onnx(FakeQuantWeight("mxfp4", {}, shape, dtype), (torch.randn(3, shape[-1]),))
+    model = to_onnx(FakeQuantWeight("mxfp4", {}, shape, dtype), (torch.randn(3, shape[-1]),), compress=False)
     out, _ = run_passes(model, ["compress"])
     assert ops(out)[:2] == ["Dequantize", "Reshape"] and "Cast" in ops(out)
     same_outputs(model, out)
@@ -271,7 +271,7 @@ def test_pipeline_keeps_model_fields_and_metadata():
 @settings(max_examples=8, deadline=None)
 @given(rows=st.integers(1, 5), k=st.sampled_from([32, 64, 96]), name=st.sampled_from(["mxfp4", "hif8", "int4sym", "nvf4"]))
 def test_compress_property(rows, k, name):
-    model = to_onnx(FakeQuantWeight(name, {}, (rows, k)), (torch.randn(2, k),))
+    model = to_onnx(FakeQuantWeight(name, {}, (rows, k)), (torch.randn(2, k),), compress=False)
     out, (report,) = run_passes(model, ["compress"])
     assert report.mismatches == 0 and "QuantDequant" not in ops(out)
     again, _ = run_passes(out, ["compress"])
@@ -283,7 +283,7 @@ def test_compress_property(rows, k, name):
 
 def test_cli_rewrite(tmp_path):
     src, dst = tmp_path / "in.onnx", tmp_path / "out.onnx"
-    onnx.save(to_onnx(FakeQuantWeight("mxfp4", {}), (torch.randn(3, 64),)), src)
+    onnx.save(to_onnx(FakeQuantWeight("mxfp4", {}), (torch.randn(3, 64),), compress=False), src)
     res = CliRunner().invoke(main, ["rewrite", str(src), "-o", str(dst), "-p", "compress"])
     assert res.exit_code == 0, res.output
     assert "compress: nodes" in res.output and "saved" in res.output and "0 mismatches" in res.output
@@ -296,7 +296,7 @@ def test_cli_rewrite(tmp_path):
 ])
 def test_cli_rewrite_errors(tmp_path, args, message):
     src = tmp_path / "in.onnx"
-    onnx.save(to_onnx(FakeQuantWeight("mxfp4", {}), (torch.randn(3, 64),)), src)
+    onnx.save(to_onnx(FakeQuantWeight("mxfp4", {}), (torch.randn(3, 64),), compress=False), src)
     res = CliRunner().invoke(main, ["rewrite", str(src), "-o", str(tmp_path / "o.onnx"), *args])
     assert res.exit_code == 2 and message in res.output
     assert "Traceback" not in res.output and not (tmp_path / "o.onnx").exists()

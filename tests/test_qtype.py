@@ -27,6 +27,13 @@ def test_dim_returns_a_copy_and_dim_underscore_mutates():
     assert base.copy() == base and base.copy() is not base
 
 
+def test_copy_shares_the_format_but_not_the_options():
+    # a deep copy would clone the format's code tables, which torch.export cannot trace
+    q = QType("mxfp4", rounding="even")
+    moved = q.dim(1)
+    assert moved.format is q.format and moved.options == q.options and moved.options is not q.options
+
+
 def test_repr_blk_size_and_options():
     q = QType("mxfp4").dim(-1)
     assert repr(q) == "QType: mxfp4   Dim: -1"

@@ -3,8 +3,11 @@
     onnx_npuq.export(model, (input_ids,), "model.onnx")
 
 Weights of quantized layers (nn.QuantWeight) travel packed (uint8 codes and scale bytes feeding
-npuq::Dequantize); every npuq node gets the model-local function body that onnxruntime
-runs, selected by the node's `overload` (one function per format configuration used).
+npuq::Dequantize); so do weights a forward fake-quantizes itself (quant_cy style,
+`quant_dequant_float(self.weight, q)`: npuq::QuantDequant on a constant), which the `compress`
+pass packs after the export (`compress=False` keeps them as float + QuantDequant). Every npuq
+node gets the model-local function body that onnxruntime runs, selected by the node's
+`overload` (one function per format configuration used).
 Calls of onnx_npuq.ops.npu_ops (torch_npu's quantization APIs) become `npu` domain nodes
 named as torch_npu's own ONNX symbolics name them, with bodies too.
 """
@@ -15,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -153,18 +157,66 @@ def _finish(prog, model: torch.nn.Module, keep_metadata: bool) -> onnx.ModelProt
     return functions.attach(proto)
 
 
+def _copy_metadata(src: onnx.ModelProto, dst: onnx.ModelProto) -> None:
+    """Give `dst`'s nodes (and graph inputs, outputs, initializers) the metadata_props and
+    doc strings their namesakes in `src` have: onnx-graphsurgeon, which the passes run on,
+    drops them, and keep_metadata=True promises torch's per-node metadata."""
+    nodes = {n.name: n for n in src.graph.node if n.name}
+    for n in dst.graph.node:
+        old = nodes.get(n.name)
+        if old is not None and not n.metadata_props:
+            n.metadata_props.extend(old.metadata_props)
+            n.doc_string = n.doc_string or old.doc_string
+    for field in ("input", "output", "initializer"):
+        olds = {v.name: v for v in getattr(src.graph, field)}
+        for v in getattr(dst.graph, field):
+            old = olds.get(v.name)
+            if old is not None and not v.metadata_props:
+                v.metadata_props.extend(old.metadata_props)
+
+
+def _compress(proto: onnx.ModelProto, keep_metadata: bool, data_dir: str | None = None) -> onnx.ModelProto:
+    """`proto` through the `compress` pass (passes.run_pass: graphsurgeon, cleanup, function
+    bodies, shape inference, checker; not its onnxruntime verification, which would run the
+    model twice): weights fake-quantized by the forward (QuantDequant on a constant, seen
+    through the Transpose / Reshape / Cast an axis move adds) become packed codes + scales
+    feeding npuq::Dequantize, the float constants dropped. Call it when
+    passes.compress.has_work(proto). `data_dir`: the folder of its external data."""
+    from ..passes import PassError, run_pass
+
+    try:
+        out, _ = run_pass(proto, "compress", verify=False, data_dir=data_dir)
+    except PassError as err:
+        raise ExportError(f"packing the fake-quantized weights failed ({err}); compress=False exports "
+                          "them as float weights + npuq::QuantDequant") from err
+    if keep_metadata:
+        _copy_metadata(proto, out)
+    return out
+
+
+def _should_compress(proto: onnx.ModelProto, compress: bool) -> bool:
+    """compress asked for and something to pack (read without the weights): a model with
+    nothing to pack is left exactly as torch exported it."""
+    from ..passes.compress import has_work
+
+    return compress and has_work(proto)
+
+
 def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
-            input_names=None, output_names=None, keep_metadata=False) -> onnx.ModelProto:
+            input_names=None, output_names=None, keep_metadata=False, compress: bool = True) -> onnx.ModelProto:
     """Export to an in-memory ModelProto (opset 21, IR 10, functions attached).
 
     The proto holds a copy of every weight; `export` to a file streams the weights of a
-    large model to external data instead (see there)."""
+    large model to external data instead (see there). compress: weights the forward
+    fake-quantizes (npuq::QuantDequant on a constant) are stored packed, as their format's
+    bits, feeding npuq::Dequantize (the `compress` pass); False keeps them float."""
     model = model.eval()
     prog = _torch_export(model, args, dynamic_shapes, input_names, output_names)
     try:
-        return _finish(prog, model, keep_metadata)
+        proto = _finish(prog, model, keep_metadata)
     finally:
         _release(prog)
+    return _compress(proto, keep_metadata) if _should_compress(proto, compress) else proto
 
 
 EXTERNAL_MIN_BYTES = 1024  # smaller tensors stay inside the .onnx file
@@ -369,13 +421,23 @@ def _release(prog) -> None:
             value.const_value = None
 
 
-def _export_streamed(prog, model: torch.nn.Module, path: Path, keep_metadata: bool) -> onnx.ModelProto:
+def _export_streamed(prog, model: torch.nn.Module, path: Path, keep_metadata: bool,
+                     compress: bool) -> onnx.ModelProto:
     """Write `<path>.data` tensor by tensor from the exported program's own tensors, then the
     .onnx (only the graph: every large initializer refers to the data file); each to a
     temporary name in the target folder, renamed into place data first. No copy of the
     weights is made, so peak memory stays near the model's own size: torch's
     ONNXProgram.model_proto would hold all of them once more, and onnx.save needs them in
-    one protobuf, which cannot pass 2 GB."""
+    one protobuf, which cannot pass 2 GB.
+
+    Compressing: which weights get packed is known only from the finished graph, and the
+    pass reads the weights it packs from a file (run_pass keeps external weights on disk),
+    so the weights are streamed first, as above, and, when the graph has fake-quantized
+    weights, the streamed file moves to a scratch folder beside the target, the pass runs
+    with that folder as its data_dir, and the data file is written again from it (save's
+    _write_external: untouched weights copied through a buffer, packed ones from memory, in
+    initializer order), so it holds no float copy of a packed weight. Memory stays bounded
+    by one weight at a time; the cost is a second write of the weights kept float."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data_name = path.name + ".data"
     written = []
@@ -383,16 +445,32 @@ def _export_streamed(prog, model: torch.nn.Module, path: Path, keep_metadata: bo
     def write(tmp: str, data_tmp: str) -> None:
         with open(data_tmp, "wb") as f:
             _stream_initializers(prog.model, f, data_name)
-        written.append(_finish(prog, model, keep_metadata))
-        onnx.save(written[0], tmp)
+        proto = _finish(prog, model, keep_metadata)
+        if not _should_compress(proto, compress):
+            written.append(proto)
+            onnx.save(proto, tmp)
+            return
+        scratch = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".compress", dir=path.parent)
+        try:
+            os.replace(data_tmp, os.path.join(scratch, data_name))
+            out = _compress(proto, keep_metadata, data_dir=scratch)
+            _write_external(out, tmp, data_tmp, data_name, external_refs(out, scratch))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        written.append(onnx.load(tmp, load_external_data=False))  # the graph as written
 
     _write_atomically(path, write, external_data=True)
     return written[0]
 
 
 def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, external_data: bool | None = None,
-           *, dynamic_shapes=None, input_names=None, output_names=None, keep_metadata=False) -> onnx.ModelProto:
+           *, dynamic_shapes=None, input_names=None, output_names=None, keep_metadata=False,
+           compress: bool = True) -> onnx.ModelProto:
     """Export `model` called on `args` to `path`; returns the ModelProto written.
+
+    compress: weights the forward fake-quantizes (quant_dequant_float / quant_func on a
+    parameter: npuq::QuantDequant on a constant) are stored packed, as their format's bits,
+    feeding npuq::Dequantize (the `compress` pass, see to_onnx); False keeps them float.
 
     external_data: None puts initializers of 1 KB or more in `<path>.data` when they pass
     protobuf's 2 GB limit; True always; False never. With external data the weights are
@@ -407,10 +485,12 @@ def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, externa
         if stream is None:
             stream = _initializer_bytes(prog.model) > EXTERNAL_DATA_THRESHOLD
         if stream:
-            return _export_streamed(prog, model, Path(path), keep_metadata)
+            return _export_streamed(prog, model, Path(path), keep_metadata, compress)
         proto = _finish(prog, model, keep_metadata)
     finally:
         _release(prog)
+    if _should_compress(proto, compress):
+        proto = _compress(proto, keep_metadata)
     # None: still external if the graph itself tips the proto past the limit
     save(proto, path, external_data=external_data)
     return proto

@@ -133,3 +133,98 @@ def dequantize_packed(graph: gs.Graph, p: formats.Packed, name: str, out: gs.Var
 def detach_outputs(node: gs.Node) -> None:
     """Unhook `node` from its outputs so that cleanup removes it."""
     node.outputs.clear()
+
+
+# ---- constants seen through pure layout ops ----
+
+LAYOUT_OPS = ("Identity", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Cast")
+_FLOAT_KINDS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
+_TORCH_FLOAT = {v: k for k, v in ONNX_FLOAT.items()}
+MAX_LAYOUT_STEPS = 16
+
+
+def _int_values(t: gs.Tensor) -> list[int] | None:
+    """The values of a constant integer tensor (a shape, axes), else None."""
+    c = constant(t)
+    if c is None:
+        return None
+    a = np.asarray(constant_array(c))
+    return [int(v) for v in a.reshape(-1)] if a.dtype.kind in "iu" else None
+
+
+def layout_step(node: gs.Node):
+    """A function of torch tensors computing `node`, when it is a pure layout op (Identity,
+    Transpose, Reshape, Squeeze, Unsqueeze, Cast to float32 / float16 / bfloat16) whose
+    inputs but the first are constants; else None. Values are moved or cast as ONNX does
+    (a float cast rounds to nearest even, as onnxruntime's)."""
+    if not any(is_standard(node, op) for op in LAYOUT_OPS) or not node.inputs or len(node.outputs) != 1:
+        return None
+    op = node.op
+    if op == "Identity":
+        return lambda x: x
+    if op == "Transpose":
+        perm = node.attrs.get("perm")
+        return lambda x: x.permute(*(perm if perm is not None else range(x.dim() - 1, -1, -1)))
+    if op == "Cast":
+        dtype = _TORCH_FLOAT.get(node.attrs.get("to"))
+        return None if dtype is None else (lambda x: x.to(dtype))
+    if op == "Reshape":
+        shape = _int_values(node.inputs[1]) if len(node.inputs) > 1 else None
+        if shape is None:
+            return None
+        allowzero = bool(node.attrs.get("allowzero", 0))
+        return lambda x: x.reshape([x.shape[i] if d == 0 and not allowzero else d for i, d in enumerate(shape)])
+    # Squeeze / Unsqueeze: axes from the input (opset >= 13; an omitted input has no name)
+    # or the attribute (older); none: Squeeze drops every 1
+    has_input = len(node.inputs) > 1 and node.inputs[1].name
+    axes = _int_values(node.inputs[1]) if has_input else node.attrs.get("axes")
+    if has_input and axes is None:
+        return None
+    if op == "Squeeze":
+        def squeeze(x):
+            drop = {i for i, d in enumerate(x.shape) if d == 1} if axes is None else {a % x.dim() for a in axes}
+            return x.reshape([d for i, d in enumerate(x.shape) if i not in drop])
+        return squeeze
+    if axes is None:
+        return None
+
+    def unsqueeze(x):  # axes refer to the output's rank
+        rank = x.dim() + len(axes)
+        for a in sorted(a % rank for a in axes):
+            x = x.unsqueeze(a)
+        return x
+    return unsqueeze
+
+
+def layout_chain(t: gs.Tensor):
+    """(the float constant tensor behind `t`, the layout steps from it to `t` in order), when
+    `t` is a float32 / float16 / bfloat16 constant seen through at most MAX_LAYOUT_STEPS pure
+    layout ops (see layout_step); else None. Reads no values but small shape / axes inputs."""
+    steps = []
+    while (c := constant(t)) is None:
+        if not isinstance(t, gs.Variable) or len(t.inputs) != 1 or len(steps) == MAX_LAYOUT_STEPS:
+            return None
+        node = t.inputs[0]
+        step = layout_step(node)
+        if step is None:
+            return None
+        steps.append(step)
+        t = node.inputs[0]
+    if constant_type(c) not in _FLOAT_KINDS:
+        return None
+    return t, steps[::-1]
+
+
+def constant_through_layout(t: gs.Tensor) -> torch.Tensor | None:
+    """The value of `t` as torch (contiguous), when layout_chain finds a float constant
+    behind it: the constant's values with the layout ops applied; else None."""
+    chain = layout_chain(t)
+    if chain is None:
+        return None
+    source, steps = chain
+    x = constant_torch(source)
+    if x is None:
+        return None
+    for step in steps:
+        x = step(x)
+    return x.contiguous()
