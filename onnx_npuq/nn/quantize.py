@@ -9,6 +9,7 @@
 | nn.Conv1d/2d/3d (grouped, depthwise) | QuantConv | in_channels/groups x kernel |
 | nn.ConvTranspose1d/2d/3d | QuantConv | in_channels/groups |
 | nn.Embedding (only when a recipe rule selects it) | QuantEmbedding | embedding_dim |
+| a Linear quantized by torchao (or a torchao QAT linear) | TorchaoLinear: torchao's own codes and scales (nn/torchao.py) | in_features |
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from .embedding import QuantEmbedding
 from .linear import QuantLinear
 from .recipe import UNSET, Recipe
 from .spec import parse_spec, spec_str
+from .torchao import from_torchao, torchao_layers
 from .weight import Layout, QuantWeight, fit
 
 
@@ -93,8 +95,11 @@ class QuantReport:
         lines = [f"{len(self.layers)} layers quantized, {len(self.left_float)} weight layers left float"]
         for r in self.layers:
             act = f", activations {r['activation']}" if r["activation"] else ""
+            src = f", from {r['source']}" if r.get("source") else ""
             lines.append(f"  {r['name']} ({r['type']} {'x'.join(map(str, r['shape']))}): {r['format']}{act}, "
-                         f"{r['layout']}, {r['packed_bytes']} bytes ({r['fp32_bytes']} in fp32)")
+                         f"{r['layout']}, {r['packed_bytes']} bytes ({r['fp32_bytes']} in fp32){src}")
+            if r.get("note"):
+                lines.append(f"    {r['note']}")
         lines += [f"  {r['name']} ({r['type']}): float, {r['reason']}" for r in self.left_float]
         return "\n".join(lines)
 
@@ -140,10 +145,11 @@ def _check_rules(model: nn.Module, recipe: Recipe, modules: dict) -> None:
                                     f"{type(model).__name__}")
 
 
-def _plan(model: nn.Module, recipe: Recipe) -> tuple[list, list[dict]]:
+def _plan(model: nn.Module, recipe: Recipe, skip=()) -> tuple[list, list[dict]]:
     """(name, kind, weight spec, activation spec) of every layer to replace, all checked (an
     error leaves the model as it was), and the weight-bearing modules left float, with why.
-    Names, not modules: a replaced layer must not be held."""
+    Names, not modules: a replaced layer must not be held. Modules in `skip` (torchao's
+    layers, which from_torchao reports) and their submodules are not planned."""
     modules = dict(model.named_modules())
     _check_rules(model, recipe, modules)
     planned, left = [], []
@@ -155,6 +161,8 @@ def _plan(model: nn.Module, recipe: Recipe) -> tuple[list, list[dict]]:
 
     for name, module in modules.items():
         if not name or isinstance(module, QuantWeight):
+            continue
+        if name in skip or any(name.startswith(s + ".") for s in skip):
             continue
         kind = kind_of(module)
         if kind is None:
@@ -222,16 +230,26 @@ def quantize_model(model: nn.Module, weights="mxfp4", activations=None, recipe=N
     layer is encoded, so peak memory stays near the float model's size plus one layer's
     temporaries. `inplace=False` quantizes a deep copy, which needs the float model twice.
     An error while encoding (out of memory) leaves the layers before it converted.
+
+    Layers torchao has quantized (a torchao tensor as weight, or a torchao QAT linear) keep
+    torchao's codes and scales: from_torchao swaps them (report rows with `source`
+    "torchao ...", and a `note` where torchao's activation quantization is left out); the
+    recipe does not apply to them.
     """
     recipe = Recipe.load(recipe).with_defaults(weights, activations)
     if not inplace:
         model = copy.deepcopy(model)
 
-    planned, left = _plan(model, recipe)
+    skip = torchao_layers(model)
+    planned, left = _plan(model, recipe, set(skip))
+    torchao = from_torchao(model, skip) if skip else None  # warns about what it leaves
     # Reference cycles (a traced graph's, say) may hold float weights until the cyclic
     # collector happens to run, which the loop below does not trigger: collect them now.
     gc.collect()
     report = QuantReport(left_float=left)
+    if torchao is not None:
+        report.layers += torchao.layers
+        report.left_float[:0] = torchao.left_float
     for name, kind, w_spec, a_spec in planned:
         parent, child = _parent(model, name)
         module = getattr(parent, child)
