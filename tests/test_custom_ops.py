@@ -32,6 +32,7 @@ import pytest
 
 from onnx_npuq import formats as F
 from onnx_npuq.formats import hif4 as _hif4
+from onnx_npuq.formats import hif8 as _hif8
 from onnx_npuq.formats import mx as _mx
 from onnx_npuq.ops import defs
 from onnx_npuq.ops import npu_ops
@@ -504,9 +505,10 @@ def _format_ids() -> dict[str, int]:
     return {k: int(v) for k, v in re.findall(r"(\w+)\s*=\s*(\d+)", body)}
 
 
-_NON_DEFAULT = {"rounding": "even", "scale_rule": "rceil", "saturate": True, "variant": "amct", "group": 32}
+_NON_DEFAULT = {"rounding": "even", "scale_rule": "rceil", "saturate": True, "variant": "amct", "group": 32,
+                "scale": "row"}
 _OPT_BITS = {"rounding": "OPT_ROUNDING", "scale_rule": "OPT_SCALE_RULE", "saturate": "OPT_SATURATE",
-             "variant": "OPT_VARIANT", "group": "OPT_GROUP"}
+             "variant": "OPT_VARIANT", "group": "OPT_GROUP", "scale": "OPT_SCALE"}
 
 
 def _accepts(name: str, option: str) -> bool:
@@ -544,10 +546,11 @@ def test_format_aliases_and_option_values():
     assert tuple(table("ROUNDINGS")) == _mx.ROUNDINGS
     assert tuple(table("SCALE_RULES")) == _mx.SCALE_RULES
     assert tuple(table("VARIANTS")) == _hif4.VARIANTS
+    assert tuple(table("SCALES")) == ("none", *_hif8.SCALES[1:])  # None is the attribute's "none"
     # the value each string becomes is the one params.h documents, and index 0 is the ONNX default
     params = PARAMS_H.read_text()
     for field, values, default in [("rounding", _mx.ROUNDINGS, "rounding"), ("scaleRule", _mx.SCALE_RULES, "scale_rule"),
-                                   ("variant", _hif4.VARIANTS, "variant")]:
+                                   ("variant", _hif4.VARIANTS, "variant"), ("scale", ("none", *_hif8.SCALES[1:]), "scale")]:
         doc = re.search(rf"uint32_t\s+{field};\s*//(.*)", params).group(1)
         assert dict(re.findall(r'(\d+)\s+"(\w+)"', doc)) == {str(i): v for i, v in enumerate(values)}, field
         assert values[0] == defs.OPTION_DEFAULTS[default]
@@ -653,13 +656,15 @@ def test_common_header_against_python(tmp_path):
     packed widths as defs.packed_widths (what Quantize's InferShape and Dequantize's check use)."""
     exe = _common_harness(tmp_path)
     cases, want = [], []
-    option_sets = [{}, *({k: v} for k, v in _NON_DEFAULT.items()), {"group": 7}, {"rounding": "even", "scale_rule": "rceil"}]
+    option_sets = [{}, *({k: v} for k, v in _NON_DEFAULT.items()), {"group": 7}, {"rounding": "even", "scale_rule": "rceil"},
+                   {"scale": "tensor"}, {"scale": "row", "saturate": True}]
+    scales = ("none", *_hif8.SCALES[1:])
     for name in [*F.names(), *F.ALIASES]:
         for opts in option_sets:
             for length in (1, 7, 32, 70, 4096):
                 a = {**defs.OPTION_DEFAULTS, **opts}
                 cases.append(f"opts {name} {a['rounding']} {a['scale_rule']} {int(a['saturate'])} {a['variant']} "
-                             f"{a['group']} {length}")
+                             f"{a['group']} {a['scale']} {length}")
                 try:
                     f = F.get_format(name, **opts)
                 except (TypeError, ValueError):
@@ -669,9 +674,10 @@ def test_common_header_against_python(tmp_path):
                 want.append(" ".join(map(str, [
                     "ok", F.names().index(f.name), _mx.ROUNDINGS.index(a["rounding"]),
                     _mx.SCALE_RULES.index(a["scale_rule"]), int(a["saturate"]), _hif4.VARIANTS.index(a["variant"]),
-                    a["group"], cw, sw])))
-    for bad in ("opts mxfp5 away floor 0 quant_cy 0 8", "opts mxfp4 up floor 0 quant_cy 0 8",
-                "opts hif8 away floor 2 quant_cy 0 8", "opts int8sym away floor 0 quant_cy -1 8"):
+                    a["group"], scales.index(a["scale"]), cw, sw])))
+    for bad in ("opts mxfp5 away floor 0 quant_cy 0 none 8", "opts mxfp4 up floor 0 quant_cy 0 none 8",
+                "opts hif8 away floor 2 quant_cy 0 none 8", "opts int8sym away floor 0 quant_cy -1 none 8",
+                "opts hif8 away floor 0 quant_cy 0 rows 8"):
         cases.append(bad)
         want.append("bad")
     assert _run(exe, cases) == want

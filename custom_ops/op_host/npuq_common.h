@@ -5,7 +5,7 @@
  *   - the format table: name -> npuq::FormatId (kernels/include/npuq/params.h), the order of
  *     onnx_npuq.formats.names(), with block / element bits / scale bytes / accepted options as
  *     onnx_npuq.formats defines them (tests/test_custom_ops.py checks every column);
- *   - the option value tables (QuantDequantParams.rounding / scaleRule / variant);
+ *   - the option value tables (QuantDequantParams.rounding / scaleRule / variant / scale);
  *   - packed row widths (onnx_npuq.ops.defs.packed_widths);
  *   - the row / core split, with the tile rows and workspace from the kernels' own UB plan;
  *   - what QuantDequant and Quantize share: their attributes (DeclareFormatAttrs, the attribute
@@ -40,6 +40,7 @@ constexpr uint32_t OPT_SCALE_RULE = 2U;
 constexpr uint32_t OPT_SATURATE = 4U;
 constexpr uint32_t OPT_VARIANT = 8U;
 constexpr uint32_t OPT_GROUP = 16U;
+constexpr uint32_t OPT_SCALE = 32U;
 
 struct FormatInfo {
     const char *name;
@@ -52,7 +53,7 @@ struct FormatInfo {
 
 // name, id, block, elemBits, scaleBytes, options -- one row per onnx_npuq.formats.names() entry
 static const FormatInfo FORMATS[] = {
-    {"hif8", npuq::FormatId::HIF8, 1, 8, 0, OPT_SATURATE},
+    {"hif8", npuq::FormatId::HIF8, 1, 8, 0, OPT_SATURATE | OPT_SCALE},
     {"hif4", npuq::FormatId::HIF4, 64, 4, 4, OPT_VARIANT},
     {"hifx4_v12", npuq::FormatId::HIFX4_V12, 64, 4, 4, 0},
     {"mxfp4", npuq::FormatId::MXFP4, 32, 4, 1, OPT_ROUNDING | OPT_SCALE_RULE},
@@ -78,15 +79,17 @@ static const FormatAlias FORMAT_ALIASES[] = {
 };
 
 // Attribute string -> QuantDequantParams value (the index). Same order as onnx_npuq.formats:
-// mx.ROUNDINGS, mx.SCALE_RULES, hif4.VARIANTS.
+// mx.ROUNDINGS, mx.SCALE_RULES, hif4.VARIANTS, hif8.SCALES ("none" for None).
 static const char *const ROUNDINGS[] = {"away", "even"};
 static const char *const SCALE_RULES[] = {"floor", "rceil"};
 static const char *const VARIANTS[] = {"quant_cy", "amct"};
+static const char *const SCALES[] = {"none", "row", "tensor"};
 
 // The ONNX attribute defaults (onnx_npuq.ops.defs.OPTION_DEFAULTS): "option not given".
 static const char *const DEFAULT_ROUNDING = "away";
 static const char *const DEFAULT_SCALE_RULE = "floor";
 static const char *const DEFAULT_VARIANT = "quant_cy";
+static const char *const DEFAULT_SCALE = "none";
 
 template <size_t N>
 inline bool IndexOf(const char *const (&table)[N], const char *value, uint32_t &index)
@@ -130,6 +133,7 @@ constexpr size_t ATTR_SCALE_RULE = 2;
 constexpr size_t ATTR_SATURATE = 3;
 constexpr size_t ATTR_VARIANT = 4;
 constexpr size_t ATTR_GROUP = 5;
+constexpr size_t ATTR_SCALE = 6;
 
 // The format attributes of QuantDequant / Quantize as QuantDequantParams values.
 struct FormatOptions {
@@ -139,13 +143,14 @@ struct FormatOptions {
     uint32_t saturate = 0;
     uint32_t variant = 0;
     uint32_t group = 0;
+    uint32_t scale = 0;
 };
 
 // Checks the attributes as onnx_npuq.formats.get_format does (an option a format does not take
 // must stay at its default). Returns nullptr, or what is wrong.
 inline const char *ParseFormatOptions(const char *format, const char *rounding, const char *scaleRule,
                                       const int64_t *saturate, const char *variant, const int64_t *group,
-                                      FormatOptions &out)
+                                      const char *scale, FormatOptions &out)
 {
     out.format = FindFormat(format);
     if (out.format == nullptr) {
@@ -169,12 +174,19 @@ inline const char *ParseFormatOptions(const char *format, const char *rounding, 
         return "group must be >= 0";
     }
     out.group = static_cast<uint32_t>(*group);
+    if (!IndexOf(SCALES, scale, out.scale)) {
+        return "scale must be \"none\", \"row\" or \"tensor\"";
+    }
     if ((out.rounding != 0 && (accepts & OPT_ROUNDING) == 0) ||
         (out.scaleRule != 0 && (accepts & OPT_SCALE_RULE) == 0) ||
         (out.saturate != 0 && (accepts & OPT_SATURATE) == 0) ||
         (out.variant != 0 && (accepts & OPT_VARIANT) == 0) ||
-        (out.group != 0 && (accepts & OPT_GROUP) == 0)) {
+        (out.group != 0 && (accepts & OPT_GROUP) == 0) ||
+        (out.scale != 0 && (accepts & OPT_SCALE) == 0)) {
         return "an option is set that this format does not take";
+    }
+    if (out.saturate != 0 && out.scale != 0) {
+        return "hif8: saturate does not combine with scale (a scaled value is clamped to +-32768 already)";
     }
     return nullptr;
 }
@@ -185,7 +197,8 @@ template <typename RuntimeAttrs>
 inline const char *ParseFormatAttrs(const RuntimeAttrs &attrs, FormatOptions &out)
 {
     return ParseFormatOptions(attrs.GetStr(ATTR_FORMAT), attrs.GetStr(ATTR_ROUNDING), attrs.GetStr(ATTR_SCALE_RULE),
-                              attrs.GetInt(ATTR_SATURATE), attrs.GetStr(ATTR_VARIANT), attrs.GetInt(ATTR_GROUP), out);
+                              attrs.GetInt(ATTR_SATURATE), attrs.GetStr(ATTR_VARIANT), attrs.GetInt(ATTR_GROUP),
+                              attrs.GetStr(ATTR_SCALE), out);
 }
 
 // x of QuantDequant / Quantize (gert::Shape: GetDimNum / GetDim) as rows (all dimensions but the
@@ -221,6 +234,12 @@ inline uint64_t BlockOf(const FormatInfo &f, uint64_t group, uint64_t length)
     return group != 0 ? group : length;
 }
 
+// Scaled HiF8 (scale "row" / "tensor"): one block per row with a float32 scale.
+inline bool ScaledHif8(const FormatInfo &f, uint32_t scale)
+{
+    return f.id == npuq::FormatId::HIF8 && scale != 0;
+}
+
 // (codes bytes, scale bytes) of one packed row (onnx_npuq.ops.defs.packed_widths).
 inline void PackedWidths(const FormatInfo &f, uint64_t block, uint64_t length, uint64_t &codeBytes,
                          uint64_t &scaleBytes)
@@ -233,6 +252,17 @@ inline void PackedWidths(const FormatInfo &f, uint64_t block, uint64_t length, u
     const uint64_t blocks = (length + block - 1) / block;
     codeBytes = blocks * ((block * f.elemBits + 7) / 8);
     scaleBytes = blocks * f.scaleBytes;
+}
+
+// ... of a configured format (the options of ParseFormatOptions): scaled HiF8 packs the row's
+// codes and one float32.
+inline void PackedWidths(const FormatOptions &o, uint64_t length, uint64_t &codeBytes, uint64_t &scaleBytes)
+{
+    PackedWidths(*o.format, ScaledHif8(*o.format, o.scale) ? length : BlockOf(*o.format, o.group, length), length,
+                 codeBytes, scaleBytes);
+    if (ScaledHif8(*o.format, o.scale) && length != 0) {
+        scaleBytes = 4;
+    }
 }
 
 // ---- the row / core split and the kernels' tile plan ------------------------------------
@@ -326,7 +356,7 @@ inline const char *TileDequantize(npuq::DequantizeParams &p, uint64_t coreNum, u
 #include "register/op_def_registry.h"
 
 namespace npuq_host {
-// The attributes of QuantDequant / Quantize, in the order of ATTR_FORMAT .. ATTR_GROUP, with the
+// The attributes of QuantDequant / Quantize, in the order of ATTR_FORMAT .. ATTR_SCALE, with the
 // ONNX defaults (onnx_npuq.ops.defs.OPTION_DEFAULTS; DEFAULT_ROUNDING etc. above): declared on the
 // op's OpDef from its constructor, npuq_host::DeclareFormatAttrs(*this).
 inline void DeclareFormatAttrs(ops::OpDef &def)
@@ -337,6 +367,7 @@ inline void DeclareFormatAttrs(ops::OpDef &def)
     def.Attr("saturate").AttrType(ops::OPTIONAL).Int(0);
     def.Attr("variant").AttrType(ops::OPTIONAL).String("quant_cy");
     def.Attr("group").AttrType(ops::OPTIONAL).Int(0);
+    def.Attr("scale").AttrType(ops::OPTIONAL).String("none");
 }
 }  // namespace npuq_host
 #endif

@@ -69,7 +69,10 @@ static ge::graphStatus TilingNpuqDequantize(gert::TilingContext *context)
         *length > UINT32_MAX) {
         return RefuseNpuqDequantize("block and length must be >= 0");
     }
-    if (format->block != 0 && static_cast<uint64_t>(*block) != format->block) {
+    // HiF8: block 1 without scale bytes, or scaled (scale "row" / "tensor": formats.encode gives
+    // the whole row as the block, length or 0) with one float32 scale per row.
+    const bool scaledHif8 = format->id == npuq::FormatId::HIF8 && scaleBytes != 0 && (*block == 0 || *block == *length);
+    if (format->block != 0 && static_cast<uint64_t>(*block) != format->block && !scaledHif8) {
         return RefuseNpuqDequantize("block differs from the format's block size");
     }
     // The packed widths must be those formats.encode writes (onnx_npuq.ops.defs.packed_widths).
@@ -77,6 +80,9 @@ static ge::graphStatus TilingNpuqDequantize(gert::TilingContext *context)
     uint64_t wantScales = 0;
     const uint64_t elemsPerBlock = *block != 0 ? static_cast<uint64_t>(*block) : static_cast<uint64_t>(*length);
     npuq_host::PackedWidths(*format, elemsPerBlock, static_cast<uint64_t>(*length), wantCodes, wantScales);
+    if (scaledHif8 && *length != 0) {
+        wantScales = 4;
+    }
     if (wantCodes != static_cast<uint64_t>(codeBytes) || wantScales != static_cast<uint64_t>(scaleBytes)) {
         return RefuseNpuqDequantize("codes / scales widths do not match format, block and length");
     }

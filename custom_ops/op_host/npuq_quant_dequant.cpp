@@ -76,6 +76,7 @@ static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
     p.saturate = o.saturate;
     p.variant = o.variant;
     p.group = o.group;
+    p.scale = o.scale;
 
     // Rows over the vector cores; tile rows and user workspace from the kernels' own UB plan
     // (npuq/workspace.h): a row longer than a tile is cut into pieces by the kernel.
@@ -99,6 +100,7 @@ static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
     tiling.set_saturate(p.saturate);
     tiling.set_variant(p.variant);
     tiling.set_group(p.group);
+    tiling.set_scale(p.scale);
 
     context->SetBlockDim(blockDim);
     tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());

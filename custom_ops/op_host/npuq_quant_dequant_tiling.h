@@ -22,6 +22,7 @@ TILING_DATA_FIELD_DEF(uint32_t, scaleRule);
 TILING_DATA_FIELD_DEF(uint32_t, saturate);
 TILING_DATA_FIELD_DEF(uint32_t, variant);
 TILING_DATA_FIELD_DEF(uint32_t, group);
+TILING_DATA_FIELD_DEF(uint32_t, scale);
 END_TILING_DATA_DEF;
 
 REGISTER_TILING_DATA_CLASS(NpuqQuantDequant, NpuqQuantDequantTilingData)

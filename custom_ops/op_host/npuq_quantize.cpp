@@ -91,6 +91,7 @@ static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
     tiling.set_saturate(o.saturate);
     tiling.set_variant(o.variant);
     tiling.set_group(o.group);
+    tiling.set_scale(o.scale);
 
     if (!QUANTIZE_KERNEL_IMPLEMENTED) {
         return RefuseNpuqQuantize("no AscendC kernel for npuq::Quantize yet (custom_ops/README.md); "
@@ -117,9 +118,8 @@ static graphStatus InferShapeNpuqQuantize(gert::InferShapeContext *context)
         xShape->GetDimNum() == 0) {
         return GRAPH_FAILED;
     }
-    const npuq_host::FormatInfo *format = npuq_host::FindFormat(attrs->GetStr(npuq_host::ATTR_FORMAT));
-    const int64_t *group = attrs->GetInt(npuq_host::ATTR_GROUP);
-    if (format == nullptr || group == nullptr || *group < 0) {
+    npuq_host::FormatOptions o;
+    if (npuq_host::ParseFormatAttrs(*attrs, o) != nullptr) {
         return GRAPH_FAILED;
     }
     const size_t rank = xShape->GetDimNum();
@@ -135,7 +135,7 @@ static graphStatus InferShapeNpuqQuantize(gert::InferShapeContext *context)
         uint64_t cw = 0;
         uint64_t sw = 0;
         const uint64_t n = static_cast<uint64_t>(length);
-        npuq_host::PackedWidths(*format, npuq_host::BlockOf(*format, static_cast<uint64_t>(*group), n), n, cw, sw);
+        npuq_host::PackedWidths(o, n, cw, sw);
         codeBytes = static_cast<int64_t>(cw);
         scaleBytes = static_cast<int64_t>(sw);
     }

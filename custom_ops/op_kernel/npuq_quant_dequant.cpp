@@ -26,5 +26,6 @@ extern "C" __global__ __aicore__ void npuq_quant_dequant(GM_ADDR x, GM_ADDR y, G
     p.saturate = tilingData.saturate;
     p.variant = tilingData.variant;
     p.group = tilingData.group;
+    p.scale = tilingData.scale;
     npuq::QuantDequant<DTYPE_X>(x, y, AscendC::GetUserWorkspace(workspace), p);
 }

@@ -1,9 +1,10 @@
 // TEST HARNESS (tests/test_custom_ops.py), not part of the operator package: exercises the plain
 // C++ of op_host/npuq_common.h (format table, option checks, packed widths, row split, tiling) on
 // cases read from stdin, one per line:
-//   opts <format> <rounding> <scale_rule> <saturate> <variant> <group> <length>
-//       -> "ok <id> <rounding> <scale_rule> <saturate> <variant> <group> <codeBytes> <scaleBytes>" | "bad"
-//       (the six attributes by index, in the order of the OpDef, through npuq_host::ParseFormatAttrs)
+//   opts <format> <rounding> <scale_rule> <saturate> <variant> <group> <scale> <length>
+//       -> "ok <id> <rounding> <scale_rule> <saturate> <variant> <group> <scale> <codeBytes> <scaleBytes>"
+//          | "bad" (the seven attributes by index, in the order of the OpDef, through
+//          npuq_host::ParseFormatAttrs; the widths by npuq_host::PackedWidths of the options)
 //   shape <dim>... -> "ok <rows> <cols>" | "bad: <why>" (npuq_host::RowsAndCols)
 //   split <rows> <coreNum> -> "ok <blockDim> <rowsPerCore>" | "bad"
 //   qd <format> <group> <dtypeBytes> <rows> <cols> <coreNum>
@@ -47,23 +48,24 @@ int main()
         std::string verb;
         in >> verb;
         if (verb == "opts") {
-            std::string format, rounding, scaleRule, variant;
+            std::string format, rounding, scaleRule, variant, scale;
             int64_t saturate = 0, group = 0;
             uint64_t length = 0;
-            in >> format >> rounding >> scaleRule >> saturate >> variant >> group >> length;
-            // format, rounding, scale_rule, saturate, variant, group: onnx_npuq.ops.defs' order
-            const Attrs attrs{{format, rounding, scaleRule, "", variant, ""},
-                              {0, 0, 0, saturate, 0, group},
-                              {false, false, false, true, false, true}};
+            in >> format >> rounding >> scaleRule >> saturate >> variant >> group >> scale >> length;
+            // format, rounding, scale_rule, saturate, variant, group, scale: onnx_npuq.ops.defs' order
+            const Attrs attrs{{format, rounding, scaleRule, "", variant, "", scale},
+                              {0, 0, 0, saturate, 0, group, 0},
+                              {false, false, false, true, false, true, false}};
             npuq_host::FormatOptions o;
             if (npuq_host::ParseFormatAttrs(attrs, o) != nullptr) {
                 std::cout << "bad\n";
                 continue;
             }
             uint64_t cw = 0, sw = 0;
-            npuq_host::PackedWidths(*o.format, npuq_host::BlockOf(*o.format, o.group, length), length, cw, sw);
+            npuq_host::PackedWidths(o, length, cw, sw);
             std::cout << "ok " << static_cast<uint32_t>(o.format->id) << " " << o.rounding << " " << o.scaleRule << " "
-                      << o.saturate << " " << o.variant << " " << o.group << " " << cw << " " << sw << "\n";
+                      << o.saturate << " " << o.variant << " " << o.group << " " << o.scale << " " << cw << " " << sw
+                      << "\n";
         } else if (verb == "shape") {
             Shape shape;
             int64_t d = 0;
@@ -96,12 +98,12 @@ int main()
             npuq_host::FormatOptions o;
             if (npuq_host::ParseFormatOptions(format.c_str(), npuq_host::DEFAULT_ROUNDING,
                                               npuq_host::DEFAULT_SCALE_RULE, &saturate, npuq_host::DEFAULT_VARIANT,
-                                              &group, o) != nullptr) {
+                                              &group, npuq_host::DEFAULT_SCALE, o) != nullptr) {
                 std::cout << "bad\n";
                 continue;
             }
             npuq::QuantDequantParams p{rows, cols, 0, 0, static_cast<uint32_t>(o.format->id),
-                                       o.rounding, o.scaleRule, o.saturate, o.variant, o.group};
+                                       o.rounding, o.scaleRule, o.saturate, o.variant, o.group, o.scale};
             uint32_t blockDim = 0;
             uint64_t ws = 0;
             if (npuq_host::TileQuantDequant(p, dtypeBytes, cores, blockDim, ws) != nullptr) {

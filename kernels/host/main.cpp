@@ -4,13 +4,14 @@
 //                    [--tile-rows N] [--option k=v ...]
 //       QuantDequant: IN and OUT hold ROWS x COLS raw little-endian values of the dtype,
 //       quantized along the last axis. Options: rounding=away|even, scale_rule=floor|rceil
-//       (MX), saturate=0|1 (hif8), variant=quant_cy|amct (hif4), group=N (int8sym, int4sym,
-//       fp8e4m3, fp8e5m2).
+//       (MX), saturate=0|1 and scale=none|row|tensor (hif8), variant=quant_cy|amct (hif4),
+//       group=N (int8sym, int4sym, fp8e4m3, fp8e5m2).
 //   npuq-kernel-host decode FORMAT CODES SCALES OUT ROWS LENGTH [--block N] [--tensor-scale F]
 //                    [--cores N] [--tile-rows N]
 //       Dequantize formats.Packed rows: CODES holds ROWS rows of code bytes, SCALES ROWS rows of
-//       scale bytes ("-" for hif8, which has none), OUT gets ROWS x LENGTH float32. --block is
-//       the Packed block (default: the format's, or LENGTH for per-channel formats);
+//       scale bytes ("-" for unscaled hif8, which has none; scaled hif8 has a float32 per row),
+//       OUT gets ROWS x LENGTH float32. --block is the Packed block (default: the format's, or
+//       LENGTH for per-channel formats and scaled hif8);
 //       --tensor-scale is NVFP4's float32 tensor scale (strtof syntax, hex floats exact).
 //
 // Exit status: 0 success, 1 I/O error writing OUT, 2 bad arguments (one line on stderr: usage,
@@ -58,8 +59,8 @@ void Help() {
         "Runs the npuq AscendC kernels on the CPU. Tensors are raw little-endian files.\n"
         "formats: hif8 hif4 (hifx4) hifx4_v12 mxfp4 mxfp8e4m3 mxfp8e5m2 nvf4 nvfp4 int8sym (int8)\n"
         "         int4sym (int4) fp8e4m3 fp8e5m2\n"
-        "options: rounding=away|even scale_rule=floor|rceil (mx*), saturate=0|1 (hif8),\n"
-        "         variant=quant_cy|amct (hif4), group=N (int8sym int4sym fp8e4m3 fp8e5m2)");
+        "options: rounding=away|even scale_rule=floor|rceil (mx*), saturate=0|1 scale=none|row|tensor\n"
+        "         (hif8), variant=quant_cy|amct (hif4), group=N (int8sym int4sym fp8e4m3 fp8e5m2)");
 }
 
 uint32_t ParseFormat(const std::string& name) {
@@ -151,6 +152,12 @@ void ApplyOption(npuq::QuantDequantParams& p, const std::string& kv) {
     } else if (k == "group") {
         if (!npuq::IsSymFormat(p.format)) Usage("option group does not apply to %s", name);
         p.group = ParseCount("group", v, false);
+    } else if (k == "scale") {
+        if (f != FormatId::HIF8) Usage("option scale does not apply to %s", name);
+        if (v == "none") p.scale = 0;
+        else if (v == "row") p.scale = 1;
+        else if (v == "tensor") p.scale = 2;
+        else Usage("scale must be none, row or tensor, got '%s'", v.c_str());
     } else {
         Usage("unknown option '%s'", k.c_str());
     }
@@ -182,6 +189,7 @@ int QuantDequantMain(const std::vector<std::string>& args) {
             Usage("unexpected argument '%s'", a.c_str());
         }
     }
+    if (p.saturate != 0 && p.scale != 0) Usage("hif8: saturate does not combine with scale");
     const uint64_t elems = static_cast<uint64_t>(p.rows) * p.cols;
     std::vector<uint8_t> x = ReadFile(args[1], elems * bytes, "IN");
     std::vector<uint8_t> y(elems * bytes, 0);
@@ -221,9 +229,10 @@ int DecodeMain(const std::vector<std::string>& args) {
         }
     }
     const FormatId f = static_cast<FormatId>(p.format);
+    const bool scaledHif8 = f == FormatId::HIF8 && args[2] != "-";  // a float32 scale per row
     uint32_t fixed = 0;
     switch (f) {
-        case FormatId::HIF8: fixed = 1; break;
+        case FormatId::HIF8: fixed = scaledHif8 ? 0 : 1; break;
         case FormatId::HIF4:
         case FormatId::HIFX4_V12: fixed = 64; break;
         case FormatId::MXFP4:
@@ -235,6 +244,7 @@ int DecodeMain(const std::vector<std::string>& args) {
     }
     if (fixed != 0 && block != 0 && block != fixed) Usage("%s has blocks of %u, not %u", kNames[p.format], fixed, block);
     p.block = fixed != 0 ? fixed : (block == 0 ? p.length : block);
+    if (scaledHif8 && p.block != p.length) Usage("scaled hif8 has one block per row (--block %u)", p.length);
     if ((f == FormatId::NVFP4) != haveScale)
         Usage(haveScale ? "--tensor-scale applies to nvfp4 only" : "nvfp4 needs --tensor-scale");
     p.hasTensorScale = haveScale ? 1 : 0;
@@ -242,7 +252,7 @@ int DecodeMain(const std::vector<std::string>& args) {
     const uint32_t bits = npuq::DequantCodeBits(p.format);
     const uint32_t slots = bits == 4 ? p.block + p.block % 2 : p.block;
     p.codeBytes = blocks * slots * bits / 8;
-    p.scaleBytes = blocks * npuq::DequantScaleBytesPerBlock(p.format);
+    p.scaleBytes = blocks * (scaledHif8 ? 4 : npuq::DequantScaleBytesPerBlock(p.format));
     std::vector<uint8_t> codes = ReadFile(args[1], static_cast<uint64_t>(p.rows) * p.codeBytes, "CODES");
     std::vector<uint8_t> scales;
     if (p.scaleBytes == 0) {

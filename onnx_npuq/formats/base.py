@@ -182,6 +182,16 @@ class Format:
         """A per-tensor float32 scale for two-level formats; None for the others."""
         return None
 
+    def tensor_amax(self, x: torch.Tensor) -> torch.Tensor | None:
+        """A per-tensor float32 statistic the kernels get as `ts` but that is not stored
+        (HiF8 scale="tensor" keeps its scale per row); None for the others."""
+        return None
+
+    def _kernel_ts(self, x: torch.Tensor):
+        """(what the kernels get as `ts`, the stored Packed.tensor_scale)."""
+        ts = self.tensor_scale(x)
+        return (ts if ts is not None else self.tensor_amax(x)), ts
+
     # -- derived facts --
     def bits_per_element(self, length: int | None = None) -> float:
         block = self.block or length
@@ -254,7 +264,7 @@ class Format:
     def fake_quant(self, x: torch.Tensor, axis: int = -1) -> torch.Tensor:
         global _compile_broken
         xb, axis, moved_shape, pad = self._blocks(x, axis)
-        ts = self.tensor_scale(x)
+        ts, _ = self._kernel_ts(x)
         yb = None
         if self._use_compile(xb):
             try:
@@ -275,7 +285,7 @@ class Format:
     @torch.no_grad()
     def encode(self, x: torch.Tensor, axis: int = -1) -> Packed:
         xb, axis, moved_shape, pad = self._blocks(x, axis)
-        ts = self.tensor_scale(x)
+        ts, stored = self._kernel_ts(x)
         codes, scales = map_chunks(self.encode_blocks, xb, ts=ts, elements=self.chunk_elements)
         rows = moved_shape[:-1].numel()
         if self.elem_bits == 4:
@@ -290,7 +300,7 @@ class Format:
             axis=axis,
             dtype=x.dtype,
             block=xb.shape[1],
-            tensor_scale=ts,
+            tensor_scale=stored,
             options=self.options,
         )
 

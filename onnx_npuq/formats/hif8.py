@@ -1,4 +1,15 @@
-"""HiF8: 8-bit tapered float, one value per byte, no shared scale (spec: formats.md).
+"""HiF8: 8-bit tapered float, one value per byte (spec: formats.md), unscaled or scaled.
+
+Unscaled (the default, the spec's `hif8`): no shared scale. Scaled (`scale="row"` or
+`"tensor"`), as torchao's HiFloat8 workflow uses it on the NPU (`Float8Tensor.from_hp(x,
+float8_dtype=torch_npu.hifloat8, granularity=PerRow() | PerTensor())`, the Float8 fake
+quantizer): amax = max |x| per row of the quantization axis (or of the whole tensor),
+scale = amax / 32768 in float32, q = hif8(x / scale) clamped to +-32768 (so saturating),
+value = q * scale in float32. An all-zero row (scale 0) divides by 1 instead and gives
+zeros (torchao divides 0 by 0: NaN); a row (tensor) holding NaN or Inf has a NaN or Inf
+scale, NaN codes, and decodes to NaN (as torchao's result). Packed: the HiF8 codes plus one
+float32 scale per row (4 scale bytes), for "tensor" the tensor's scale in every row, so one
+Dequantize rule serves both: codes times the row's scale when there are scale bytes.
 
 `quantize_reference` is the spec's encode rule written out. Because a rounded value here
 always has a normalized mantissa of at most 3 bits, fp32 `floor(t + 0.5)` is exact ties-away
@@ -49,6 +60,9 @@ def _prefix(x: torch.Tensor) -> torch.Tensor:
     return bits.bitwise_right_shift_(_PREFIX_SHIFT).bitwise_and_(0x1FFF).view(-1)
 
 
+SCALES = (None, "row", "tensor")
+
+
 class HiF8(Format):
     name = "hif8"
     idempotent = True
@@ -58,14 +72,34 @@ class HiF8(Format):
     elem_type = "HiF8 (tapered, 1-3 mantissa bits)"
     scale_type = "none"
 
-    def __init__(self, saturate: bool = False, **options):
+    def __init__(self, saturate: bool = False, scale: str | None = None, **options):
         super().__init__(**options)
+        if scale not in SCALES:
+            raise ValueError(f"hif8: scale must be None, 'row' or 'tensor', got {scale!r}")
         self.saturate = bool(saturate)
-        self._values, self._codes = _TABLES[self.saturate]
+        self.scale = scale
+        if scale is not None:
+            if self.saturate:
+                raise ValueError("hif8: saturate does not combine with scale: a scaled HiF8 value "
+                                 "is clamped to +-32768 already")
+            # one float32 per row (the whole axis is the block)
+            self.block, self.scale_bytes, self.scale_type = None, 4, "float32"
+            self.idempotent = False
+        # scaled: x / scale is clamped to +-32768 (torchao's clamp), i.e. the saturating table
+        self._values, self._codes = _TABLES[self.saturate or scale is not None]
 
     @property
     def options(self):
-        return {"saturate": True} if self.saturate else {}
+        opts = {"saturate": True} if self.saturate else {}
+        if self.scale is not None:
+            opts["scale"] = self.scale
+        return opts
+
+    def tensor_amax(self, x):
+        """scale="tensor": max |x| over the tensor in float32 (NaN if any element is NaN)."""
+        if self.scale != "tensor":
+            return None
+        return torch.abs(x.detach().to(torch.float32)).amax()
 
     @staticmethod
     def _lookup(table, xb, out=None):
@@ -73,12 +107,36 @@ class HiF8(Format):
         table = on_device(table, xb.device)
         return torch.index_select(table, 0, _prefix(xb), out=out).view(xb.shape)
 
+    def _scaled(self, xb, ts, q):
+        """Scaled HiF8 element values into q (NaN rows: NaN); -> the float32 scale (M, 1)."""
+        if self.scale == "row":
+            amax = torch.abs(xb, out=q).amax(-1, keepdim=True)
+        else:  # "tensor": ts is the tensor's amax
+            amax = ts.reshape(1, 1).expand(xb.shape[0], 1)
+        scale = amax / MAX
+        div = torch.where(scale > 0, scale, 1.0)
+        torch.div(xb, div, out=q)
+        self._lookup(self._values, q, q)
+        q.mul_(torch.where(torch.isfinite(scale), 1.0, float("nan")))
+        return scale
+
     def fake_blocks(self, xb, ts, out):
-        self._lookup(self._values, xb, out)
+        if self.scale is None:
+            self._lookup(self._values, xb, out)
+        else:
+            out.mul_(self._scaled(xb, ts, out))
 
     def encode_blocks(self, xb, ts=None):
-        codes = self._lookup(self._codes, xb).to(torch.uint8)
-        return codes, xb.new_empty((xb.shape[0], 0), dtype=torch.uint8)
+        if self.scale is None:
+            codes = self._lookup(self._codes, xb).to(torch.uint8)
+            return codes, xb.new_empty((xb.shape[0], 0), dtype=torch.uint8)
+        q = torch.empty_like(xb)
+        scale = self._scaled(xb, ts, q)
+        return HIF8.encode(q), scale.contiguous().view(torch.uint8)
 
     def decode_blocks(self, codes, scales, ts=None):
-        return HIF8.decode(codes)
+        """Option-free: codes times the row's float32 scale when there are scale bytes."""
+        vals = HIF8.decode(codes)
+        if scales.shape[-1] == 0:
+            return vals
+        return vals * scales.contiguous().view(torch.float32)

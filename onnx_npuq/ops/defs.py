@@ -8,7 +8,7 @@ Contracts are kept small so function bodies and AscendC kernels stay small: Quan
 works along the last axis, Dequantize yields the float32 (rows, length) matrix of packed
 rows. Moving an axis or casting to bf16/fp16 happens around them, as standard ops.
 Format options travel as one ONNX attribute each (rounding, scale_rule, saturate, variant,
-group), so an ATC plugin can read them; a node's `overload` names the configuration, which
+group, scale), so an ATC plugin can read them; a node's `overload` names the configuration, which
 selects the model-local function body that onnxruntime runs (ONNX IR >= 10 overloads).
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ DOMAIN = "npuq"
 VERSION = 1
 
 # Format option -> (ONNX attribute default). Defaults mean "option not given".
-OPTION_DEFAULTS = {"rounding": "away", "scale_rule": "floor", "saturate": 0, "variant": "quant_cy", "group": 0}
+OPTION_DEFAULTS = {"rounding": "away", "scale_rule": "floor", "saturate": 0, "variant": "quant_cy", "group": 0,
+                   "scale": "none"}
 
 _FLOAT_TYPES = ["tensor(float)", "tensor(float16)", "tensor(bfloat16)"]
 
@@ -143,15 +144,15 @@ for _op in OPS.values():
 @torch.library.custom_op("npuq::quant_dequant", mutates_args=())
 def _quant_dequant(
     x: torch.Tensor, format: str, rounding: str, scale_rule: str,
-    saturate: int, variant: str, group: int,
+    saturate: int, variant: str, group: int, scale: str = "none",
 ) -> torch.Tensor:
     attrs = dict(format=format, rounding=rounding, scale_rule=scale_rule,
-                 saturate=saturate, variant=variant, group=group)
+                 saturate=saturate, variant=variant, group=group, scale=scale)
     return format_from_attrs(attrs).fake_quant(x, -1)
 
 
 @_quant_dequant.register_fake
-def _(x, format, rounding, scale_rule, saturate, variant, group):
+def _(x, format, rounding, scale_rule, saturate, variant, group, scale="none"):
     return torch.empty_like(x)
 
 
@@ -191,18 +192,18 @@ def packed_widths(fmt: formats.Format, length):
 @torch.library.custom_op("npuq::quantize", mutates_args=())
 def _quantize(
     x: torch.Tensor, format: str, rounding: str, scale_rule: str,
-    saturate: int, variant: str, group: int,
+    saturate: int, variant: str, group: int, scale: str = "none",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     attrs = dict(format=format, rounding=rounding, scale_rule=scale_rule,
-                 saturate=saturate, variant=variant, group=group)
+                 saturate=saturate, variant=variant, group=group, scale=scale)
     p = _quantize_format(attrs).encode(x, -1)
     return p.codes.contiguous(), p.scales.contiguous()
 
 
 @_quantize.register_fake
-def _(x, format, rounding, scale_rule, saturate, variant, group):
+def _(x, format, rounding, scale_rule, saturate, variant, group, scale="none"):
     attrs = dict(format=format, rounding=rounding, scale_rule=scale_rule,
-                 saturate=saturate, variant=variant, group=group)
+                 saturate=saturate, variant=variant, group=group, scale=scale)
     fmt = _quantize_format(attrs)
     rows = 1
     for d in x.shape[:-1]:
@@ -217,7 +218,7 @@ def quantize(x: torch.Tensor, fmt: str | formats.Format, **options):
     f = formats.get_format(fmt, **options)
     a = format_attrs(f)
     return torch.ops.npuq.quantize(
-        x, a["format"], a["rounding"], a["scale_rule"], a["saturate"], a["variant"], a["group"]
+        x, a["format"], a["rounding"], a["scale_rule"], a["saturate"], a["variant"], a["group"], a["scale"]
     )
 
 
@@ -228,7 +229,7 @@ def quant_dequant(x: torch.Tensor, fmt: str | formats.Format, axis: int = -1, **
     last = axis in (-1, x.dim() - 1)
     xm = x if last else x.movedim(axis, -1)
     y = torch.ops.npuq.quant_dequant(
-        xm, a["format"], a["rounding"], a["scale_rule"], a["saturate"], a["variant"], a["group"]
+        xm, a["format"], a["rounding"], a["scale_rule"], a["saturate"], a["variant"], a["group"], a["scale"]
     )
     return y if last else y.movedim(-1, axis).contiguous()
 
@@ -249,9 +250,9 @@ _Q = onnxscript.values.Op(_opset, "Quantize", QUANTIZE.schema())
 
 
 def _lower_quant_dequant(x, format: str, rounding: str, scale_rule: str,
-                         saturate: int, variant: str, group: int):
+                         saturate: int, variant: str, group: int, scale: str = "none"):
     return _QD(x, format=format, rounding=rounding, scale_rule=scale_rule,
-               saturate=saturate, variant=variant, group=group)
+               saturate=saturate, variant=variant, group=group, scale=scale)
 
 
 def _lower_dequantize(codes, scales, tensor_scale, format: str, block: int, length: int):
@@ -260,9 +261,9 @@ def _lower_dequantize(codes, scales, tensor_scale, format: str, block: int, leng
 
 
 def _lower_quantize(x, format: str, rounding: str, scale_rule: str,
-                    saturate: int, variant: str, group: int):
+                    saturate: int, variant: str, group: int, scale: str = "none"):
     return _Q(x, format=format, rounding=rounding, scale_rule=scale_rule,
-              saturate=saturate, variant=variant, group=group)
+              saturate=saturate, variant=variant, group=group, scale=scale)
 
 
 TRANSLATIONS = {

@@ -203,6 +203,7 @@ inline bool ParseFormatAttrs(const char *opType, const ge::Operator &op_src, ge:
     std::string rounding;
     std::string scaleRule;
     std::string variant;
+    std::string scale;
     int64_t saturate = 0;
     int64_t group = 0;
     if (!attrs.Load(op_src) ||
@@ -211,7 +212,8 @@ inline bool ParseFormatAttrs(const char *opType, const ge::Operator &op_src, ge:
         !attrs.Str("scale_rule", "floor", scaleRule) ||
         !attrs.Int("saturate", 0, saturate) ||
         !attrs.Str("variant", "quant_cy", variant) ||
-        !attrs.Int("group", 0, group)) {
+        !attrs.Int("group", 0, group) ||
+        !attrs.Str("scale", "none", scale)) {
         return false;
     }
     attrs.WarnUnread();
@@ -221,6 +223,7 @@ inline bool ParseFormatAttrs(const char *opType, const ge::Operator &op_src, ge:
     op_dest.SetAttr("saturate", saturate);
     op_dest.SetAttr("variant", variant.c_str());
     op_dest.SetAttr("group", group);
+    op_dest.SetAttr("scale", scale.c_str());
     return true;
 }
 

@@ -8,9 +8,10 @@
 // DMA; otherwise every block is its own DMA block. A family's Run(s, x, y, nb, stride) then
 // sees nb blocks of `stride` float32 elements in x and writes y.
 //
-// One pass over memory, except: NVFP4 first reads the core's rows for the tensor amax (it
-// needs all cores' maxima, exchanged through the workspace around SyncAll); a per-channel block
-// longer than a tile is read once for its amax and once to quantize.
+// One pass over memory, except: NVFP4 and HiF8 scale="tensor" first read the core's rows for the
+// tensor amax (it needs all cores' maxima, exchanged through the workspace around SyncAll); a
+// per-channel block (int8sym etc., HiF8 scale="row") longer than a tile is read once for its
+// amax and once to quantize.
 #pragma once
 
 #include "npuq/vec.h"
@@ -138,7 +139,9 @@ class BlockKernel {
         const uint32_t c0 = block * g_.block;
         const uint32_t c1 = MinU(p_.cols, c0 + g_.block);
         float amax = 0.0f;
-        if constexpr (Family::kBlockAmax) amax = WideBlockAmax(row, c0, c1);
+        if constexpr (Family::kBlockAmax) {
+            if (family_.NeedsBlockAmax()) amax = WideBlockAmax(row, c0, c1);
+        }
         for (uint32_t c = c0; c < c1; c += kQdTileElems) {
             const Tile t = PieceTile(row, c, MinU(kQdTileElems, c1 - c));
             CopyIn(t);
@@ -289,9 +292,11 @@ class BlockKernel {
         return ScalarOf(acc);
     }
 
-    // NVFP4: ts = amax / (6 * 448) over the finite |x| of the whole tensor (1 if that is 0),
-    // and den = fp32(6 * ts). Every core publishes its maximum in its 32-byte workspace slot,
-    // all cores meet in SyncAll, then each reduces all slots. Idle cores publish 0.
+    // The tensor amax: every core publishes its maximum in its 32-byte workspace slot, all
+    // cores meet in SyncAll, then each reduces all slots. Idle cores publish 0.
+    // NVFP4: over the finite |x|, then ts = amax / (6 * 448) (1 if that is 0) and
+    // den = fp32(6 * ts). HiF8 scale="tensor": NaN and Inf count as +Inf (kTensorAmaxFill), and
+    // the family gets the amax itself (kRawTensorAmax).
     __aicore__ inline void TensorScale() {
         using namespace AscendC;
         const LocalTensor<float>& acc = s_.b[11];
@@ -300,9 +305,13 @@ class BlockKernel {
         Duplicate(acc, 0.0f, static_cast<int32_t>(kRepeatFloats));
         if (g_.tileRows > 0) {
             for (uint32_t r = row0_; r < row1_; r += g_.tileRows) AccumulateAmax(RowTile(r, MinU(g_.tileRows, row1_ - r)));
-        } else {
+        } else if (!g_.wideBlocks) {
             for (uint32_t r = row0_; r < row1_; ++r)
                 for (uint32_t b = 0; b < g_.blocksPerRow; b += g_.chunkBlocks) AccumulateAmax(ChunkTile(r, b));
+        } else {
+            for (uint32_t r = row0_; r < row1_; ++r)
+                for (uint32_t c = 0; c < p_.cols; c += kQdTileElems)
+                    AccumulateAmax(PieceTile(r, c, MinU(kQdTileElems, p_.cols - c)));
         }
         const event_t toMte3 = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::V_MTE3));
         SetFlag<HardEvent::V_MTE3>(toMte3);
@@ -321,21 +330,25 @@ class BlockKernel {
             vec::BlockMax(part, slots, 1, 8 * count, s_.tmp);
             Max(acc, acc, part, 1);
         }
-        const LocalTensor<float>& ts = s_.b[8];
-        const LocalTensor<float>& den = s_.b[7];
-        const int32_t c64 = static_cast<int32_t>(kRepeatFloats);
-        Duplicate(ts, 2688.0f, c64);
-        Div(ts, acc, ts, c64);
-        CompareScalar(s_.bmask, acc, 0.0f, CMPMODE::GT, kRepeatFloats);
-        Select(ts, s_.bmask, ts, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, kRepeatFloats);
-        Muls(den, ts, 6.0f, c64);
-        const float tsValue = ScalarOf(ts);
-        family_.SetTensorScale(tsValue, den.GetValue(0));
+        if constexpr (Family::kRawTensorAmax) {
+            family_.SetTensorAmax(ScalarOf(acc));
+        } else {
+            const LocalTensor<float>& ts = s_.b[8];
+            const LocalTensor<float>& den = s_.b[7];
+            const int32_t c64 = static_cast<int32_t>(kRepeatFloats);
+            Duplicate(ts, 2688.0f, c64);
+            Div(ts, acc, ts, c64);
+            CompareScalar(s_.bmask, acc, 0.0f, CMPMODE::GT, kRepeatFloats);
+            Select(ts, s_.bmask, ts, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, kRepeatFloats);
+            Muls(den, ts, 6.0f, c64);
+            const float tsValue = ScalarOf(ts);
+            family_.SetTensorScale(tsValue, den.GetValue(0));
+        }
     }
 
     __aicore__ inline void AccumulateAmax(const Tile& t) {
         CopyIn(t);
-        TileAmax(t, 0.0f, s_.b[10]);
+        TileAmax(t, Family::kTensorAmaxFill, s_.b[10]);
         AscendC::Max(s_.b[11], s_.b[11], s_.b[10], 1);
     }
 

@@ -5,6 +5,12 @@
 // 2^(E-p); a >= 40960 overflows (Inf, or 32768 with saturate); a < 2^-23 is zero.
 // Everything stays in powers of two held as floats: 2^E is the exponent field alone, and the
 // |E| thresholds become compares of 2^E against 2^t and 2^-t, so no integer exponent is formed.
+//
+// Scaled (p.scale, formats/hif8.py "scale", torchao's HiFloat8): amax per row (the row is the
+// block; a row longer than a tile has its amax from a first pass, RunBlock) or of the whole
+// tensor (the kernel's tensor-amax pass, SetTensorAmax), +Inf where NaN or Inf is held;
+// scale = amax / 32768, the element rule above on x / where(scale > 0, scale, 1) saturating at
+// 32768 (torchao's clamp), times the scale; NaN for a row (tensor) holding NaN or Inf.
 #pragma once
 
 #include "npuq/vec.h"
@@ -13,15 +19,77 @@ namespace npuq {
 
 class HiF8Family {
  public:
-    static constexpr bool kTensorAmax = false;
-    static constexpr bool kBlockAmax = false;
+    static constexpr bool kTensorAmax = true;       // scale="tensor" only (NeedsTensorAmax)
+    static constexpr bool kBlockAmax = true;        // scale="row" only (NeedsBlockAmax)
+    static constexpr bool kRawTensorAmax = true;    // SetTensorAmax gets the amax itself
+    static constexpr float kTensorAmaxFill = vec::kInf;  // NaN / Inf make the amax +Inf
 
-    __aicore__ inline void Init(const QuantDequantParams& p) { overflow_ = p.saturate ? 32768.0f : vec::kInf; }
+    __aicore__ inline void Init(const QuantDequantParams& p) {
+        scale_ = static_cast<HiF8Scale>(p.scale);
+        overflow_ = (p.saturate || scale_ != HiF8Scale::NONE) ? 32768.0f : vec::kInf;
+    }
+    __aicore__ inline bool NeedsTensorAmax() const { return scale_ == HiF8Scale::TENSOR; }
+    __aicore__ inline bool NeedsBlockAmax() const { return scale_ == HiF8Scale::ROW; }
+    __aicore__ inline void SetTensorAmax(float amax) { tensorAmax_ = amax; }
 
     __aicore__ inline void Run(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
                                const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
+        if (scale_ == HiF8Scale::NONE) {
+            Element(s, x, y, vec::Whole(nb * stride));
+            return;
+        }
+        const uint32_t n = vec::Whole(nb * stride);
+        if (scale_ == HiF8Scale::ROW) {
+            vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+            vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);  // may fold s.abs: Element recomputes it
+        } else {
+            AscendC::Duplicate(s.b[0], tensorAmax_, static_cast<int32_t>(vec::Whole(nb)));
+        }
+        Scaled(s, x, y, nb, stride);
+    }
+
+    // A piece of a row longer than a tile: `amax` is the row's (scale="row"; Inf-poisoned).
+    __aicore__ inline void RunBlock(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                    const AscendC::LocalTensor<float>& y, uint32_t stride, float amax) const {
+        if (scale_ == HiF8Scale::NONE) {
+            Element(s, x, y, vec::Whole(stride));
+            return;
+        }
+        AscendC::Duplicate(s.b[0], scale_ == HiF8Scale::ROW ? amax : tensorAmax_, static_cast<int32_t>(kRepeatFloats));
+        Scaled(s, x, y, 1, stride);
+    }
+
+ private:
+    // s.b[0] holds each block's amax (+Inf for a block with NaN or Inf). x is overwritten with
+    // x / div: it is the kernel's float32 copy of the tile, not read again.
+    __aicore__ inline void Scaled(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                  const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
         using namespace AscendC;
         const uint32_t n = vec::Whole(nb * stride);
+        const int32_t ni = static_cast<int32_t>(n);
+        const uint32_t nbw = vec::Whole(nb);
+        const int32_t c = static_cast<int32_t>(nbw);
+        const LocalTensor<float>& amax = s.b[0];
+        const LocalTensor<float>& scale = s.b[1];
+        const LocalTensor<float>& div = s.b[2];
+        CompareScalar(s.bmask, amax, vec::kInf, CMPMODE::LT, nbw);
+        Select(amax, s.bmask, amax, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
+        Duplicate(div, 32768.0f, c);
+        Div(scale, amax, div, c);                                  // amax / 32768
+        CompareScalar(s.bmask2, scale, 0.0f, CMPMODE::GT, nbw);
+        Select(div, s.bmask2, scale, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
+        Select(scale, s.bmask, scale, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
+        vec::Expand(s.e0, div, nb, stride);
+        Div(x, x, s.e0, ni);
+        Element(s, x, y, n);
+        vec::Expand(s.e0, scale, nb, stride);
+        Mul(y, y, s.e0, ni);
+    }
+
+    // The spec's element rule on x into y (n whole repeats).
+    __aicore__ inline void Element(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                   const AscendC::LocalTensor<float>& y, uint32_t n) const {
+        using namespace AscendC;
         const int32_t ni = static_cast<int32_t>(n);
         const LocalTensor<float>& a = s.abs;
         const LocalTensor<float>& step = s.e0;
@@ -48,7 +116,6 @@ class HiF8Family {
         Adds(y, y, 0.0f, ni);                      // -0 + 0 = +0: HiF8 has a single zero
     }
 
- private:
     // f *= 2 where |E| > t, i.e. where 2^E > 2^t or 2^E < 2^-t (powers of two, so strict).
     __aicore__ inline static void DoubleBeyond(const AscendC::LocalTensor<float>& f,
                                                const AscendC::LocalTensor<float>& p2, float hi, float lo,
@@ -63,6 +130,8 @@ class HiF8Family {
     }
 
     float overflow_ = vec::kInf;
+    HiF8Scale scale_ = HiF8Scale::NONE;
+    float tensorAmax_ = 0.0f;
 };
 
 }  // namespace npuq

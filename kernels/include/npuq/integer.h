@@ -15,6 +15,7 @@ class SymFamily {
  public:
     static constexpr bool kTensorAmax = false;
     static constexpr bool kBlockAmax = true;  // needs a block's amax when the block spans tiles
+    __aicore__ inline bool NeedsBlockAmax() const { return true; }
 
     __aicore__ inline void Init(const QuantDequantParams& p) {
         switch (static_cast<FormatId>(p.format)) {

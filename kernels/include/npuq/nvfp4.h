@@ -18,6 +18,8 @@ class NvFp4Family {
  public:
     static constexpr bool kTensorAmax = true;  // NVFP4 only; NVF4 ignores it (see Init)
     static constexpr bool kBlockAmax = false;
+    static constexpr bool kRawTensorAmax = false;  // the kernel turns the amax into ts / den
+    static constexpr float kTensorAmaxFill = 0.0f;  // over finite |x| only
 
     __aicore__ inline void Init(const QuantDequantParams& p) {
         twoLevel_ = p.format == static_cast<uint32_t>(FormatId::NVFP4);

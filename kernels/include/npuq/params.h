@@ -29,10 +29,15 @@ struct QuantDequantParams {
     uint32_t saturate;     // hif8: 1 saturates to +-32768 instead of Inf
     uint32_t variant;      // hif4: 0 "quant_cy", 1 "amct"
     uint32_t group;        // int8sym / int4sym / fp8*: 0 a block per row, else elements per block
+    uint32_t scale;        // hif8: 0 "none", 1 "row", 2 "tensor" (float32 scale amax / 32768)
 };
 
+// QuantDequantParams.scale values.
+enum class HiF8Scale : uint32_t { NONE = 0, ROW = 1, TENSOR = 2 };
+
 // npuq::Dequantize: Packed rows (codes, scale bytes[, float32 tensor scale]) -> float32
-// (rows, length), exactly formats.decode.
+// (rows, length), exactly formats.decode. HiF8 has scale bytes only when scaled: one float32
+// per row (scaleBytes 4, block the whole row), none otherwise (scaleBytes 0, block 1).
 struct DequantizeParams {
     uint32_t rows;
     uint32_t length;         // elements per row after cropping the padding

@@ -31,12 +31,19 @@ NPUQ_AICORE constexpr uint32_t RoundDown(uint32_t a, uint32_t b) { return a / b 
 NPUQ_AICORE constexpr uint32_t MinU(uint32_t a, uint32_t b) { return a < b ? a : b; }
 NPUQ_AICORE constexpr uint32_t MaxU(uint32_t a, uint32_t b) { return a > b ? a : b; }
 
+// A first pass over the whole tensor for its amax (workspace + SyncAll): NVFP4's tensor scale,
+// HiF8 scale="tensor".
+NPUQ_AICORE inline bool NeedsTensorAmax(const QuantDequantParams& p) {
+    return p.format == static_cast<uint32_t>(FormatId::NVFP4) ||
+           (p.format == static_cast<uint32_t>(FormatId::HIF8) && p.scale == static_cast<uint32_t>(HiF8Scale::TENSOR));
+}
+
 NPUQ_AICORE inline bool IsSymFormat(uint32_t format) {
     return format >= static_cast<uint32_t>(FormatId::INT8SYM) && format <= static_cast<uint32_t>(FormatId::FP8E5M2);
 }
 
 // Elements of one quantization block along a row. HiF8 has no block: the row is one "block"
-// that no reduction ever looks at. Per-channel formats (group 0) use the whole row, and a
+// (unscaled, no reduction ever looks at it; scale="row": its amax gives the scale). Per-channel formats (group 0) use the whole row, and a
 // group longer than the row is the row (formats.py pads it with zeros, which change nothing).
 NPUQ_AICORE inline uint32_t QuantBlock(const QuantDequantParams& p) {
     switch (static_cast<FormatId>(p.format)) {
@@ -90,7 +97,7 @@ struct DqLayout {
     uint32_t block;          // elements per block
     uint32_t codeBits;       // 4 or 8
     uint32_t blockCodes;     // code slots per block: 4-bit blocks are padded to an even count
-    uint32_t scaleBytes;     // scale bytes per block (0: HiF8, no scale)
+    uint32_t scaleBytes;     // scale bytes per block (0: unscaled HiF8, no scale)
     bool subScales;          // HiF4 / HiF4 v12: a multiplier per 4 elements from 4 bytes per 64
     bool chunked;            // one row per tile, cut into pieces of `width` columns
     uint32_t width;          // output columns of a tile row
@@ -115,6 +122,7 @@ NPUQ_AICORE inline uint32_t DequantCodeBits(uint32_t format) {
     }
 }
 
+// Scale bytes per block of a format; HiF8's depend on whether it is scaled (DequantizeParams).
 NPUQ_AICORE inline uint32_t DequantScaleBytesPerBlock(uint32_t format) {
     switch (static_cast<FormatId>(format)) {
         case FormatId::HIF8: return 0;
@@ -127,6 +135,12 @@ NPUQ_AICORE inline uint32_t DequantScaleBytesPerBlock(uint32_t format) {
         case FormatId::NVFP4: return 1;
         default: return 4;  // a float32 per block
     }
+}
+
+// ... of p: scaled HiF8 (p.scaleBytes != 0) has a float32 per block (the row).
+NPUQ_AICORE inline uint32_t DequantScaleBytesPerBlock(const DequantizeParams& p) {
+    if (p.format == static_cast<uint32_t>(FormatId::HIF8)) return p.scaleBytes != 0 ? 4 : 0;
+    return DequantScaleBytesPerBlock(p.format);
 }
 
 // Code slot of output column j of a tile row (4-bit blocks of odd length carry a pad slot).
@@ -160,7 +174,7 @@ NPUQ_AICORE inline DqLayout PlanDequantize(const DequantizeParams& p) {
     g.block = p.block == 0 ? p.length : p.block;
     g.codeBits = DequantCodeBits(p.format);
     g.blockCodes = g.codeBits == 4 ? g.block + g.block % 2 : g.block;
-    g.scaleBytes = DequantScaleBytesPerBlock(p.format);
+    g.scaleBytes = DequantScaleBytesPerBlock(p);
     g.subScales = p.format == static_cast<uint32_t>(FormatId::HIF4) ||
                   p.format == static_cast<uint32_t>(FormatId::HIFX4_V12);
     g.tileBlock = g.block;

@@ -3,8 +3,8 @@
 //
 // op_host adds the system workspace (platform GetLibApiWorkSpaceSize()) to the user bytes
 // below; the kernel entry passes AscendC::GetUserWorkspace(workspace) on. QuantDequant for
-// NVFP4 uses the hard SyncAll, which needs a non-zero workspace in the tiling and a block dim
-// no larger than the number of vector cores.
+// NVFP4 and HiF8 scale="tensor" use the hard SyncAll, which needs a non-zero workspace in the
+// tiling and a block dim no larger than the number of vector cores.
 #pragma once
 
 #include <cstdint>
@@ -13,9 +13,10 @@
 
 namespace npuq {
 
-// NVFP4 exchanges one 32-byte slot per core (its amax); the other formats need none.
+// NVFP4 and HiF8 scale="tensor" exchange one 32-byte slot per core (its amax); the other
+// formats need none.
 inline uint32_t QuantDequantWorkspaceBytes(const QuantDequantParams& p, uint32_t coreNum) {
-    return p.format == static_cast<uint32_t>(FormatId::NVFP4) ? coreNum * kUbBlockBytes : 0u;
+    return NeedsTensorAmax(p) ? coreNum * kUbBlockBytes : 0u;
 }
 
 inline uint32_t DequantizeWorkspaceBytes(const DequantizeParams&, uint32_t) { return 0u; }
