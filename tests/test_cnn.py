@@ -16,8 +16,6 @@ from onnx_npuq.nn import QuantConv, QuantLinear, quantize_model
 from onnx_npuq.report import write_report
 from onnx_npuq.runtime.ort import OrtSession, verify
 
-pytest.importorskip("sklearn")
-
 SOC = "Ascend910B1"
 
 

@@ -350,33 +350,33 @@ def test_fold_q_dq_fp8(fmt, saturate):
     convert(m, [fmt])
 
 
-def test_fold_uint8_default_leaves_dq_with_note():
+def test_fold_uint8_default_imports_as_asymmetric():
+    """No zero point: uint8 codes 0..255, which int8sym cannot hold: uint8asym (zero point 0)."""
     w = float_weight((64, 24))
     m = qdq_model(w, np.float32(0.05), {}, {})  # no zero point: uint8
-    out, (report,) = run_passes(m, ["import-qdq"], verify=True)
-    ops = [n.op_type for n in out.graph.node]
-    assert ops == ["DequantizeLinear", "MatMul"]  # folded, and the DQ stays
-    assert next(t for t in out.graph.initializer if t.name.endswith(".folded")).data_type == TP.UINT8
-    assert "UINT8 data has no symmetric format: dq" in left_notes(report)
+    out, report = convert(m, ["uint8asym"])
+    assert "folded 1 QuantizeLinear" in left_notes(report)
+    assert packed_bytes(out) == {"codes": 64 * 24, "scales": 5}  # per tensor: one row, one scale and zero point
 
 
 # ------------------------------------------------------------------ left as they are
 
 
-def test_nonzero_zero_point_and_activation_dq_left_with_notes():
+def test_nonzero_zero_point_imported_and_activation_dq_left_with_notes():
     K, N = 64, 24
     w, s = int_codes((K, N), 8), scales((N,))
     zp = np.zeros(N, np.int8)
-    zp[3] = 1
+    zp[3] = 1  # column 3 holds -128: -129 does not fit int8sym
     nodes = [dq(axis=1, zp="zp"), helper.make_node("MatMul", ["xd", "wf"], ["y"]),
              helper.make_node("QuantizeLinear", ["x", "sx"], ["xq"], name="qx"),
              helper.make_node("DequantizeLinear", ["xq", "sx"], ["xd"], name="dqx")]
     m = make_model(nodes, [init("w", w), init("s", s), init("zp", zp), init("sx", np.float32(0.1))])
+    assert (w[:, 3] == -128).any()
     out, (report,) = run_passes(m, ["import-qdq"], verify=True)
-    assert sorted(n.op_type for n in out.graph.node) == sorted(n.op_type for n in m.graph.node)
-    assert not any(n.domain == "npuq" for n in out.graph.node)
+    assert sorted((n.domain, n.op_type) for n in out.graph.node) == sorted([
+        ("", "QuantizeLinear"), ("", "DequantizeLinear"), ("npuq", "Dequantize"), ("", "Transpose"), ("", "MatMul")])
+    assert next(n for n in out.graph.node if n.domain == "npuq").attribute[0].s == b"uint8asym"
     notes = left_notes(report)
-    assert "DequantizeLinear left as is: nonzero zero point: dq_wf" in notes
     assert "DequantizeLinear left as is: data is not a constant: dqx" in notes
     assert "qx" not in notes.replace("dqx", "")  # an activation Q is no weight: not noted
     again, _ = run_passes(out, ["import-qdq"], verify=False)
@@ -385,8 +385,8 @@ def test_nonzero_zero_point_and_activation_dq_left_with_notes():
 
 @pytest.mark.parametrize("nonzero", [False, True])
 def test_int4_constant_nodes_with_zero_point(nonzero):
-    """INT4 data and zero point from Constant nodes; a node left as is still exports (gs
-    writes a loaded INT4 constant a byte per element: the pass must not load it)."""
+    """INT4 data and zero point from Constant nodes: int4sym with zero point 0, uint4asym
+    with a zero point under which a difference leaves int4's range."""
     K, N = 64, 24
     zp = np.zeros(N, ml_dtypes.int4)
     zp[2] = int(nonzero)
@@ -394,12 +394,10 @@ def test_int4_constant_nodes_with_zero_point(nonzero):
              helper.make_node("Constant", [], ["zp"], value=init("zpv", zp)),
              dq(axis=1, zp="zp"), helper.make_node("MatMul", ["x", "wf"], ["y"])]
     m = make_model(nodes, [init("s", scales((N,)))])
-    if not nonzero:
-        convert(m, ["int4sym"])
-        return
-    out, (report,) = run_passes(m, ["import-qdq"], verify=True)
-    assert [n.op_type for n in out.graph.node] == ["Constant", "Constant", "DequantizeLinear", "MatMul"]
-    assert "nonzero zero point: dq_wf" in left_notes(report)
+    w = int_codes((K, N), 4).astype(np.int8)
+    fits = (w - zp.astype(np.int8) >= -8).all()  # a zero point 1 under code -8 does not
+    convert(m, ["int4sym" if fits else "uint4asym"])
+    assert fits != nonzero
 
 
 # ------------------------------------------------------------------ property test

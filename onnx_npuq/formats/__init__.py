@@ -10,6 +10,7 @@ from typing import Callable
 
 import torch
 
+from .asym import Asym
 from .base import BACKENDS, Format, Packed, get_backend, set_backend
 from .hif4 import HiF4, HiFX4V12
 from .hif8 import HiF8
@@ -32,6 +33,13 @@ _FACTORIES: dict[str, Callable[..., Format]] = {
     "fp8e5m2": lambda **o: Sym("fp8e5m2", **o),
 }
 ALIASES = {"hifx4": "hif4", "int8": "int8sym", "int4": "int4sym"}
+# Formats only the import of foreign quantized models writes (passes/qdq.py: a
+# DequantizeLinear with a zero point, exactly): get_format / canonical take them, names()
+# does not list them (no QuantDequant / Quantize body or NPU kernel has them).
+IMPORT_FORMATS: dict[str, Callable[..., Format]] = {
+    "uint8asym": lambda **o: Asym("uint8asym", **o),
+    "uint4asym": lambda **o: Asym("uint4asym", **o),
+}
 
 
 def names() -> list[str]:
@@ -44,7 +52,7 @@ def canonical(name: str) -> str:
         raise TypeError(f"format name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
     key = ALIASES.get(key, key)
-    if key not in _FACTORIES:
+    if key not in _FACTORIES and key not in IMPORT_FORMATS:
         known = ", ".join(names() + sorted(ALIASES))
         raise ValueError(f"unknown format {name!r}; known formats: {known}")
     return key
@@ -56,11 +64,32 @@ def get_format(name: str | Format, **options) -> Format:
         if options:
             raise ValueError("options cannot be combined with a Format instance")
         return name
-    return _FACTORIES[canonical(name)](**options)
+    key = canonical(name)
+    return (_FACTORIES.get(key) or IMPORT_FORMATS[key])(**options)
+
+
+_MX_OPTIONS = "rounding='even' (OCP/torchao), scale_rule='rceil' (NVIDIA)"
+_SYM_OPTIONS = "group=N (a float32 scale per N elements)"
+# The options each format takes besides its defaults (get_format keyword arguments).
+OPTIONS = {
+    "hif8": "saturate=True (32768 instead of Inf); scale='row' | 'tensor' (torchao's HiFloat8: "
+            "float32 scale amax/32768 per row or per tensor, + 32 bits per row)",
+    "hif4": "variant='amct'",
+    "hifx4_v12": "",
+    "mxfp4": _MX_OPTIONS,
+    "mxfp8e4m3": _MX_OPTIONS,
+    "mxfp8e5m2": _MX_OPTIONS,
+    "nvf4": "",
+    "nvfp4": "",
+    "int8sym": _SYM_OPTIONS,
+    "int4sym": _SYM_OPTIONS,
+    "fp8e4m3": _SYM_OPTIONS,
+    "fp8e5m2": _SYM_OPTIONS,
+}
 
 
 def describe() -> list[dict]:
-    """One row per format: name, aliases, element, block, scale, bits per element."""
+    """One row per format: name, aliases, element, block, scale, bits per element, options."""
     rows = []
     for name in names():
         f = get_format(name)
@@ -71,6 +100,7 @@ def describe() -> list[dict]:
             "block": f.block or "axis",
             "scale": f.scale_type,
             "bits_per_element": f.bits_per_element() if f.block else f"{f.elem_bits} + 32/axis",
+            "options": OPTIONS.get(name, ""),
         })
     return rows
 

@@ -11,7 +11,8 @@ decoded (rows, length) float32 matrix (rows as in Packed: every dimension but th
 in order); `length` crops the block padding (0: keep the padded rows). The float32-scaled
 formats (int8sym, int4sym, fp8e4m3, fp8e5m2) also take `block` (elements per float32 scale;
 0: the whole row, i.e. `length`).
-Decoding does not depend on format options, so there is one Dequantize per format.
+Decoding does not depend on format options, so there is one Dequantize per format (hif8's
+multiplies by the row's float32 scale when `scales` has one: scale="row" / "tensor").
 
 `QuantDequant_<fmt>...` fake-quantizes X (float32, float16 or bfloat16, any rank) along
 `axis`, computing in float32 and casting back to X's type (CastLike). Options change the
@@ -48,6 +49,7 @@ from onnx import AttributeProto, TensorProto, helper, numpy_helper
 from .. import formats as F
 from ..formats import codecs
 from ..formats.hif4 import R7, HiFX4V12
+from ..formats.asym import Asym
 from ..formats.integer import Sym
 from ..formats.packing import unpack_bits
 
@@ -335,7 +337,12 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
     attrs = {"length": 0}
     if name == "hif8":
         y = g.op("Gather", g.const(_code_table(codecs.HIF8)), g.op("Cast", "codes", to=INT64))
-        y = _crop(g, y)
+        # scaled HiF8 (scale="row" / "tensor") has one float32 per row, unscaled none: the
+        # bytes of 1.0f appended to every row make one rule of both (times 1.0 is exact)
+        one = g.op("Expand", g.const(np.array([[0, 0, 128, 63]], np.uint8)),
+                   g.op("Concat", g.op("Slice", g.op("Shape", "scales"), g.i(0), g.i(1)), g.i(4), axis=0))
+        s4 = g.op("Slice", g.op("Concat", "scales", one, axis=1), g.i(0), g.i(4), g.i(1))
+        y = _crop(g, g.op("Mul", y, _float32_from_bytes(g, s4)))
     elif name in ("mxfp4", "mxfp8e4m3", "mxfp8e5m2"):
         vals = _elements(g, "codes", _code_table(fmt.el.table), 32)
         scale = g.op("Gather", g.const(_f32(codecs.e8m0_decode(_bytes()))),
@@ -365,6 +372,9 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
         s84 = g.op("Reshape", g.op("Mul", s8, s4), g.i(0, 0, 16, 1))
         back = g.op("Mul", s84, level1)
         y = _crop(g, _flat(g, g.op("Mul", vals, back)))
+    elif isinstance(fmt, Asym):  # DequantizeLinear's float32(code - zero point) * scale
+        attrs["block"] = 0
+        y = _dequantize_asym(g, fmt)
     elif isinstance(fmt, Sym):
         attrs["block"] = 0
         length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
@@ -387,6 +397,27 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
     doc = (f"Decode Packed.codes/scales of format {name} to the (rows, length) float32 matrix "
            "of onnx_npuq.formats.decode (before the reshape to the tensor's shape).")
     return _make_function(f"Dequantize_{name}", inputs, ["Y"], g, attrs, doc)
+
+
+def _uint4_table() -> np.ndarray:
+    """byte -> (low nibble, high nibble) as unsigned values."""
+    return _f32(torch.stack((_bytes() & 0x0F, _bytes() >> 4), dim=1))
+
+
+def _dequantize_asym(g: _Body, fmt) -> str:
+    """uint8asym / uint4asym: (code - zero point) * scale per block of `block` (0: the row);
+    scales are 5 bytes a block: float32 (little-endian), then the zero point."""
+    length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
+    blk = g.op("Unsqueeze", g.attr_int("block"), g.i(0))
+    blk = g.op("Where", g.op("Greater", blk, g.i(0)), blk, length)
+    if fmt.elem_bits == 8:
+        vals = g.op("Reshape", g.op("Cast", "codes", to=FLOAT), g.op("Concat", g.i(0, -1), blk, axis=0))
+    else:  # an odd block carries one padding nibble
+        stored = g.op("Add", blk, g.op("Mod", blk, g.i(2)))
+        vals = g.op("Slice", _elements(g, "codes", _uint4_table(), stored), g.i(0), blk, g.i(2))
+    s4, zp = g.op("Split", _per_block(g, "scales", 5), g.i(4, 1), axis=2, n_out=2)
+    diff = g.op("Sub", vals, g.op("Cast", zp, to=FLOAT))  # exact: integers below 2^8
+    return _crop(g, _flat(g, g.op("Mul", diff, _float32_from_bytes(g, s4))))
 
 
 # ------------------------------------------------------------------ QuantDequant: layout
@@ -451,7 +482,7 @@ def _qd_hif8(g: _Body, x: str, fmt) -> str:
         f = g.op("Where", g.op("Greater", r, g.f(edge)), g.f(factor), f)
     step = g.op("Mul", p2e, f)
     y = g.op("Mul", g.round_ta(g.op("Div", a, step)), step)
-    big = 32768.0 if fmt.saturate else INF
+    big = 32768.0 if fmt.saturate or fmt.scale else INF  # scaled: clamped to +-32768
     y = g.op("Where", g.op("GreaterOrEqual", a, g.f(40960.0)), g.f(big), y)
     y = g.op("Where", g.op("Less", a, g.f(2.0**-23)), g.f(0.0), y)
     # copysign(y, x) + 0.0: one zero only (0 - 0 is +0)
@@ -603,12 +634,52 @@ def _qd_sym(g: _Body, x: str, fmt, axes) -> str:
     return g.op("Mul", q, g.unsqueeze(g.nan_where(bad, scale)))  # (q * 1 or NaN) * scale
 
 
+def _hif8_scaled(g: _Body, x: str, scale: str, fmt) -> str:
+    """HiF8._scaled: hif8(x / where(scale > 0, scale, 1)) clamped to +-32768, per row (or
+    tensor) float32 scale broadcast over x; NaN where the scale is not finite."""
+    div = g.op("Where", g.op("Greater", scale, g.f(0.0)), scale, g.f(1.0))
+    q = _qd_hif8(g, g.op("Div", x, div), fmt)
+    return g.nan_where(g.op("Not", g.op("Less", scale, g.f(INF))), q)
+
+
+def _qd_hif8_row(g: _Body, x: str, fmt, axes) -> str:
+    """HiF8 scale="row" on (A, C, 1, n): amax / 32768 per row, NaN in rows with NaN / Inf."""
+    bad = g.non_finite(x, *axes)
+    scale = g.unsqueeze(g.nan_where(bad, g.op("Div", g.reduce_max(g.op("Abs", x), *axes), g.f(32768.0))))
+    return g.op("Mul", _hif8_scaled(g, x, scale, fmt), scale)
+
+
+def _qd_hif8_tensor(g: _Body, xf: str, fmt) -> str:
+    """HiF8 scale="tensor": one amax / 32768 for all of X (NaN if X holds NaN / Inf)."""
+    bad = g.op("IsNaN", g.op("ReduceSum", g.op("Mul", xf, g.f(0.0)), keepdims=0))
+    scale = g.nan_where(bad, g.op("Div", g.op("ReduceMax", g.op("Abs", xf), keepdims=0), g.f(32768.0)))
+    return g.op("Mul", _hif8_scaled(g, xf, scale, fmt), scale)
+
+
+def _q_hif8_scaled(g: _Body, x2: str, fmt) -> tuple[str, str]:
+    """HiF8 scale="row" / "tensor" on (R, n): codes (R, n) and the float32 scale of each row
+    (R, 4); the scale is amax / 32768 as torch's amax gives it (NaN if the row / tensor holds
+    NaN, else +Inf if it holds Inf), the codes of a non-finite row all NaN (0x80)."""
+    axes = (1,) if fmt.scale == "row" else ()
+    isnan = g.op("Cast", g.op("IsNaN", x2), to=FLOAT)
+    amax = g.op("ReduceMax", g.op("Abs", x2), *([g.i(*axes)] if axes else []), keepdims=0)
+    has_nan = g.op("Greater", g.op("ReduceMax", isnan, *([g.i(*axes)] if axes else []), keepdims=0), g.f(0.0))
+    scale = g.nan_where(has_nan, g.op("Div", amax, g.f(32768.0)))  # onnxruntime's ReduceMax may drop a NaN
+    if fmt.scale == "tensor":  # one per row
+        scale = g.op("Expand", scale, g.op("Slice", g.op("Shape", x2), g.i(0), g.i(1)))
+    scale = g.unsqueeze(scale)  # (R, 1)
+    codes = _u8(g, _hif8_byte(g, _hif8_scaled(g, x2, scale, fmt)))
+    return codes, _float32_bytes(g, scale)
+
+
 def quant_dequant_function(fmt_name: str, **options) -> onnx.FunctionProto:
     """The `QuantDequant_<fmt>[...]` function for one format configuration."""
     name, fmt = _fmt(fmt_name, options)
     g = _Body()
     xf = g.op("Cast", "X", to=FLOAT)
-    if name == "hif8":  # element-wise: `axis` is accepted for a uniform signature
+    if name == "hif8" and fmt.scale == "tensor":
+        y = _qd_hif8_tensor(g, xf, fmt)
+    elif name == "hif8" and fmt.scale is None:  # element-wise: `axis` is accepted for a uniform signature
         y = _qd_hif8(g, xf, fmt)
     else:
         ts = _tensor_scale(g, xf) if name == "nvfp4" else None
@@ -630,6 +701,8 @@ def quant_dequant_function(fmt_name: str, **options) -> onnx.FunctionProto:
             yb = _qd_hifx4_v12(g, lay.x, fmt)
         elif isinstance(fmt, Sym):
             yb = _qd_sym(g, lay.x, fmt, axes)
+        elif name == "hif8":  # scale="row"
+            yb = _qd_hif8_row(g, lay.x, fmt, axes)
         else:  # pragma: no cover
             raise ValueError(f"no QuantDequant body for {name}")
         y = lay.restore(yb)
@@ -749,7 +822,11 @@ def _q_sym(g: _Body, x: str, fmt) -> tuple[str, str]:
 
 def _q_hif8(g: _Body, x: str, fmt) -> str:
     """HiF8 byte of each element: the value of _qd_hif8 laid out field by field."""
-    y = _qd_hif8(g, x, fmt)
+    return _hif8_byte(g, _qd_hif8(g, x, fmt))
+
+
+def _hif8_byte(g: _Body, y: str) -> str:
+    """The HiF8 byte of each value y of the HiF8 grid (NaN: 0x80)."""
     ay = g.op("Abs", y)
     ayc = g.op("Clip", ay, g.f(2.0**-23), g.f(2.0**15))
     p = g.pow2_floor(ayc)
@@ -855,7 +932,9 @@ def quantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
     xf = g.op("Cast", "X", to=FLOAT)
     n = g.op("Slice", g.op("Shape", xf), g.i(-1), g.i(INT64_MAX))
     x2 = g.op("Reshape", xf, g.op("Concat", g.i(-1), n, axis=0))  # (R, n)
-    if name == "hif8":
+    if name == "hif8" and fmt.scale is not None:
+        codes, scales = _q_hif8_scaled(g, x2, fmt)
+    elif name == "hif8":
         codes = _u8(g, _q_hif8(g, x2, fmt))
         scales = g.op("Slice", codes, g.i(0), g.i(0), g.i(1))  # (R, 0)
     else:
@@ -922,7 +1001,7 @@ def model_for_decode(packed: F.Packed, as_inputs: bool = False) -> onnx.ModelPro
     if name == "nvfp4":
         arrays["tensor_scale"] = packed.tensor_scale.to(torch.float32).reshape(()).numpy()
     attrs = {"length": packed.length}
-    if isinstance(F.get_format(name), Sym):
+    if isinstance(F.get_format(name), (Sym, Asym)):
         attrs["block"] = packed.block
     shape, axis = tuple(packed.shape), packed.axis
     moved = shape[:axis] + shape[axis + 1:] + (shape[axis],)

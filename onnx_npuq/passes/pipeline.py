@@ -47,6 +47,7 @@ MAX_RANDOM_ELEMENTS = 2**26  # per random test input (256 MiB of float32)
 # handling drops the rounding of a runtime Cast to float16 feeding a float16 op, which a
 # folded Cast keeps, so a rewrite that moves such a Cast could show as a mismatch.
 VERIFY_FOLDING_MAX_BYTES = 2**28
+OVERLOAD_IR_VERSION = 10  # node overloads (which select our function bodies) are IR 10
 
 
 class PassError(ValueError):
@@ -164,8 +165,105 @@ def is_atc_layout(model: onnx.ModelProto) -> bool:
     return any(p.key == LAYOUT_KEY for p in model.metadata_props)
 
 
-def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str]) -> onnx.ModelProto:
-    """gs graph -> checked ModelProto with `like`'s model fields and `metadata`."""
+def lift_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
+    """The model with its standard opset raised to `target` by onnx.version_converter (its
+    initializers of LARGE_TENSOR_BYTES or more go through as graph inputs and come back as
+    they were). The converter drops model-local functions: a model with functions of other
+    domains than ours is refused (PassError)."""
+    foreign = sorted(f"{f.domain}::{f.name}" for f in model.functions if f.domain not in functions.DOMAINS)
+    if foreign:
+        raise PassError(f"cannot lift the model to opset {target}: onnx.version_converter would drop its "
+                        f"model-local functions {', '.join(foreign)}")
+    view = checker_copy(model, LARGE_TENSOR_BYTES)
+    large = {t.name: t for t in model.graph.initializer} if view is not model else {}
+    large = {k: t for k, t in large.items() if k not in {i.name for i in view.graph.initializer}}
+    try:
+        new = onnx.version_converter.convert_version(view, target)
+    except Exception as err:  # the converter raises RuntimeError / its own C++ errors
+        raise PassError(f"onnx.version_converter cannot take the model from opset "
+                        f"{functions.model_opset(model)} to {target}: {err}") from None
+    if large:
+        keep = [v for v in new.graph.input if v.name not in large]
+        del new.graph.input[:]
+        new.graph.input.extend(keep)
+        new.graph.initializer.extend(large.values())
+    new.ir_version = max(new.ir_version, model.ir_version)
+    del new.functions[:]
+    return new
+
+
+def _attach_at_model_opset(model: onnx.ModelProto, notes: list[str] | None) -> onnx.ModelProto:
+    """functions.attach, lifting the model's standard opset first when a body cannot be
+    written at it (onnx.version_converter; verification then checks the lift was exact), and
+    the IR version to 10 when bodies are attached (node overloads are IR 10)."""
+    version = functions.model_opset(model)
+    need = functions.required_opset(model)
+    if need is not None and version is not None and version < need:
+        model = lift_opset(model, need)
+        if notes is not None:
+            notes.append(f"standard opset lifted from {version} to {need} (onnx.version_converter): the function "
+                         f"bodies of the npuq / npu nodes need opset {need}")
+    functions.attach(model)
+    if model.functions and model.ir_version < OVERLOAD_IR_VERSION:
+        if notes is not None:
+            notes.append(f"IR version raised from {model.ir_version} to {OVERLOAD_IR_VERSION} "
+                         "(function overloads)")
+        model.ir_version = OVERLOAD_IR_VERSION
+    return model
+
+
+def _keep_symbolic_shapes(model: onnx.ModelProto, like: onnx.ModelProto) -> None:
+    """The value_info onnxruntime sees for the tensors `like` (the model before the pass)
+    has too, as `like` has it: `like`'s declaration where inference found the tensor with
+    the same element type and rank (or no rank) and no contradicting fixed dimension, and
+    no shape where `like` declared none (the element type stays: later passes read it);
+    inference's in full only for the tensors the pass made.
+    onnxruntime's fusions depend on what it knows of shapes (Add + LayerNormalization ->
+    SkipLayerNormalization needs both Add inputs known to be one shape), and the fused op
+    rounds differently: inference names unknown dimensions afresh (unk__N), losing that the
+    exporter marked two as one (batch, sequence), or, propagating data, knows more than
+    onnxruntime's own inference did, so a rewrite would seem to change outputs it does not
+    touch."""
+    before = {v.name: v for v in like.graph.value_info if v.type.HasField("tensor_type")}
+    old = {o for n in like.graph.node for o in n.output}
+    have = {v.name for v in model.graph.value_info}
+    made = {o for n in model.graph.node for o in n.output} - {o.name for o in model.graph.output}
+    keep = [v for name, v in before.items() if name in made and name not in have]
+    for v in model.graph.value_info:
+        src = before.get(v.name)
+        if src is None:
+            if v.name in old and v.type.HasField("tensor_type"):  # undeclared before: its type only
+                v.type.tensor_type.ClearField("shape")
+            keep.append(v)
+            continue
+        if _compatible(src, v):
+            v.type.CopyFrom(src.type)
+        elif v.type.HasField("tensor_type") and not src.type.tensor_type.HasField("shape"):
+            v.type.tensor_type.ClearField("shape")  # no shape where `like` had none
+        keep.append(v)
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(keep)
+
+
+def _compatible(src: onnx.ValueInfoProto, inferred: onnx.ValueInfoProto) -> bool:
+    """Same element type, and the same rank with no fixed dimension of `inferred` that
+    `src` contradicts (or `inferred` without a rank)."""
+    if not inferred.type.HasField("tensor_type"):
+        return False
+    a, b = src.type.tensor_type, inferred.type.tensor_type
+    if a.elem_type != b.elem_type:
+        return False
+    if not (a.HasField("shape") and b.HasField("shape")):
+        return True  # `src`'s: no shape, or one where inference found none
+    return len(a.shape.dim) == len(b.shape.dim) and all(
+        not db.HasField("dim_value") or (da.HasField("dim_value") and da.dim_value == db.dim_value)
+        for da, db in zip(a.shape.dim, b.shape.dim))
+
+
+def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str],
+           notes: list[str] | None = None) -> onnx.ModelProto:
+    """gs graph -> checked ModelProto with `like`'s model fields and `metadata`; what it
+    changes beyond the graph (a lifted opset or IR version) goes into `notes`."""
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     model = gs.export_onnx(graph, do_type_check=False)
     model.ir_version = like.ir_version
@@ -177,7 +275,7 @@ def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str]) -> 
     if is_atc_layout(model):
         functions.detach(model)
     else:
-        functions.attach(model)
+        model = _attach_at_model_opset(model, notes)
     # value_info from before the rewrite may be stale: infer it afresh, on a copy without the
     # large weights (which would be serialized, past 2 GB impossibly), and take back what
     # inference adds: value_info, output types, subgraphs' value_info
@@ -187,6 +285,7 @@ def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str]) -> 
         for name in ("value_info", "output", "node"):
             del getattr(model.graph, name)[:]
             getattr(model.graph, name).extend(getattr(view.graph, name))
+        _keep_symbolic_shapes(model, like)
         if is_atc_layout(model):
             from .atc import check  # onnx.checker accepts neither ATC layout
 
@@ -268,7 +367,7 @@ def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: in
         graph = gs.import_onnx(model)
         read_on_demand(graph, data_dir)
         p.fn(graph, ctx)
-        out = finish(graph, model, ctx.metadata)
+        out = finish(graph, model, ctx.metadata, ctx.notes)
     report = Report(name, op_counts(model), op_counts(out), model_bytes(model), model_bytes(out), ctx.notes,
                     weights_changed=not _same_weights(model, out))
     if verify:
