@@ -570,6 +570,25 @@ def test_com_microsoft_quantize_linear_on_a_constant_is_folded():
     assert "folded 1 QuantizeLinear" in "\n".join(report.notes)
 
 
+def test_compress_takes_com_microsoft_dequantize_linear_too():
+    """compress (and export's has_work, which decides whether it runs) sees com.microsoft
+    Q/DQ as import-qdq does, folding again while a fold makes new constants."""
+    from onnx_npuq.passes import run_pass
+    from onnx_npuq.passes.compress import has_work
+
+    w = np.random.default_rng(5).integers(-8, 8, (16, 32)).astype(ml_dtypes.int4)
+    s = np.full(16, 0.05, np.float32)
+    nodes = [helper.make_node("DequantizeLinear", ["w", "s"], ["y"], domain="com.microsoft", axis=0)]
+    m = _model(nodes, [nh.from_array(w, "w"), nh.from_array(s, "s")], w.shape, opset=20,
+               extra_imports=[("com.microsoft", 1)])
+    assert has_work(m)
+    out, report = run_pass(m, "compress")
+    assert report.mismatches == 0 and not constant_dqs(out)
+    assert [n.op_type for n in out.graph.node if n.domain == "npuq"] == ["Dequantize"]
+    feeds = {"x": np.zeros(2, np.float32)}
+    assert same_bits(ort_run(out, feeds)[0], ort_run(m, feeds)[0])
+
+
 def test_int32_bias_is_folded_exactly_and_a_graph_output_keeps_its_name():
     rng = np.random.default_rng(4)
     b = rng.integers(-(2**30), 2**30, 24).astype(np.int32)

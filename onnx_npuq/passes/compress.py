@@ -5,10 +5,10 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from ..ops.defs import DOMAIN, format_from_attrs
-from .graph import constant, constant_through_layout, dequantize_packed, detach_outputs, is_standard, layout_chain
+from .graph import constant, constant_through_layout, dequantize_packed, detach_outputs, layout_chain
 from .pipeline import Context, PassError, register
 from .pipeline import _quiet_graphsurgeon as quiet_graphsurgeon  # noqa: PLC2701
-from .qdq import fold_qdq, import_dq
+from .qdq import import_all, is_qdq
 
 
 def _is_quant_dequant(node: gs.Node) -> bool:
@@ -47,14 +47,15 @@ def pack_quant_dequant(graph: gs.Graph, ctx: Context) -> int:
 
 def has_work(model: onnx.ModelProto) -> bool:
     """Whether `compress` would rewrite anything in `model`: a QuantDequant on a constant
-    (through layout ops), or a standard QuantizeLinear / DequantizeLinear on a constant.
+    (through layout ops), or a QuantizeLinear / DequantizeLinear (standard or com.microsoft)
+    on a constant.
     Reads no weights; what the exporter asks before running the pass."""
     with quiet_graphsurgeon():
         graph = gs.import_onnx(model)
     for node in graph.nodes:
         if _is_quant_dequant(node) and layout_chain(node.inputs[0]) is not None:
             return True
-        if (is_standard(node, "QuantizeLinear") or is_standard(node, "DequantizeLinear")) \
+        if (is_qdq(node, "QuantizeLinear") or is_qdq(node, "DequantizeLinear")) \
                 and constant(node.inputs[0], graph) is not None:
             return True
     return False
@@ -64,5 +65,4 @@ def has_work(model: onnx.ModelProto) -> bool:
 def compress(graph: gs.Graph, ctx: Context) -> None:
     """Quantized constant weights (QuantDequant, Q->DQ) -> packed uint8 initializers + npuq::Dequantize."""
     pack_quant_dequant(graph, ctx)
-    fold_qdq(graph, ctx)  # standard QuantizeLinear -> DequantizeLinear pairs on constants
-    import_dq(graph, ctx)
+    import_all(graph, ctx)  # Q -> DQ pairs on constants folded, constant DQs imported
