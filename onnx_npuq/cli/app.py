@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 
 import click
@@ -31,6 +32,7 @@ class Group(click.Group):
     """A click group whose errors are one line (`Error: ...`), exit 2 for bad input."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        _quiet_third_party()
         try:
             # without standalone mode click returns Exit's code (or the command's value)
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -46,6 +48,14 @@ class Group(click.Group):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _quiet_third_party() -> None:
+    """Silence warnings other packages log when they are merely imported on a CPU machine:
+    torchao (which transformers imports when it is installed) about its CUDA extensions,
+    torch about enum registration. They say nothing about the user's model."""
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 class Out:
