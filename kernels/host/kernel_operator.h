@@ -54,7 +54,9 @@ namespace npuq_host {
     std::_Exit(3);
 }
 
-constexpr uint32_t kUbBytes = 192 * 1024;  // Atlas A2 vector core Unified Buffer
+// Atlas A2 (2201): TMP_UB_OFFSET = 184 KiB (impl/utils/kernel_utils_constants.h); the top
+// 8 KiB of the 192 KiB buffer is the API's own scratch (Select modes 1/2), not ours
+constexpr uint32_t kUbBytes = 184 * 1024;
 
 // A reusable barrier over the launched cores (C++17 has no std::barrier).
 class Barrier {
