@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import shutil
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -74,7 +75,7 @@ def _from_raw(path: Path, dtype: torch.dtype, shape) -> torch.Tensor:
 
 
 def fake_quant_kernel(binary: Path, tmp: Path, x: torch.Tensor, fmt: str, opts: dict, cores: int = 1,
-                      tile_rows: int = 0) -> torch.Tensor:
+                      tile_rows: int = 0, env: dict | None = None) -> torch.Tensor:
     """npuq::QuantDequant<T> on `cores` emulated cores; x is (rows, cols) of float32/16, bf16."""
     rows, cols = x.shape
     dtype = {v: k for k, v in DTYPES.items()}[x.dtype]
@@ -85,12 +86,13 @@ def fake_quant_kernel(binary: Path, tmp: Path, x: torch.Tensor, fmt: str, opts: 
         cmd += ["--tile-rows", str(tile_rows)]
     for k, v in opts.items():
         cmd += ["--option", f"{k}={int(v) if isinstance(v, bool) else v}"]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=None if env is None else {**os.environ, **env})
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
     return _from_raw(dst, x.dtype, (rows, cols))
 
 
-def decode_kernel(binary: Path, tmp: Path, p: F.Packed, cores: int = 1, tile_rows: int = 0) -> torch.Tensor:
+def decode_kernel(binary: Path, tmp: Path, p: F.Packed, cores: int = 1, tile_rows: int = 0,
+                  env: dict | None = None) -> torch.Tensor:
     """npuq::Dequantize of a 2-d Packed (quantized along the last axis) -> float32."""
     rows = p.codes.shape[0]
     codes, scales, out = tmp / "codes.bin", tmp / "scales.bin", tmp / "decoded.bin"
@@ -103,7 +105,7 @@ def decode_kernel(binary: Path, tmp: Path, p: F.Packed, cores: int = 1, tile_row
         cmd += ["--tile-rows", str(tile_rows)]
     if p.tensor_scale is not None:
         cmd += ["--tensor-scale", float(p.tensor_scale).hex()]  # exact float32
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=None if env is None else {**os.environ, **env})
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
     return _from_raw(out, torch.float32, (rows, p.length))
 
@@ -285,6 +287,22 @@ def test_decode(kernel_host, tmp_path, cfg):
         x = edge_data(rows, cols, seed=cols) if rows > 5 else torch.randn(rows, cols) * 3
         p = F.encode(x, name, **opts)
         got = decode_kernel(kernel_host, tmp_path, p, cores, tile_rows)
+        assert_bits(got, F.decode(p), f"{config_id(cfg)} {rows}x{cols}")
+
+
+DIV_ULP = {"NPUQ_HOST_DIV_ULP": "1"}  # the emulator's Div 1 ulp off, up or down
+
+
+@pytest.mark.parametrize("cfg", FORMAT_CONFIGS, ids=config_id)
+def test_decode_does_not_depend_on_division_rounding(kernel_host, tmp_path, cfg):
+    """910B's Div is not documented as correctly rounded: Dequantize's gather offsets (the
+    FloorDiv of its index patterns) and its values stay bit-exact with every quotient 1 ulp
+    off. Wide tiles and odd strides: the index quotients that land on exact integers."""
+    name, opts = cfg
+    for rows, cols, cores, tile_rows in ((13, 100, 3, 2), (40, 777, 2, 0), (3, 5000, 2, 0)):
+        x = edge_data(rows, cols, seed=cols) if rows > 5 else torch.randn(rows, cols) * 3
+        p = F.encode(x, name, **opts)
+        got = decode_kernel(kernel_host, tmp_path, p, cores, tile_rows, env=DIV_ULP)
         assert_bits(got, F.decode(p), f"{config_id(cfg)} {rows}x{cols}")
 
 

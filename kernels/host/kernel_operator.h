@@ -692,10 +692,32 @@ inline void Mul(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalT
     static_assert(std::is_same<T, float>::value, "Mul is emulated for float");
     detail::Binary(dst, a, b, count, "Mul", [](T x, T y) { return x * y; });
 }
+namespace detail {
+// NPUQ_HOST_DIV_ULP=1: Div returns a finite nonzero quotient 1 ulp off, up or down by a hash
+// of its operands (deterministic). 910B documents no correctly rounded Div: index and
+// control arithmetic must not notice; value results that do are listed in kernels/README.md.
+inline bool DivOffByOneUlp() {
+    static const bool on = [] {
+        const char* v = std::getenv("NPUQ_HOST_DIV_ULP");
+        return v != nullptr && std::strcmp(v, "1") == 0;
+    }();
+    return on;
+}
+inline float PerturbedQuotient(float x, float y) {
+    const float q = x / y;
+    if (!DivOffByOneUlp() || !std::isfinite(q) || q == 0.0f) return q;
+    uint32_t bx, by;
+    std::memcpy(&bx, &x, 4);
+    std::memcpy(&by, &y, 4);
+    const uint32_t h = (bx * 2654435761u) ^ (by * 2246822519u);
+    return std::nextafter(q, ((h >> 7) & 1u) ? std::numeric_limits<float>::infinity()
+                                              : -std::numeric_limits<float>::infinity());
+}
+}  // namespace detail
 template <typename T>
 inline void Div(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {
     static_assert(std::is_same<T, float>::value, "Div is emulated for float");
-    detail::Binary(dst, a, b, count, "Div", [](T x, T y) { return x / y; });
+    detail::Binary(dst, a, b, count, "Div", [](T x, T y) { return detail::PerturbedQuotient(x, y); });
 }
 template <typename T>
 inline void Max(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {

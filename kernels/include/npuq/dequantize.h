@@ -311,8 +311,8 @@ class DequantizeKernel {
 
     // Offset patterns of the widest tile, element e = row * outStride + j: the code byte of
     // column j (times 2: a half element), +1024 for a high nibble, and the byte offset of its
-    // multiplier. Integer arithmetic in float32: every value is below 2^24, and the divisions
-    // by constant strides, correctly rounded and then floored, are exact at these magnitudes.
+    // multiplier. Integer arithmetic in float32, exact: every value is below 2^24, and
+    // FloorDiv does not depend on how Div rounds (see there).
     __aicore__ inline void BuildPatterns() {
         using namespace AscendC;
         const uint32_t n = vec::Whole(g_.tileRows * g_.outStride);
@@ -354,11 +354,16 @@ class DequantizeKernel {
         }
     }
 
-    // dst = floor(src / d); `tmp` is clobbered.
+    // dst = floor(src / d) for integers 0 <= src < 2^16 (a tile's indices) and d >= 1; `tmp` is
+    // clobbered. 910B's Div is not documented as correctly rounded: floor(k*d / d) could be
+    // k - 1. (src + 0.5) / d sits at least 0.5 / d from every integer, and a quotient below
+    // 2^16 / d is off by at most 2^-7 / d even several ulps out, so the floor is exact.
     __aicore__ inline static void FloorDiv(const AscendC::LocalTensor<float>& dst, const AscendC::LocalTensor<float>& src,
                                            float d, const AscendC::LocalTensor<float>& tmp, uint32_t n) {
-        AscendC::Duplicate(tmp, d, static_cast<int32_t>(n));
-        AscendC::Div(dst, src, tmp, static_cast<int32_t>(n));
+        const int32_t c = static_cast<int32_t>(n);
+        AscendC::Adds(dst, src, 0.5f, c);
+        AscendC::Duplicate(tmp, d, c);
+        AscendC::Div(dst, dst, tmp, c);
         AscendC::Cast(dst, dst, AscendC::RoundMode::CAST_FLOOR, n);
     }
 
