@@ -984,3 +984,23 @@ def test_plugins_run(tmp_path):
     assert set(registered) == {*(v[0] for v in OURS.values()), "DequantSwigluQuant"}
     assert sorted(k for ks in registered.values() for k in ks) == sorted(atc.OUR_KEYS)
     assert all(r.split("\t")[2:4] == ["5", "1"] for r in regs)  # ONNX, ImplyType::TVM
+
+
+def test_a_kernel_with_sync_all_is_mixed_type_and_batch_mode():
+    """910B: a hard SyncAll needs KERNEL_TYPE_MIX_AIV_1_0 in the kernel entry (else no
+    cross-core sync) and batch schedule mode in the tiling (else a core may wait on one not
+    launched). Which ops reach SyncAll: those whose kernels include block_kernel.h's tensor
+    amax; static, since neither the build nor the device runs here."""
+    kernels = ROOT / "kernels" / "include" / "npuq"
+    assert "SyncAll()" in (kernels / "block_kernel.h").read_text()
+    entry = (CUSTOM / "op_kernel" / "npuq_quant_dequant.cpp").read_text()
+    assert re.search(r"#if defined\(__CCE_AICORE__\) && __CCE_AICORE__ == 220\s*\n(\s*//.*\n)*"
+                     r"\s*KERNEL_TASK_TYPE_DEFAULT\(KERNEL_TYPE_MIX_AIV_1_0\);\s*\n#endif", entry)
+    tiling = (CUSTOM / "op_host" / "npuq_quant_dequant.cpp").read_text()
+    assert re.search(r"if \(npuq::NeedsTensorAmax\(p\) && context->SetScheduleMode\(1\) != ge::GRAPH_SUCCESS\)",
+                     tiling)
+    # the other entries never reach SyncAll: Dequantize has no tensor-amax pass, Quantize no kernel yet
+    for other in ("npuq_dequantize.cpp", "npuq_quantize.cpp"):
+        text = (CUSTOM / "op_kernel" / other).read_text()
+        assert "quant_dequant.h" not in text and "SyncAll" not in text
+    assert "SyncAll" not in (kernels / "dequantize.h").read_text()

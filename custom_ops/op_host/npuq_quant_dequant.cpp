@@ -103,6 +103,12 @@ static ge::graphStatus TilingNpuqQuantDequant(gert::TilingContext *context)
     tiling.set_scale(p.scale);
 
     context->SetBlockDim(blockDim);
+    // NVFP4's and HiF8 scale="tensor"'s tensor amax meets every core in SyncAll: all cores
+    // must start together (batch mode), or the barrier may wait on a core not yet launched
+    // (CANN's SyncAll doc; ops-nn kernels with SyncAll set it the same way)
+    if (npuq::NeedsTensorAmax(p) && context->SetScheduleMode(1) != ge::GRAPH_SUCCESS) {
+        return RefuseNpuqQuantDequant("SetScheduleMode(1): batch mode, which SyncAll needs, was refused");
+    }
     tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
     context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
 

@@ -14,6 +14,11 @@
 
 extern "C" __global__ __aicore__ void npuq_quant_dequant(GM_ADDR x, GM_ADDR y, GM_ADDR workspace, GM_ADDR tiling)
 {
+#if defined(__CCE_AICORE__) && __CCE_AICORE__ == 220
+    // NVFP4 / HiF8 scale="tensor" meet all vector cores in a hard SyncAll: on 910B (DAV_2201)
+    // that needs the mixed task type, or no cross-core sync happens (CrossCoreSetFlag, SyncAll docs)
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIV_1_0);
+#endif
     GET_TILING_DATA(tilingData, tiling);
     npuq::QuantDequantParams p;
     p.rows = tilingData.rows;
