@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import sys
 import types
+import warnings
 from pathlib import Path
 
 import ml_dtypes
@@ -32,7 +33,7 @@ RELEASE = ["acl.destroy_data_buffer", "acl.rt.free", "acl.mdl.destroy_dataset",
            "acl.destroy_data_buffer", "acl.rt.free", "acl.mdl.destroy_dataset",
            "acl.mdl.destroy_desc", "acl.mdl.unload", "acl.rt.destroy_stream", "acl.rt.destroy_context",
            "acl.rt.reset_device", "acl.finalize"]
-QUERIES = {"acl.mdl.get_num_inputs", "acl.mdl.get_num_outputs", "acl.mdl.get_input_name_by_index",
+QUERIES = {"acl.rt.get_device_sat_mode", "acl.mdl.get_num_inputs", "acl.mdl.get_num_outputs", "acl.mdl.get_input_name_by_index",
            "acl.mdl.get_output_name_by_index", "acl.mdl.get_input_data_type", "acl.mdl.get_output_data_type",
            "acl.mdl.get_input_dims", "acl.mdl.get_input_size_by_index", "acl.mdl.get_output_size_by_index"}
 
@@ -59,8 +60,9 @@ class FakeAcl(types.ModuleType):
         self.mdl = types.SimpleNamespace()
         self.util = types.SimpleNamespace(bytes_to_ptr=lambda b: self._call("acl.util.bytes_to_ptr", b,
                                                                             value=_address(b), status=False))
+        self.sat_mode = 1  # aclrtFloatOverflowMode: 1 Inf/NaN (910B's default), 0 saturation
         for name in ("set_device", "reset_device", "create_context", "destroy_context", "create_stream",
-                     "destroy_stream", "malloc", "free", "memcpy"):
+                     "destroy_stream", "malloc", "free", "memcpy", "get_device_sat_mode"):
             setattr(self.rt, name, getattr(self, f"_rt_{name}"))
         for name in ("load_from_file", "unload", "create_desc", "get_desc", "destroy_desc", "get_num_inputs",
                      "get_num_outputs", "get_input_name_by_index", "get_output_name_by_index",
@@ -106,6 +108,9 @@ class FakeAcl(types.ModuleType):
 
     def _rt_set_device(self, device):
         return self._call("acl.rt.set_device", device)
+
+    def _rt_get_device_sat_mode(self):
+        return self._call("acl.rt.get_device_sat_mode", value=self.sat_mode, pair=True)
 
     def _rt_reset_device(self, device):
         return self._call("acl.rt.reset_device", device)
@@ -245,11 +250,34 @@ def test_open_follows_the_pyacl_sequence(om):
     acquisitions = [c for c in fake.names() if c not in QUERIES]
     assert acquisitions == OPEN
     assert fake.calls[1] == ("acl.rt.set_device", (3,))
-    assert fake.calls[2] == ("acl.rt.create_context", (3,))
+    assert fake.calls[2] == ("acl.rt.get_device_sat_mode", ())
+    assert fake.calls[3] == ("acl.rt.create_context", (3,))
     assert ("acl.mdl.load_from_file", (str(om),)) in fake.calls
     assert s.input_names == ["x"] and s.output_names == ["y"]
     assert s.input_dtypes == [np.dtype(np.float32)] and s.input_shapes == [(2, 3)] and s.input_sizes == [24]
     s.close()
+
+
+def test_the_overflow_mode_is_read_and_saturation_is_said(om):
+    """The npuq kernels follow onnx_npuq.formats in Inf/NaN mode (910B's default); saturation
+    (Atlas inference cards' only mode) turns their NaN / Inf results finite: a warning."""
+    fake = _affine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = A.AclSession(om, acl=fake)
+    assert not s.saturation and fake.names()[2] == "acl.rt.get_device_sat_mode"
+    s.close()
+    fake = _affine()
+    fake.sat_mode = 0
+    with pytest.warns(RuntimeWarning, match=r"device 0 computes in saturation mode \(Inf -> max, NaN -> 0"):
+        s = A.AclSession(om, acl=fake)
+    assert s.saturation
+    s.close()
+    fake = _affine()
+    fake.fail = {"acl.rt.get_device_sat_mode"}
+    with pytest.raises(A.AclError, match="acl.rt.get_device_sat_mode failed"):
+        A.AclSession(om, acl=fake)
+    assert fake.names()[-2:] == ["acl.rt.reset_device", "acl.finalize"]
 
 
 def test_run_copies_in_executes_copies_out(om):

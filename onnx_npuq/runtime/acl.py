@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,10 @@ def _check(call: str, ret) -> None:
         raise AclError(call, ret)
 
 
+# aclrtFloatOverflowMode (CANN runtime docs): SATURATION = 0, INFNAN = 1 (IEEE 754, the 910B default)
+OVERFLOW_SATURATION = 0
+
+
 class AclSession:
     """One .om model loaded on one device, with its input and output buffers (see module doc)."""
 
@@ -113,6 +118,14 @@ class AclSession:
         device = self.device_id
         self._acquire("acl.rt.set_device", acl.rt.set_device(device), "acl.rt.reset_device",
                       lambda: acl.rt.reset_device(device))
+        # a process-wide setting: the npuq kernels follow onnx_npuq.formats in Inf/NaN mode only
+        mode = self._acquire("acl.rt.get_device_sat_mode", acl.rt.get_device_sat_mode())
+        self.saturation = mode == OVERFLOW_SATURATION
+        if self.saturation:
+            warnings.warn(f"device {device} computes in saturation mode (Inf -> max, NaN -> 0; the only mode of "
+                          "Atlas inference cards): results that onnx_npuq.formats gives as NaN or Inf (non-finite "
+                          "inputs, HiF8 overflow) come out finite; finite results are unchanged", RuntimeWarning,
+                          stacklevel=3)
         ctx = self._acquire("acl.rt.create_context", acl.rt.create_context(device))
         self._release.append(("acl.rt.destroy_context", lambda: acl.rt.destroy_context(ctx)))
         stream = self._acquire("acl.rt.create_stream", acl.rt.create_stream())
