@@ -252,6 +252,5 @@ def verify(out, model, onnx_file, weights, activations, recipe, exclude, inputs,
     _, q, example = quantized(model, weights, activations, recipe, exclude, inputs)
     results = run_verify(q, example, proto, layers=layers)
     for r in results:
-        out.echo(f"{r.name}: {tuple(r.shape)} {r.mismatches} mismatches, max |diff| {r.max_abs:.3g}, "
-                 f"max rel {r.max_rel:.3g}, cosine {r.cosine:.7f}")
+        out.echo(r.describe())
     out.result([vars(r) for r in results])
