@@ -32,8 +32,11 @@ DEPLOY_OPS = {"AscendQuant", "AscendDequant", "AscendAntiQuant", "AscendRequant"
               "AscendRequantS16"}
 QUANT_MATMULS = {"QuantBatchMatMul"}
 WEIGHT_ONLY_MATMULS = {"NPUWeightQuantBatchMatmulV2", "WeightQuantBatchMatmulV2"}
-# ATC: a quantized deploy model cannot use dynamic gears nor high-precision modes
-# (shared/spec/ascend.md "More ATC facts"); the modes that keep float32 are these
+# CANN 7.0 AMCT guide, quick start (hiascend.com canncommercial/700 auxiliarydevtool_0026): an
+# AMCT deploy model converted by ATC "cannot use dynamic-shape options such as
+# --dynamic_batch_size and --dynamic_image_size, or conversion fails" (no DT_INT8 input in
+# dynamic shape), and "cannot use high-precision features: --precision_mode force_fp32 /
+# must_keep_origin_dtype, --precision_mode_v2 origin" (nor --op_precision_mode high_precision)
 HIGH_PRECISION = {"precision_mode": {"force_fp32", "must_keep_origin_dtype"}, "precision_mode_v2": {"origin"}}
 
 
@@ -155,10 +158,10 @@ def deploy_warnings(model: onnx.ModelProto, *, dynamic_batch=None, dynamic_image
     for flag, value in (("--dynamic_batch_size", dynamic_batch), ("--dynamic_image_size", dynamic_image_size),
                         ("--dynamic_dims", dynamic_dims)):
         if value:
-            out.append(f"{flag}={value}: {what}; ATC documents that a quantized model does not support dynamic "
-                       "gears: convert at fixed shapes (one .om per shape)")
+            out.append(f"{flag}={value}: {what}; CANN's AMCT guide: ATC fails on a quantized deploy model with "
+                       "dynamic-shape options (no int8 input in dynamic shape): convert at fixed shapes")
     for flag, value in (("precision_mode", precision_mode), ("precision_mode_v2", precision_mode_v2)):
         if value in HIGH_PRECISION[flag]:
-            out.append(f"--{flag}={value}: {what}; ATC documents that a quantized model does not support "
-                       "high-precision modes: use the default (fp16) precision")
+            out.append(f"--{flag}={value}: {what}; CANN's AMCT guide: no high-precision modes with a quantized "
+                       "deploy model (neither the quantized speed-up nor the float precision): use the default")
     return out
