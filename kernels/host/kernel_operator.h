@@ -1033,4 +1033,69 @@ inline void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, const uin
         }
 }
 
+// ------------------------------------------------------------------ npuq::Quantize additions
+// (kept in one block: ShiftRight, Cast uint8 <- half, BlockReduceSum)
+
+// Logical (uint32) or arithmetic (int32) right shift of every element by `bits` in [0, 32]
+// (ShiftRight.md: A2 takes uint16/int16/uint32/int32).
+template <typename T>
+inline void ShiftRight(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& bits, const int32_t& count) {
+    static_assert(std::is_same<T, int32_t>::value || std::is_same<T, uint32_t>::value, "ShiftRight: 32-bit integers");
+    if (static_cast<uint32_t>(bits) > 32) npuq_host::Fatal("ShiftRight: shift %u outside [0, 32]", static_cast<uint32_t>(bits));
+    detail::Unary(dst, src, count, "ShiftRight", [bits](T v) {
+        if (bits == 32) return static_cast<T>(v < 0 ? -1 : 0);
+        return static_cast<T>(v >> bits);
+    });
+}
+
+// half -> uint8_t (vconv_f162u8): the kernels narrow only exact codes, so anything but an
+// integer in [0, 255] is rejected rather than saturated or wrapped.
+template <>
+inline void Cast<uint8_t, half>(const LocalTensor<uint8_t>& dst, const LocalTensor<half>& src, const RoundMode& mode,
+                                const uint32_t count) {
+    detail::Operand(dst, count, "Cast");
+    detail::Operand(src, count, "Cast");
+    if (mode != RoundMode::CAST_NONE) npuq_host::Fatal("Cast(uint8_t <- half): use CAST_NONE");
+    if (dst.Addr() < src.Addr() + count * 2 && src.Addr() < dst.Addr() + count)
+        npuq_host::Fatal("Cast: overlapping operands of different widths");
+    for (uint32_t i = 0; i < count; ++i) {
+        const float v = static_cast<float>(src.Ptr()[i]);
+        if (!(v >= 0.0f && v <= 255.0f) || v != std::floor(v))
+            npuq_host::Fatal("Cast(uint8_t <- half): element %u is %g, not a byte value", i, v);
+        dst.Ptr()[i] = static_cast<uint8_t>(v);
+    }
+}
+
+// Eight values per repeat, one per 32-byte block: the sum of the block's selected lanes (as
+// BlockReduceMax). Sums here are of small integers, exact in any order.
+template <typename T, bool isSetMask = true>
+inline void BlockReduceSum(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t repeat,
+                           const uint64_t mask[], const int32_t dstRepStride, const int32_t srcBlkStride,
+                           const int32_t srcRepStride) {
+    static_assert(std::is_same<T, float>::value, "BlockReduceSum is emulated for float");
+    if (repeat < 0 || repeat > 255) npuq_host::Fatal("BlockReduceSum: repeat %d", repeat);
+    auto m = detail::BitMask<T>(mask, "BlockReduceSum");
+    dst.CheckAligned("BlockReduceSum");
+    src.CheckAligned("BlockReduceSum");
+    constexpr uint32_t epb = detail::kPerBlock<T>;
+    for (int32_t r = 0; r < repeat; ++r)
+        for (uint32_t k = 0; k < 8; ++k) {
+            float acc = 0;
+            bool any = false;
+            for (uint32_t j = 0; j < epb; ++j) {
+                uint32_t l = k * epb + j;
+                if (!m.Test(l)) continue;
+                uint64_t i = detail::Lane<T>(r, l, srcBlkStride, srcRepStride);
+                src.Check(i, 1, "BlockReduceSum");
+                acc += src.Ptr()[i];
+                any = true;
+            }
+            if (!any) npuq_host::Fatal("BlockReduceSum: block %u of a repeat has no lane selected", k);
+            uint64_t o = static_cast<uint64_t>(r) * dstRepStride * 8 + k;
+            dst.Check(o, 1, "BlockReduceSum");
+            dst.Ptr()[o] = acc;
+        }
+}
+// ------------------------------------------------------------------ end of npuq::Quantize additions
+
 }  // namespace AscendC

@@ -7,7 +7,7 @@
 // of BlockKernel over the row (RunBlock).
 #pragma once
 
-#include "npuq/vec.h"
+#include "npuq/encode.h"
 
 namespace npuq {
 
@@ -41,10 +41,60 @@ class SymFamily {
         Quantize(s, x, y, 1, stride);
     }
 
+    // Quantize: codes (integers: two's complement, 0 in a NaN / Inf row; FP8: the OCP byte,
+    // the NaN code in such a row) and the float32 scale of each block (formats: amax / max,
+    // NaN for a block holding NaN, +Inf for one holding Inf but no NaN).
+    __aicore__ inline void Encode(const vec::Scratch& s, const enc::Tables& e, const AscendC::LocalTensor<float>& x,
+                                  const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride,
+                                  const AscendC::LocalTensor<uint8_t>& codes,
+                                  const AscendC::LocalTensor<uint8_t>& scales) const {
+        enc::NanBlocks(s, x, s.b[5], nb, stride);
+        vec::AbsFill(s.abs, x, s.mask, vec::kInf, vec::Whole(nb * stride));
+        vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);
+        EncodeLevels(s, e, x, y, nb, stride, codes, scales);
+    }
+
+    // A piece of one block: its Inf-poisoned amax and NaN flag (1 / 0) from the kernel.
+    __aicore__ inline void EncodeBlock(const vec::Scratch& s, const enc::Tables& e, const AscendC::LocalTensor<float>& x,
+                                       const AscendC::LocalTensor<float>& y, uint32_t stride, float amax, float nan,
+                                       const AscendC::LocalTensor<uint8_t>& codes,
+                                       const AscendC::LocalTensor<uint8_t>& scales) const {
+        AscendC::Duplicate(s.b[0], amax, static_cast<int32_t>(kRepeatFloats));
+        AscendC::Duplicate(s.b[5], nan, static_cast<int32_t>(kRepeatFloats));
+        EncodeLevels(s, e, x, y, 1, stride, codes, scales);
+    }
+
+    __aicore__ inline enc::Table TableOf() const {
+        return integer_ ? enc::Table::NONE : (max_ == 448.0f ? enc::Table::E4M3 : enc::Table::E5M2);
+    }
+
  private:
-    // s.b[0] holds the blocks' amax, +Inf for a block with NaN or Inf.
+    // s.b[0]: amax (Inf-poisoned), s.b[5]: NaN flags.
+    __aicore__ inline void EncodeLevels(const vec::Scratch& s, const enc::Tables& e,
+                                        const AscendC::LocalTensor<float>& x, const AscendC::LocalTensor<float>& y,
+                                        uint32_t nb, uint32_t stride, const AscendC::LocalTensor<uint8_t>& codes,
+                                        const AscendC::LocalTensor<uint8_t>& scales) const {
+        using namespace AscendC;
+        const uint32_t n = vec::Whole(nb * stride);
+        Levels(s, x, y, nb, stride);
+        enc::FiniteBlockLanes(s, s.b[6], nb, stride);
+        Select(y, s.mask2, y, integer_ ? 0.0f : vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
+        if (integer_) enc::IntegerCodes(s, y, n, max_ == 7.0f ? 4 : 8, codes);
+        else enc::TableCodes(s, e, y, n, 8, codes);
+        enc::StoredScale(s, scales.ReinterpretCast<float>(), s.b[1], s.b[5], s.b[6], nb);
+    }
+
     __aicore__ inline void Quantize(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
                                     const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
+        Levels(s, x, y, nb, stride);
+        vec::Expand(s.e0, s.b[1], nb, stride);
+        AscendC::Mul(y, y, s.e0, static_cast<int32_t>(vec::Whole(nb * stride)));
+    }
+
+    // s.b[0] holds the blocks' amax, +Inf for a block with NaN or Inf. The signed levels into
+    // y, each block's scale (NaN for a NaN / Inf block) into s.b[1], finite blocks in s.bmask.
+    __aicore__ inline void Levels(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                  const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
         using namespace AscendC;
         const uint32_t n = vec::Whole(nb * stride);
         const int32_t ni = static_cast<int32_t>(n);
@@ -72,8 +122,6 @@ class SymFamily {
             vec::RoundToGrid(y, s.tmp, grid_, s, n);
             vec::CopySign(y, x, s.tmp, s, n);
         }
-        vec::Expand(s.e0, scale, nb, stride);
-        Mul(y, y, s.e0, ni);
     }
 
     float max_ = 127.0f;

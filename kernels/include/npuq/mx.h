@@ -8,7 +8,7 @@
 // subnormal scale the floor clamp produces.
 #pragma once
 
-#include "npuq/vec.h"
+#include "npuq/encode.h"
 
 namespace npuq {
 
@@ -29,6 +29,38 @@ class MxFamily {
 
     __aicore__ inline void Run(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
                                const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
+        Levels<false>(s, x, y, nb, stride);
+        vec::Expand(s.e0, s.b[1], nb, stride);
+        AscendC::Mul(y, y, s.e0, static_cast<int32_t>(vec::Whole(nb * stride)));
+    }
+
+    // Quantize: element codes (formats' table of the element) and the E8M0 byte of each block,
+    // the exponent field of its scale (2^-127 is 0, a NaN block's NaN 0xFF).
+    __aicore__ inline void Encode(const vec::Scratch& s, const enc::Tables& e, const AscendC::LocalTensor<float>& x,
+                                  const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride,
+                                  const AscendC::LocalTensor<uint8_t>& codes,
+                                  const AscendC::LocalTensor<uint8_t>& scales) const {
+        const uint32_t nbw = vec::Whole(nb);
+        Levels<true>(s, x, y, nb, stride);
+        enc::TableCodes(s, e, y, vec::Whole(nb * stride), emax_ == 2 ? 4 : 8, codes);
+        const AscendC::LocalTensor<uint32_t> k = s.b[3].ReinterpretCast<uint32_t>();
+        AscendC::ShiftRight(k, s.b[1].ReinterpretCast<uint32_t>(), 23u, static_cast<int32_t>(nbw));
+        enc::SmallU32ToFloat(s.b[3], k, s.b[4].ReinterpretCast<uint32_t>(), nbw);
+        enc::ToBytes(scales, s.b[3], s.b[5].ReinterpretCast<half>(), nb);
+    }
+
+    __aicore__ inline enc::Table TableOf() const {
+        return emax_ == 2 ? enc::Table::E2M1 : (emax_ == 8 ? enc::Table::E4M3 : enc::Table::E5M2);
+    }
+
+ private:
+    // Signed element values into y and each block's scale (NaN for a NaN block) into s.b[1].
+    // kEncode: y as formats.encode codes it, NaN where |x| / 2^se is not finite (NaN / Inf
+    // elements, and overflows in NaN blocks, whose scale is 2^-127), and clamped to
+    // 2^(emax + 1) before rounding, as torch saturates the rest of a NaN block.
+    template <bool kEncode>
+    __aicore__ inline void Levels(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                  const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
         using namespace AscendC;
         const uint32_t n = vec::Whole(nb * stride);
         const uint32_t nbw = vec::Whole(nb);
@@ -45,13 +77,15 @@ class MxFamily {
         Select(scale, s.bmask, scale, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);  // OCP: NaN block
         vec::Expand(s.e0, inv, nb, stride);
         Mul(y, s.abs, s.e0, static_cast<int32_t>(n));            // |x| / 2^se
+        if constexpr (kEncode) {
+            CompareScalar(s.mask2, y, vec::kInf, CMPMODE::LT, n);
+            Mins(y, y, emax_ == 2 ? 8.0f : (emax_ == 8 ? 512.0f : 65536.0f), static_cast<int32_t>(n));
+        }
         vec::RoundToGrid(y, s.tmp, grid_, s, n);
         vec::CopySign(y, x, s.tmp, s, n);
-        vec::Expand(s.e0, scale, nb, stride);
-        Mul(y, y, s.e0, static_cast<int32_t>(n));
+        if constexpr (kEncode) Select(y, s.mask2, y, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
     }
 
- private:
     // 2^clamp(floor_log2(amax) - emax, -127, 127): the exponent field scaled by 2^-emax (exact:
     // at least 2^-141), raised to 2^-127, which is also what a zero or subnormal amax gets.
     // The top clamp never binds: amax < 2^128 and emax >= 2.
