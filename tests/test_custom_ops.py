@@ -475,7 +475,7 @@ def test_tiling_fields_are_params_fields(onnx_op):
     assert f"{cls} tiling;" in host
 
 
-@pytest.mark.parametrize("onnx_op", ["QuantDequant", "Dequantize"])
+@pytest.mark.parametrize("onnx_op", ["QuantDequant", "Dequantize", "Quantize"])
 def test_kernel_copies_every_field(onnx_op):
     _, stem, _, struct = OURS[onnx_op]
     kernel = _code(CUSTOM / "op_kernel" / f"{stem}.cpp")
@@ -483,7 +483,8 @@ def test_kernel_copies_every_field(onnx_op):
     assert all(a == b for a, b in copied)
     assert [a for a, _ in copied] == _struct_fields(struct)
     assert f"npuq::{struct} p;" in kernel
-    entry = {"QuantDequant": r"npuq::QuantDequant<DTYPE_X>\(", "Dequantize": r"npuq::Dequantize\("}[onnx_op]
+    entry = {"QuantDequant": r"npuq::QuantDequant<DTYPE_X>\(", "Dequantize": r"npuq::Dequantize\(",
+             "Quantize": r"npuq::Quantize<DTYPE_X>\("}[onnx_op]
     assert re.search(entry, kernel)
 
 
@@ -717,6 +718,9 @@ def test_no_private_ub_arithmetic():
     assert re.search(r"npuq::DequantizeWorkspaceBytes\(", host["npuq_common.h"])
     assert re.search(r"npuq_host::TileQuantDequant\(", host["npuq_quant_dequant.cpp"])
     assert re.search(r"npuq_host::TileDequantize\(", host["npuq_dequantize.cpp"])
+    assert re.search(r"npuq::QuantizeTileRows\(", host["npuq_common.h"])
+    assert re.search(r"npuq::QuantizeWorkspaceBytes\(", host["npuq_common.h"])
+    assert re.search(r"npuq_host::TileQuantize\(", host["npuq_quantize.cpp"])
     readme = (CUSTOM / "README.md").read_text(encoding="utf-8")
     assert "9,400" not in readme and "refused at tiling time" not in readme
 
@@ -800,6 +804,61 @@ def test_quant_dequant_long_rows_are_accepted(tmp_path):
     # one row of 2^20 float32 columns, and an empty last axis (the kernel returns before planning)
     assert _run(exe, ["qd int8sym 0 4 3 1048576 24", "qd mxfp4 0 4 5 0 24"]) == [
         "ok 3 1 0 0 plan 0 0 1", "ok 5 1 0 0 plan - - -"]
+
+
+def _qz_plan(name: str, group: int, dtype_bytes: int, cols: int) -> tuple[int, int, int]:
+    """_qd_plan for Quantize (kernels/README.md): the block is formats.Packed's (a group even past
+    the row), and a block that is not whole 32-byte blocks of the dtype is strided to whole
+    32-byte blocks of its codes (32 elements of 8-bit codes, 64 of 4-bit)."""
+    tile, align = _plan_constant("kQdTileElems"), _plan_constant("kUbBlockBytes") // dtype_bytes
+    if name in _QD_FIXED_BLOCK:
+        block = _QD_FIXED_BLOCK[name]
+    else:
+        block = group or cols
+    stride = -(-block // align) * align
+    if stride != block:
+        code_align = 64 if name in ("int4sym", "mxfp4", "nvf4", "hif4", "hifx4_v12") else 32
+        stride = -(-block // code_align) * code_align
+    row_stride = -(-cols // block) * stride
+    if row_stride <= tile:
+        return tile // row_stride, 0, 0
+    return (0, tile // stride, 0) if stride <= tile else (0, 0, 1)
+
+
+# every configuration npuq::Quantize takes (ops.defs: not nvfp4), with scaled HiF8
+_QZ_CONFIGS = [(n, 0, "none") for n in F.names() if n != "nvfp4"] + [
+    (n, g, "none") for n in ("int8sym", "int4sym", "fp8e4m3", "fp8e5m2") for g in (7, 32, 5000)] + [
+    ("hif8", 0, "row"), ("hif8", 0, "tensor")]
+_QZ_NOT_YET = {"hif4", "hifx4_v12"}  # no Quantize kernel yet: refused with the reason
+
+
+def test_quantize_tiling_is_the_kernel_plan(tmp_path):
+    """TilingNpuqQuantize (npuq_host::TileQuantize) tiles every shape npuq::Quantize takes, with
+    the Quantize kernel's own plan (tile rows, rows over the cores, HiF8 scale="tensor": two
+    32-byte slots per launched core); nvfp4 is refused as ops.defs refuses it."""
+    cases = [(name, group, scale, dtype_bytes, rows, cols, cores) for name, group, scale in _QZ_CONFIGS
+             for dtype_bytes in (4, 2) for cols in _COLS for rows, cores in _ROWS_CORES]
+    exe = _common_harness(tmp_path)
+    got = _run(exe, [f"qz {' '.join(map(str, c))}" for c in cases])
+    assert len(got) == len(cases)
+    for (name, group, scale, dtype_bytes, rows, cols, cores), line in zip(cases, got):
+        where = f"{name} group={group} scale={scale} {dtype_bytes}-byte {rows}x{cols} on {cores} cores: {line}"
+        if name in _QZ_NOT_YET:
+            assert line == ("bad: no Quantize kernel for hif4 / hifx4_v12 yet (kernels/README.md); quantize ahead "
+                            "of time (onnx_npuq compress pass) or use QuantDequant"), where
+            continue
+        ok, block_dim, rows_per_core, tile_rows, workspace, plan, *kernel = line.split()
+        assert ok == "ok" and plan == "plan", where
+        block_dim, rows_per_core, tile_rows, workspace = map(int, (block_dim, rows_per_core, tile_rows, workspace))
+        _check_rows(rows, cores, block_dim, rows_per_core)
+        if cols == 0:
+            assert kernel == ["-", "-", "-"] and tile_rows == 0, where
+            continue
+        assert tuple(map(int, kernel)) == _qz_plan(name, group, dtype_bytes, cols), where
+        assert tile_rows == int(kernel[0]), where
+        assert workspace == (64 * block_dim if scale == "tensor" else 0), where
+    assert _run(exe, ["qz nvfp4 0 none 4 8 64 24"]) == [
+        "bad: nvfp4 is two-level (a per-tensor scale besides the block scales); Quantize has no tensor-scale output"]
 
 
 _DQ_BLOCKS = [(n, F.get_format(n).block) for n in F.names() if F.get_format(n).block] + [
@@ -993,14 +1052,17 @@ def test_a_kernel_with_sync_all_is_mixed_type_and_batch_mode():
     amax; static, since neither the build nor the device runs here."""
     kernels = ROOT / "kernels" / "include" / "npuq"
     assert "SyncAll()" in (kernels / "block_kernel.h").read_text()
-    entry = (CUSTOM / "op_kernel" / "npuq_quant_dequant.cpp").read_text()
-    assert re.search(r"#if defined\(__CCE_AICORE__\) && __CCE_AICORE__ == 220\s*\n(\s*//.*\n)*"
-                     r"\s*KERNEL_TASK_TYPE_DEFAULT\(KERNEL_TYPE_MIX_AIV_1_0\);\s*\n#endif", entry)
-    tiling = (CUSTOM / "op_host" / "npuq_quant_dequant.cpp").read_text()
-    assert re.search(r"if \(npuq::NeedsTensorAmax\(p\) && context->SetScheduleMode\(1\) != ge::GRAPH_SUCCESS\)",
-                     tiling)
-    # the other entries never reach SyncAll: Dequantize has no tensor-amax pass, Quantize no kernel yet
-    for other in ("npuq_dequantize.cpp", "npuq_quantize.cpp"):
-        text = (CUSTOM / "op_kernel" / other).read_text()
-        assert "quant_dequant.h" not in text and "SyncAll" not in text
+    for stem, refuse in (("npuq_quant_dequant", "RefuseNpuqQuantDequant"), ("npuq_quantize", "RefuseNpuqQuantize")):
+        entry = (CUSTOM / "op_kernel" / f"{stem}.cpp").read_text()
+        assert re.search(r"#if defined\(__CCE_AICORE__\) && __CCE_AICORE__ == 220\s*\n(\s*//.*\n)*"
+                         r"\s*KERNEL_TASK_TYPE_DEFAULT\(KERNEL_TYPE_MIX_AIV_1_0\);\s*\n#endif", entry), stem
+        tiling = (CUSTOM / "op_host" / f"{stem}.cpp").read_text()
+        assert re.search(r"if \(npuq::NeedsTensorAmax\(p\) && context->SetScheduleMode\(1\) != ge::GRAPH_SUCCESS\)",
+                         tiling), stem
+        assert refuse in tiling
+    assert '#include "npuq/quantize.h"' in (CUSTOM / "op_kernel" / "npuq_quantize.cpp").read_text()
+    assert '#include "npuq/block_kernel.h"' in (kernels / "quantize.h").read_text()
+    # Dequantize has no tensor-amax pass
+    text = (CUSTOM / "op_kernel" / "npuq_dequantize.cpp").read_text()
+    assert re.findall(r'#include "npuq/(\w+)\.h"', text) == ["dequantize"] and "SyncAll" not in text
     assert "SyncAll" not in (kernels / "dequantize.h").read_text()

@@ -68,6 +68,7 @@ class BlockKernel {
             pipe_.InitBuffer(scaleQ_, 2, kBlockCap * sizeof(float));  // at most a float32 per block
             pipe_.InitBuffer(lutBuf_, enc::kLutEntries * sizeof(half));
             pipe_.InitBuffer(encConstBuf_, kRepeatFloats * sizeof(uint32_t));
+            pipe_.InitBuffer(zeroBuf_, kZeroBytes);
         } else {
             pipe_.InitBuffer(outQ_, 2, kTile * sizeof(T));
         }
@@ -104,6 +105,12 @@ class BlockKernel {
             tables_.lut = lutBuf_.template Get<half>();
             tables_.offMask = encConstBuf_.template Get<uint32_t>();
             enc::BuildTable(tables_, family_.TableOf());
+            zeros_ = zeroBuf_.template Get<uint8_t>();
+            AscendC::Duplicate(zeros_.template ReinterpretCast<uint16_t>(), static_cast<uint16_t>(0),
+                               static_cast<int32_t>(kZeroBytes / 2));
+            const event_t toMte3 = static_cast<event_t>(AscendC::GetTPipePtr()->FetchEventID(AscendC::HardEvent::V_MTE3));
+            AscendC::SetFlag<AscendC::HardEvent::V_MTE3>(toMte3);
+            AscendC::WaitFlag<AscendC::HardEvent::V_MTE3>(toMte3);
         }
     }
 
@@ -127,6 +134,7 @@ class BlockKernel {
     static constexpr uint32_t kAlign = kUbBlockBytes / sizeof(T);
     static constexpr uint32_t kBlockCap = kQdTileElems / 8 + kRepeatFloats;  // per-block array
     static constexpr uint32_t kBlockMaskBytes = RoundUp(kBlockCap / 8, kUbBlockBytes);
+    static constexpr uint32_t kZeroBytes = 1024;  // Quantize: zero codes for padded blocks
 
     // `rows` rows from `row`, columns [col, col + cols) of each; `blocks` blocks of `stride` UB
     // elements per row.
@@ -175,6 +183,18 @@ class BlockKernel {
             CopyIn(t);
             Compute(t, true, amax, nan);
             CopyOut(t);
+        }
+        if constexpr (kEncode) {
+            // formats pads a short last block to the whole block: the codes of zero (0) past it
+            const uint64_t rowCodes = static_cast<uint64_t>(g_.blocksPerRow) * blockCodeBytes_;
+            const uint32_t written = ((c1 - c0) * codeBits_ + 7) / 8;
+            uint64_t gm = row * rowCodes + static_cast<uint64_t>(block) * blockCodeBytes_ + written;
+            for (uint32_t left = blockCodeBytes_ - written; left > 0;) {
+                const uint32_t bytes = MinU(left, kZeroBytes);
+                AscendC::DataCopyPad(codesGm_[gm], zeros_, AscendC::DataCopyExtParams{1, bytes, 0, 0, 0});
+                gm += bytes;
+                left -= bytes;
+            }
         }
     }
 
@@ -495,7 +515,8 @@ class BlockKernel {
     AscendC::TQue<AscendC::QuePosition::VECIN, 2> inQ_;
     AscendC::TQue<AscendC::QuePosition::VECOUT, 2> outQ_, scaleQ_;
     AscendC::TBuf<AscendC::QuePosition::VECCALC> xBuf_, yBuf_, absBuf_, e0Buf_, e1Buf_, tmpBuf_, blkBuf_, maskBuf_,
-        bmaskBuf_, bfBuf_, constBuf_, lutBuf_, encConstBuf_;
+        bmaskBuf_, bfBuf_, constBuf_, lutBuf_, encConstBuf_, zeroBuf_;
+    AscendC::LocalTensor<uint8_t> zeros_;
     AscendC::GlobalTensor<T> xGm_, yGm_;
     AscendC::GlobalTensor<uint8_t> codesGm_, scalesGm_;
     AscendC::GlobalTensor<float> wsGm_;

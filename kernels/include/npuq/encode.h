@@ -103,7 +103,7 @@ __aicore__ inline void ToBytes(const LocalTensor<uint8_t>& dst, const LocalTenso
     AscendC::Cast(dst, h, AscendC::RoundMode::CAST_NONE, n);
 }
 
-// 4-bit codes c (n floats, 0..15, n a multiple of 64) -> n / 2 bytes: c[2k] + 16 * c[2k+1].
+// 4-bit codes c (n floats, 0..15, n even) -> n / 2 bytes: c[2k] + 16 * c[2k+1].
 // s.e0 and s.e1 are clobbered; c must not be either.
 __aicore__ inline void PackNibbles(const vec::Scratch& s, const LocalTensor<float>& c, uint32_t n,
                                    const LocalTensor<uint8_t>& dst) {
@@ -125,34 +125,36 @@ __aicore__ inline void PackNibbles(const vec::Scratch& s, const LocalTensor<floa
     ToBytes(dst, even, s.e0.ReinterpretCast<half>(), h);
 }
 
-// Codes of the n values in y (grid values or NaN) into dst (n bytes, or n / 2 for 4-bit
-// codes) through the table. y is kept; s.abs, s.e0, s.e1 are clobbered.
-__aicore__ inline void TableCodes(const vec::Scratch& s, const Tables& e, const LocalTensor<float>& y, uint32_t n,
+// Codes of the `live` values in y (grid values or NaN) into dst (live bytes, or live / 2 for
+// 4-bit codes; live even) through the table. y is kept; s.abs, s.e0, s.e1 are clobbered.
+__aicore__ inline void TableCodes(const vec::Scratch& s, const Tables& e, const LocalTensor<float>& y, uint32_t live,
                                   uint32_t bits, const LocalTensor<uint8_t>& dst) {
     using namespace AscendC;
+    const uint32_t n = vec::Whole(live);
     const LocalTensor<uint32_t> off = s.e0.ReinterpretCast<uint32_t>();
     ShiftRight(off, y.ReinterpretCast<uint32_t>(), kLutShift, static_cast<int32_t>(n));
     AndConst32(off, off, e.offMask, n);
     const LocalTensor<half> codes = s.e1.ReinterpretCast<half>();
-    Gather(codes, e.lut, off, 0, n);
+    Gather(codes, e.lut, off, 0, live);
     if (bits == 8) {
-        Cast(dst, codes, RoundMode::CAST_NONE, n);
+        Cast(dst, codes, RoundMode::CAST_NONE, live);
         return;
     }
-    Cast(s.abs, codes, RoundMode::CAST_NONE, n);
-    PackNibbles(s, s.abs, n, dst);
+    Cast(s.abs, codes, RoundMode::CAST_NONE, live);
+    PackNibbles(s, s.abs, live, dst);
 }
 
-// Two's complement codes of the integers q (n floats in [-2^(bits-1), 2^(bits-1))), q
-// clobbered; s.tmp, s.mask, s.e0, s.e1 too.
-__aicore__ inline void IntegerCodes(const vec::Scratch& s, const LocalTensor<float>& q, uint32_t n, uint32_t bits,
+// Two's complement codes of the integers q (`live` floats in [-2^(bits-1), 2^(bits-1)), live
+// even), q clobbered; s.tmp, s.mask, s.e0, s.e1 too.
+__aicore__ inline void IntegerCodes(const vec::Scratch& s, const LocalTensor<float>& q, uint32_t live, uint32_t bits,
                                     const LocalTensor<uint8_t>& dst) {
     using namespace AscendC;
+    const uint32_t n = vec::Whole(live);
     const int32_t ni = static_cast<int32_t>(n);
     Adds(s.tmp, q, bits == 8 ? 256.0f : 16.0f, ni);
     CompareScalar(s.mask, q, 0.0f, CMPMODE::LT, n);                  // -0.0 is not < 0: code 0
     Select(q, s.mask, s.tmp, q, SELMODE::VSEL_TENSOR_TENSOR_MODE, n);
-    if (bits == 8) ToBytes(dst, q, s.e1.ReinterpretCast<half>(), n); else PackNibbles(s, q, n, dst);
+    if (bits == 8) ToBytes(dst, q, s.e1.ReinterpretCast<half>(), live); else PackNibbles(s, q, live, dst);
 }
 
 // s.mask2 = per element of nb blocks of `stride`: the block is finite (s.bmask of its block

@@ -70,7 +70,7 @@ class HiF8Family {
         const uint32_t n = vec::Whole(nb * stride);
         if (scale_ == HiF8Scale::NONE) {
             Element(s, x, y, n);
-            enc::TableCodes(s, e, y, n, 8, codes);
+            enc::TableCodes(s, e, y, nb * stride, 8, codes);
             return;
         }
         if (scale_ == HiF8Scale::ROW) {
@@ -91,7 +91,7 @@ class HiF8Family {
                                        const AscendC::LocalTensor<uint8_t>& scales) const {
         if (scale_ == HiF8Scale::NONE) {
             Element(s, x, y, vec::Whole(stride));
-            enc::TableCodes(s, e, y, vec::Whole(stride), 8, codes);
+            enc::TableCodes(s, e, y, stride, 8, codes);
             return;
         }
         const bool row = scale_ == HiF8Scale::ROW;
@@ -113,7 +113,7 @@ class HiF8Family {
         ScaledLevels(s, x, y, nb, stride);
         enc::FiniteBlockLanes(s, s.b[6], nb, stride);
         AscendC::Select(y, s.mask2, y, vec::kNaN, AscendC::SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
-        enc::TableCodes(s, e, y, n, 8, codes);
+        enc::TableCodes(s, e, y, nb * stride, 8, codes);
         enc::StoredScale(s, scales.ReinterpretCast<float>(), s.b[1], s.b[5], s.b[6], nb);
     }
 

@@ -79,8 +79,8 @@ class SymFamily {
         Levels(s, x, y, nb, stride);
         enc::FiniteBlockLanes(s, s.b[6], nb, stride);
         Select(y, s.mask2, y, integer_ ? 0.0f : vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
-        if (integer_) enc::IntegerCodes(s, y, n, max_ == 7.0f ? 4 : 8, codes);
-        else enc::TableCodes(s, e, y, n, 8, codes);
+        if (integer_) enc::IntegerCodes(s, y, nb * stride, max_ == 7.0f ? 4 : 8, codes);
+        else enc::TableCodes(s, e, y, nb * stride, 8, codes);
         enc::StoredScale(s, scales.ReinterpretCast<float>(), s.b[1], s.b[5], s.b[6], nb);
     }
 

@@ -42,7 +42,7 @@ class MxFamily {
                                   const AscendC::LocalTensor<uint8_t>& scales) const {
         const uint32_t nbw = vec::Whole(nb);
         Levels<true>(s, x, y, nb, stride);
-        enc::TableCodes(s, e, y, vec::Whole(nb * stride), emax_ == 2 ? 4 : 8, codes);
+        enc::TableCodes(s, e, y, nb * stride, emax_ == 2 ? 4 : 8, codes);
         const AscendC::LocalTensor<uint32_t> k = s.b[3].ReinterpretCast<uint32_t>();
         AscendC::ShiftRight(k, s.b[1].ReinterpretCast<uint32_t>(), 23u, static_cast<int32_t>(nbw));
         enc::SmallU32ToFloat(s.b[3], k, s.b[4].ReinterpretCast<uint32_t>(), nbw);

@@ -51,7 +51,7 @@ class NvFp4Family {
         const uint32_t nbw = vec::Whole(nb);
         const int32_t c = static_cast<int32_t>(nbw);
         Levels<true>(s, x, y, nb, stride);
-        enc::TableCodes(s, e, y, vec::Whole(nb * stride), 4, codes);
+        enc::TableCodes(s, e, y, nb * stride, 4, codes);
         const LocalTensor<float>& sf = s.b[1];
         const LocalTensor<float>& normal = s.b[4];
         const LocalTensor<float>& sub = s.b[5];

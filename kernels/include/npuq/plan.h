@@ -86,6 +86,23 @@ NPUQ_AICORE inline uint32_t QuantCodeBits(uint32_t format) {
     }
 }
 
+// The formats npuq::Quantize encodes: every one npuq::Quantize takes (onnx_npuq.ops.defs: not
+// NVFP4, whose per-tensor scale has no output) but HiF4 / HiF4 v12, not written yet.
+NPUQ_AICORE inline bool QuantizeSupports(const QuantDequantParams& p) {
+    switch (static_cast<FormatId>(p.format)) {
+        case FormatId::HIF8:
+        case FormatId::MXFP4:
+        case FormatId::MXFP8E4M3:
+        case FormatId::MXFP8E5M2:
+        case FormatId::NVF4:
+        case FormatId::INT8SYM:
+        case FormatId::INT4SYM:
+        case FormatId::FP8E4M3:
+        case FormatId::FP8E5M2: return true;
+        default: return false;
+    }
+}
+
 // Scale bytes per block of Quantize's output (formats' scale_bytes; scaled HiF8: a float32
 // per row, its block).
 NPUQ_AICORE inline uint32_t QuantScaleBytes(const QuantDequantParams& p) {
@@ -107,6 +124,8 @@ NPUQ_AICORE inline QdLayout PlanBlocks(const QuantDequantParams& p, uint32_t dty
     QdLayout g{};
     const uint32_t align = kUbBlockBytes / dtypeBytes;
     g.block = QuantBlock(p);
+    // Quantize writes formats.Packed, whose block is the group even past the row (zero codes)
+    if (codeBits != 0 && IsSymFormat(p.format) && p.group != 0) g.block = p.group;
     g.blockStride = RoundUp(g.block, align);
     if (codeBits != 0 && g.blockStride != g.block) g.blockStride = RoundUp(g.block, kUbBlockBytes * 8 / codeBits);
     g.blocksPerRow = CeilDiv(p.cols, g.block);

@@ -21,22 +21,6 @@
 
 namespace npuq {
 
-// The formats Quantize encodes (op_host refuses the others with the reason).
-NPUQ_AICORE inline bool QuantizeSupports(const QuantDequantParams& p) {
-    switch (static_cast<FormatId>(p.format)) {
-        case FormatId::HIF8:
-        case FormatId::MXFP4:
-        case FormatId::MXFP8E4M3:
-        case FormatId::MXFP8E5M2:
-        case FormatId::NVF4:
-        case FormatId::INT8SYM:
-        case FormatId::INT4SYM:
-        case FormatId::FP8E4M3:
-        case FormatId::FP8E5M2: return true;
-        default: return false;
-    }
-}
-
 template <typename T, class Family>
 __aicore__ inline void RunQuantize(GM_ADDR x, GM_ADDR codes, GM_ADDR scales, GM_ADDR workspace,
                                    const QuantDequantParams& p) {
