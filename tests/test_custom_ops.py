@@ -829,7 +829,6 @@ def _qz_plan(name: str, group: int, dtype_bytes: int, cols: int) -> tuple[int, i
 _QZ_CONFIGS = [(n, 0, "none") for n in F.names() if n != "nvfp4"] + [
     (n, g, "none") for n in ("int8sym", "int4sym", "fp8e4m3", "fp8e5m2") for g in (7, 32, 5000)] + [
     ("hif8", 0, "row"), ("hif8", 0, "tensor")]
-_QZ_NOT_YET = {"hif4", "hifx4_v12"}  # no Quantize kernel yet: refused with the reason
 
 
 def test_quantize_tiling_is_the_kernel_plan(tmp_path):
@@ -843,10 +842,6 @@ def test_quantize_tiling_is_the_kernel_plan(tmp_path):
     assert len(got) == len(cases)
     for (name, group, scale, dtype_bytes, rows, cols, cores), line in zip(cases, got):
         where = f"{name} group={group} scale={scale} {dtype_bytes}-byte {rows}x{cols} on {cores} cores: {line}"
-        if name in _QZ_NOT_YET:
-            assert line == ("bad: no Quantize kernel for hif4 / hifx4_v12 yet (kernels/README.md); quantize ahead "
-                            "of time (onnx_npuq compress pass) or use QuantDequant"), where
-            continue
         ok, block_dim, rows_per_core, tile_rows, workspace, plan, *kernel = line.split()
         assert ok == "ok" and plan == "plan", where
         block_dim, rows_per_core, tile_rows, workspace = map(int, (block_dim, rows_per_core, tile_rows, workspace))

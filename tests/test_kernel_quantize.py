@@ -1,6 +1,6 @@
 """npuq::Quantize (kernels/include/npuq/quantize.h) on the CPU host build: formats.encode's
-Packed codes and scale bytes, byte for byte, for every format the kernel encodes, and a clear
-refusal for the others. The binary and its fixture are test_kernels_host's.
+Packed codes and scale bytes, byte for byte, for every format npuq::Quantize takes (all but
+nvfp4, which the op refuses). The binary and its fixture are test_kernels_host's.
 """
 from __future__ import annotations
 
@@ -16,10 +16,8 @@ from onnx_npuq import formats as F
 from onnx_npuq.ops import defs
 from test_kernels_host import DIV_ULP, _raw, edge_data, fake_quant_kernel, kernel_host  # noqa: F401 (fixture)
 
-# What npuq::Quantize takes (ops.defs refuses nvfp4) but the kernel does not encode yet.
-NOT_ENCODED = {"hif4", "hifx4_v12"}
-ENCODED = [c for c in FORMAT_CONFIGS if c[0] != "nvfp4" and c[0] not in NOT_ENCODED] + [
-    ("hif8", {"scale": "row"}), ("hif8", {"scale": "tensor"})]
+# Every configuration npuq::Quantize takes (ops.defs refuses nvfp4: no tensor-scale output).
+ENCODED = [c for c in FORMAT_CONFIGS if c[0] != "nvfp4"] + [("hif8", {"scale": "row"}), ("hif8", {"scale": "tensor"})]
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -49,7 +47,7 @@ def assert_packed(got: tuple[np.ndarray, np.ndarray], p: F.Packed, what: str) ->
                                f"got {g[bad[:6]].tolist()} want {w[bad[:6]].tolist()}")
 
 
-@pytest.mark.parametrize("prefix", sorted(p for p, n in VECTOR_SETS.items() if F.canonical(n) not in NOT_ENCODED))
+@pytest.mark.parametrize("prefix", sorted(VECTOR_SETS))
 def test_spec_vectors(kernel_host, tmp_path, vectors, prefix):
     x, _ = vectors[prefix]
     fmt = VECTOR_SETS[prefix]
@@ -73,7 +71,7 @@ def test_edge_values(kernel_host, tmp_path, cfg, dtype):
 
 @pytest.mark.parametrize("cfg", [("int8sym", {}), ("int4sym", {}), ("fp8e4m3", {}), ("hif8", {}),
                                  ("hif8", {"scale": "row"}), ("hif8", {"scale": "tensor"}), ("int4sym", {"group": 5001}),
-                                 ("mxfp4", {}), ("nvf4", {})], ids=config_id)
+                                 ("mxfp4", {}), ("nvf4", {}), ("hif4", {}), ("hifx4_v12", {})], ids=config_id)
 def test_long_rows(kernel_host, tmp_path, cfg):
     """Rows longer than a tile: runs of whole blocks, or pieces of one block (per channel, HiF8)
     whose amax and NaN flag come from a first pass over the row; NaN in one row, Inf in another."""
@@ -97,12 +95,18 @@ def test_hif8_tensor_scale_across_cores(kernel_host, tmp_path, special):
     assert_packed(got, F.encode(x, "hif8", scale="tensor"), special)
 
 
+def _differs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Elementwise: different bits, NaN equal to NaN."""
+    na, nb = torch.isnan(a), torch.isnan(b)
+    return (na != nb) | (~na & ~nb & (a.view(torch.int32) != b.view(torch.int32)))
+
+
 @pytest.mark.parametrize("cfg", ENCODED, ids=config_id)
-def test_encode_is_quant_dequant_under_division_rounding(kernel_host, tmp_path, cfg):
+def test_division_rounding_changes_only_what_quant_dequant_changes(kernel_host, tmp_path, cfg):
     """910B's Div is not documented as correctly rounded (NPUQ_HOST_DIV_ULP=1: every quotient 1
-    ulp off). Quantize's own index arithmetic divides nothing: with every quotient off, its
-    output still decodes to exactly what QuantDequant computes under the same mode, so the only
-    differences from formats.encode are QuantDequant's (kernels/README.md)."""
+    ulp off). Quantize's own arithmetic (table offsets, packing, scale bytes) divides nothing and
+    its levels are QuantDequant's: with every quotient off, an element decodes differently from
+    formats.encode's only where QuantDequant's value (same mode) differs from fake_quant too."""
     name, opts = cfg
     x = edge_data(13, 100, seed=7)
     codes, scales = encode_kernel(kernel_host, tmp_path, x, name, opts, cores=3, tile_rows=2, env=DIV_ULP)
@@ -110,22 +114,20 @@ def test_encode_is_quant_dequant_under_division_rounding(kernel_host, tmp_path, 
     p = F.Packed(want.format, torch.from_numpy(codes).view(want.codes.shape),
                  torch.from_numpy(scales).view(want.scales.shape), want.shape, want.axis, want.dtype, want.block,
                  None, want.options)
-    qd = fake_quant_kernel(kernel_host, tmp_path, x, name, opts, cores=3, tile_rows=2, env=DIV_ULP)
-    got = F.decode(p)
-    assert torch.equal(torch.isnan(got), torch.isnan(qd))
-    # equal values (an integer code 0 decodes to +0.0 where fake_quant keeps RNE's -0.0, as in
-    # formats: decode(encode(x)) == fake_quant(x) by value)
-    assert torch.equal(got[~torch.isnan(got)], qd[~torch.isnan(qd)])
-    changed = (codes != want.codes.numpy().reshape(-1)).sum() + (scales != want.scales.numpy().reshape(-1)).sum()
-    print(f"{config_id(cfg)}: {changed} of {codes.size + scales.size} bytes differ from formats.encode under Div 1 ulp off")
+    quantize = _differs(F.decode(p), F.decode(want))
+    qd = _differs(fake_quant_kernel(kernel_host, tmp_path, x, name, opts, cores=3, tile_rows=2, env=DIV_ULP),
+                  F.fake_quant(x, name, **opts))
+    assert not (quantize & ~qd).any(), f"{int((quantize & ~qd).sum())} elements change in Quantize only"
+    changed = int((codes != want.codes.numpy().reshape(-1)).sum() + (scales != want.scales.numpy().reshape(-1)).sum())
+    print(f"{config_id(cfg)}: {changed} of {codes.size + scales.size} bytes and {int(quantize.sum())} values "
+          f"(QuantDequant: {int(qd.sum())}) of {x.numel()} change under Div 1 ulp off")
 
 
-@pytest.mark.parametrize("fmt", ["nvfp4", *sorted(NOT_ENCODED)])
-def test_formats_not_encoded_are_refused(kernel_host, tmp_path, fmt):
+def test_nvfp4_is_refused(kernel_host, tmp_path):
+    """nvfp4 is two-level: npuq::Quantize has no tensor-scale output, the op refuses it."""
+    with pytest.raises(ValueError, match="two-level"):
+        defs.quantize(torch.zeros(2, 64), "nvfp4")
     torch.zeros(2, 64).numpy().tofile(tmp_path / "x.bin")
-    done = subprocess.run([str(kernel_host), "encode", fmt, str(tmp_path / "x.bin"), str(tmp_path / "c"),
+    done = subprocess.run([str(kernel_host), "encode", "nvfp4", str(tmp_path / "x.bin"), str(tmp_path / "c"),
                            str(tmp_path / "s"), "2", "64"], capture_output=True, text=True)
-    assert done.returncode == 2 and f"Quantize does not encode {fmt}" in done.stderr
-    if fmt == "nvfp4":  # the op itself refuses it: no tensor-scale output
-        with pytest.raises(ValueError, match="two-level"):
-            defs.quantize(torch.zeros(2, 64), fmt)
+    assert done.returncode == 2 and "Quantize does not encode nvfp4" in done.stderr

@@ -325,8 +325,7 @@ inline const char *TileQuantDequant(npuq::QuantDequantParams &p, uint32_t dtypeB
 
 // Quantize (as TileQuantDequant, the kernels' Quantize plan and workspace: HiF8 scale="tensor"
 // two 32-byte slots per launched core around SyncAll). Refuses what npuq::Quantize has no
-// output for (NVFP4's tensor scale) and the formats the kernel does not encode yet. Returns
-// nullptr, or what is wrong.
+// output for (NVFP4's tensor scale). Returns nullptr, or what is wrong.
 inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
                                 uint32_t &blockDim, uint64_t &userWorkspaceBytes)
 {
@@ -334,8 +333,7 @@ inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes
         return "nvfp4 is two-level (a per-tensor scale besides the block scales); Quantize has no tensor-scale output";
     }
     if (!npuq::QuantizeSupports(p)) {
-        return "no Quantize kernel for hif4 / hifx4_v12 yet (kernels/README.md); "
-               "quantize ahead of time (onnx_npuq compress pass) or use QuantDequant";
+        return "no Quantize kernel for this format";
     }
     if (dtypeBytes != 2 && dtypeBytes != 4) {
         return "x must be float, float16 or bfloat16";

@@ -6,7 +6,7 @@
  * The kernel is npuq::Quantize (kernels/include/npuq/quantize.h, bit-exact to formats.encode on
  * the CPU host build): the tiling is QuantDequant's fields, with the tile rows and workspace of
  * the kernel's own plan (npuq_host::TileQuantize). Refused: nvfp4 (two-level: no tensor-scale
- * output, as onnx_npuq.ops.defs refuses it) and hif4 / hifx4_v12 (no kernel yet).
+ * output, as onnx_npuq.ops.defs refuses it).
  *
  * The GE type is NpuqQuantize: CANN has its own Quantize (hicann/ops-nn quant/quantize), which
  * a custom operator of the same type would replace.

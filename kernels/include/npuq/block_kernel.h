@@ -67,7 +67,7 @@ class BlockKernel {
             pipe_.InitBuffer(outQ_, 2, kTile);                       // codes: at most a byte each
             pipe_.InitBuffer(scaleQ_, 2, kBlockCap * sizeof(float));  // at most a float32 per block
             pipe_.InitBuffer(lutBuf_, enc::kLutEntries * sizeof(half));
-            pipe_.InitBuffer(encConstBuf_, kRepeatFloats * sizeof(uint32_t));
+            pipe_.InitBuffer(encConstBuf_, enc::kConstRepeats * kRepeatFloats * sizeof(uint32_t));
             pipe_.InitBuffer(zeroBuf_, kZeroBytes);
         } else {
             pipe_.InitBuffer(outQ_, 2, kTile * sizeof(T));
@@ -104,6 +104,8 @@ class BlockKernel {
         if constexpr (kEncode) {
             tables_.lut = lutBuf_.template Get<half>();
             tables_.offMask = encConstBuf_.template Get<uint32_t>();
+            const AscendC::LocalTensor<float> weights = encConstBuf_.template Get<float>();
+            for (uint32_t i = 0; i < 3; ++i) tables_.weights[i] = weights[(i + 1) * kRepeatFloats];
             enc::BuildTable(tables_, family_.TableOf());
             zeros_ = zeroBuf_.template Get<uint8_t>();
             AscendC::Duplicate(zeros_.template ReinterpretCast<uint16_t>(), static_cast<uint16_t>(0),

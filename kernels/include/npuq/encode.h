@@ -36,7 +36,11 @@ enum class Table : uint32_t { NONE, E2M1, E4M3, E5M2, HIF8, S1P2 };
 struct Tables {
     LocalTensor<half> lut;           // kLutEntries codes (as half) by top 12 bits
     LocalTensor<uint32_t> offMask;   // kLutOffsetMask
+    // HiF4 bit packing, per 8 lanes (one group of per-8 values): bit weights MSB first of the
+    // 8 per-8 flags; of the even / odd sub-group flags of 4 (two bytes: lanes 0-3, 4-7)
+    LocalTensor<float> weights[3];
 };
+constexpr uint32_t kConstRepeats = 4;  // offMask + weights
 
 NPUQ_AICORE inline uint32_t CodeBits(Table t, uint32_t code) {
     switch (t) {
@@ -55,11 +59,22 @@ NPUQ_AICORE inline uint32_t CodeBits(Table t, uint32_t code) {
 __aicore__ inline void BuildTable(const Tables& e, Table t) {
     using namespace AscendC;
     Duplicate(e.offMask, kLutOffsetMask, static_cast<int32_t>(kRepeatFloats));
-    if (t == Table::NONE) return;
-    Duplicate(e.lut, static_cast<half>(0.0f), static_cast<int32_t>(kLutEntries));
+    if (t != Table::NONE) Duplicate(e.lut, static_cast<half>(0.0f), static_cast<int32_t>(kLutEntries));
     const event_t toS = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::V_S));
     SetFlag<HardEvent::V_S>(toS);
     WaitFlag<HardEvent::V_S>(toS);
+    for (uint32_t i = 0; i < kRepeatFloats; ++i) {
+        const uint32_t k = i % 8;
+        e.weights[0].SetValue(i, static_cast<float>(128u >> k));
+        e.weights[1].SetValue(i, static_cast<float>(128u >> (2 * (k % 4))));
+        e.weights[2].SetValue(i, static_cast<float>(64u >> (2 * (k % 4))));
+    }
+    if (t == Table::NONE) {
+        const event_t toV = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::S_V));
+        SetFlag<HardEvent::S_V>(toV);
+        WaitFlag<HardEvent::S_V>(toV);
+        return;
+    }
     const uint32_t codes = (t == Table::E2M1 || t == Table::S1P2) ? 16u : 256u;
     const uint32_t nanCode = (t == Table::E4M3 || t == Table::E5M2) ? 0x7Fu : (t == Table::HIF8 ? 0x80u : 0u);
     bool negZero = false;

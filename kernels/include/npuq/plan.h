@@ -87,10 +87,12 @@ NPUQ_AICORE inline uint32_t QuantCodeBits(uint32_t format) {
 }
 
 // The formats npuq::Quantize encodes: every one npuq::Quantize takes (onnx_npuq.ops.defs: not
-// NVFP4, whose per-tensor scale has no output) but HiF4 / HiF4 v12, not written yet.
+// NVFP4, whose per-tensor scale has no output).
 NPUQ_AICORE inline bool QuantizeSupports(const QuantDequantParams& p) {
     switch (static_cast<FormatId>(p.format)) {
         case FormatId::HIF8:
+        case FormatId::HIF4:
+        case FormatId::HIFX4_V12:
         case FormatId::MXFP4:
         case FormatId::MXFP8E4M3:
         case FormatId::MXFP8E5M2:

@@ -1,6 +1,6 @@
 // npuq::Quantize: x -> formats.encode(x, format, axis=-1)'s Packed codes and scale bytes,
 // bit-exact, for every format npuq::Quantize takes (onnx_npuq.ops.defs: all but NVFP4, whose
-// per-tensor scale has no output; hifx4 / hif4 not yet here, see kernels/README.md).
+// per-tensor scale has no output).
 //
 // Called from the operator package's kernel entry (custom_ops/op_kernel/npuq_quantize.cpp)
 // with the tiling it received: the QuantDequant fields. `workspace` is the user workspace,
@@ -14,6 +14,7 @@
 #pragma once
 
 #include "npuq/block_kernel.h"
+#include "npuq/hif4.h"
 #include "npuq/hif8.h"
 #include "npuq/integer.h"
 #include "npuq/mx.h"
@@ -35,6 +36,8 @@ __aicore__ inline void Quantize(GM_ADDR x, GM_ADDR codes, GM_ADDR scales, GM_ADD
     if (p.rows == 0 || p.cols == 0) return;
     switch (static_cast<FormatId>(p.format)) {
         case FormatId::HIF8: RunQuantize<T, HiF8Family>(x, codes, scales, workspace, p); break;
+        case FormatId::HIF4:
+        case FormatId::HIFX4_V12: RunQuantize<T, HiF4Family>(x, codes, scales, workspace, p); break;
         case FormatId::MXFP4:
         case FormatId::MXFP8E4M3:
         case FormatId::MXFP8E5M2: RunQuantize<T, MxFamily>(x, codes, scales, workspace, p); break;
@@ -43,7 +46,7 @@ __aicore__ inline void Quantize(GM_ADDR x, GM_ADDR codes, GM_ADDR scales, GM_ADD
         case FormatId::INT4SYM:
         case FormatId::FP8E4M3:
         case FormatId::FP8E5M2: RunQuantize<T, SymFamily>(x, codes, scales, workspace, p); break;
-        default: break;  // not encoded here (QuantizeSupports)
+        default: break;  // NVFP4: no tensor-scale output (QuantizeSupports)
     }
 }
 
