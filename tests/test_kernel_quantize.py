@@ -13,7 +13,6 @@ import torch
 
 from conftest import FORMAT_CONFIGS, VECTOR_SETS, config_id
 from onnx_npuq import formats as F
-from onnx_npuq.ops import defs
 from test_kernels_host import DIV_ULP, _raw, edge_data, fake_quant_kernel, kernel_host  # noqa: F401 (fixture)
 
 # Every configuration npuq::Quantize takes (ops.defs refuses nvfp4: no tensor-scale output).
@@ -63,7 +62,7 @@ SHAPES = ((13, 100, 3, 2), (7, 33, 2, 0), (1, 1, 1, 0), (6, 48, 1, 0), (40, 777,
 def test_edge_values(kernel_host, tmp_path, cfg, dtype):
     """Zeros, subnormals, huge values, ties, and rows holding NaN / +Inf / -Inf (edge_data)."""
     name, opts = cfg
-    for rows, cols, cores, tile_rows in SHAPES:
+    for rows, cols, cores, tile_rows in SHAPES if dtype == "float32" else SHAPES[:2]:
         x = (edge_data(rows, cols, seed=rows * cols) if rows > 5 else torch.randn(rows, cols) * 3).to(DTYPES[dtype])
         got = encode_kernel(kernel_host, tmp_path, x, name, opts, cores, tile_rows)
         assert_packed(got, F.encode(x, name, **opts), f"{config_id(cfg)} {dtype} {rows}x{cols}")
@@ -124,9 +123,8 @@ def test_division_rounding_changes_only_what_quant_dequant_changes(kernel_host, 
 
 
 def test_nvfp4_is_refused(kernel_host, tmp_path):
-    """nvfp4 is two-level: npuq::Quantize has no tensor-scale output, the op refuses it."""
-    with pytest.raises(ValueError, match="two-level"):
-        defs.quantize(torch.zeros(2, 64), "nvfp4")
+    """nvfp4 is two-level: npuq::Quantize has no tensor-scale output (the op refuses it,
+    tests/test_quantize_op.py), and so does the kernel."""
     torch.zeros(2, 64).numpy().tofile(tmp_path / "x.bin")
     done = subprocess.run([str(kernel_host), "encode", "nvfp4", str(tmp_path / "x.bin"), str(tmp_path / "c"),
                            str(tmp_path / "s"), "2", "64"], capture_output=True, text=True)

@@ -105,7 +105,8 @@ class BlockKernel {
             tables_.lut = lutBuf_.template Get<half>();
             tables_.offMask = encConstBuf_.template Get<uint32_t>();
             const AscendC::LocalTensor<float> weights = encConstBuf_.template Get<float>();
-            for (uint32_t i = 0; i < 3; ++i) tables_.weights[i] = weights[(i + 1) * kRepeatFloats];
+            tables_.mantMask = encConstBuf_.template Get<uint32_t>()[kRepeatFloats];
+            for (uint32_t i = 0; i < 3; ++i) tables_.weights[i] = weights[(i + 2) * kRepeatFloats];
             enc::BuildTable(tables_, family_.TableOf());
             zeros_ = zeroBuf_.template Get<uint8_t>();
             AscendC::Duplicate(zeros_.template ReinterpretCast<uint16_t>(), static_cast<uint16_t>(0),
@@ -395,7 +396,7 @@ class BlockKernel {
         const AscendC::LocalTensor<T> in = inQ_.template DeQue<T>();
         const AscendC::LocalTensor<float> x = Float32(in, t);
         const uint32_t live = t.rows * RowLen(t);
-        if constexpr (kEncode) enc::NanBlocks(s_, x, s_.b[9], 1, live);  // Quantize stores NaN apart from Inf
+        if constexpr (kEncode) enc::NanBlocks(s_, tables_, x, s_.b[9], 1, live);  // Quantize stores NaN apart from Inf
         vec::AbsFill(s_.abs, x, s_.mask, fill, vec::Whole(live));
         vec::BlockMax(dst, s_.abs, 1, live, s_.tmp);
         inQ_.FreeTensor(in);

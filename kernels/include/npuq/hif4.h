@@ -61,8 +61,8 @@ class HiF4Family {
             // level 1: 2^eb's exponent field
             ShiftRight(l1.ReinterpretCast<uint32_t>(), s.b[5].ReinterpretCast<uint32_t>(), 23u, static_cast<int32_t>(gw));
             enc::SmallU32ToFloat(l1, l1.ReinterpretCast<uint32_t>(), s.b[1].ReinterpretCast<uint32_t>(), gw);
-            Abs(s.tmp, x, ni);
-            CompareScalar(s.mask2, s.tmp, vec::kInf, CMPMODE::LE, n);      // false for NaN
+            enc::NanLanes(s, e, x, s.e1, n);
+            CompareScalar(s.mask2, s.e1, 0.5f, CMPMODE::LT, n);             // not NaN
             Select(y, s.mask2, y, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
         } else {
             // level 1: the E6M2 byte, (bits >> 21) - ((127 - 48) << 2)
@@ -72,7 +72,7 @@ class HiF4Family {
             // groups holding NaN: codes 0, bits 0
             const LocalTensor<float>& ok = s.b[10];
             const LocalTensor<float>& ok8 = s.b[8];
-            enc::NanBlocks(s, x, ok, nb, stride);
+            enc::NanBlocks(s, e, x, ok, nb, stride);
             Muls(ok, ok, -1.0f, static_cast<int32_t>(gw));
             Adds(ok, ok, 1.0f, static_cast<int32_t>(gw));                   // 1 - nan
             vec::Expand(ok8, ok, nb, 8);
@@ -133,8 +133,6 @@ class HiF4Family {
         const uint32_t n8 = vec::Whole(live8);       // per-8 arrays, whole repeats
         const LocalTensor<float>& lo = s.b[0];   // m4 of the even sub-groups, then into (lo)
         const LocalTensor<float>& hi = s.b[1];   // m4 of the odd sub-groups, then into (hi)
-        const LocalTensor<float>& backLo = s.b[2];
-        const LocalTensor<float>& backHi = s.b[3];
         vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
         vec::HalfBlockMax(lo, hi, s.abs, n);
         if (v12_) ScalesV12<kEncode>(s, nb, n8); else ScalesE6M2<kEncode>(s, nb, n8);
@@ -143,8 +141,6 @@ class HiF4Family {
         if (amct_) vec::ToBf16(y, s, n);  // AMCT's NPU kernel rounds |x| * into to bf16 first
         vec::RoundAway(y, n);
         Mins(y, y, 7.0f, static_cast<int32_t>(n));
-        (void)backLo;
-        (void)backHi;
     }
 
     // HiF4: sf = clamp(bf16(m64 * bf16(1/7)), 2^-48, 49152) rounded to E6M2 (RNE on two mantissa

@@ -74,7 +74,7 @@ class HiF8Family {
             return;
         }
         if (scale_ == HiF8Scale::ROW) {
-            enc::NanBlocks(s, x, s.b[5], nb, stride);
+            enc::NanBlocks(s, e, x, s.b[5], nb, stride);
             vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
             vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);
         } else {

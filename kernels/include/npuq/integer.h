@@ -48,7 +48,7 @@ class SymFamily {
                                   const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride,
                                   const AscendC::LocalTensor<uint8_t>& codes,
                                   const AscendC::LocalTensor<uint8_t>& scales) const {
-        enc::NanBlocks(s, x, s.b[5], nb, stride);
+        enc::NanBlocks(s, e, x, s.b[5], nb, stride);
         vec::AbsFill(s.abs, x, s.mask, vec::kInf, vec::Whole(nb * stride));
         vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);
         EncodeLevels(s, e, x, y, nb, stride, codes, scales);
