@@ -28,23 +28,38 @@ def report_data(r) -> dict:
               help="fuse-npu: activation dtype of the fused NPU matmuls.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Run onnxruntime before and after each pass on random inputs and compare.")
+@click.option("--input-shape", "--input_shape", "input_shapes", multiple=True,
+              help='Shape of the random verification inputs, e.g. "x:1,3,224,224" (repeat or join with ";"); '
+                   "default: the shape the model was exported with, else 3 for each symbolic dimension.")
 @click.option("--external-data/--no-external-data", default=None,
               help="Weights in <output>.data (default: when the input has external data, or past "
                    "protobuf's 2 GB).")
-def rewrite(out, model, output, passes, layout, opset, compute_dtype, verify, external_data):
+def rewrite(out, model, output, passes, layout, opset, compute_dtype, verify, input_shapes, external_data):
     """Run graph passes over an ONNX model and print what each changed (nodes, bytes, and,
     verified, the onnxruntime outputs against the model before the pass)."""
     from ..exporter import save
     from ..passes import run_passes
     from ..io import data_dir_of
 
+    shapes = _concrete_shapes(input_shapes)
     result, reports = run_passes(model, _pass_names(passes), verify=verify, layout=layout, opset=opset,
-                                 compute_dtype=compute_dtype)
+                                 compute_dtype=compute_dtype, input_shapes=shapes)
     save(result, output, external_data=external_data, data_dir=data_dir_of(model))
     for r in reports:
         out.echo(r.line())
     out.echo(f"wrote {output}")
     out.result({"output": output, "passes": [report_data(r) for r in reports]})
+
+
+def _concrete_shapes(values: tuple[str, ...]) -> dict[str, list[int]]:
+    from ..atc.command import parse_input_shapes
+    from ..atc.errors import InputShapeError
+
+    shapes = parse_input_shapes(";".join(values)) if values else {}
+    for name, dims in shapes.items():
+        if any(not isinstance(d, int) or d < 0 for d in dims):
+            raise InputShapeError(f"--input-shape {name}: random test inputs need sizes, not -1 or ranges")
+    return shapes
 
 
 @command(main, "passes")
