@@ -132,3 +132,43 @@ def test_every_kernel_is_bit_exact_on_910b_and_refused_on_310p(kernel_host, tmp_
         cmd += ["--tensor-scale", float(p.tensor_scale).hex()]
     done = _run(cmd, "310P")
     assert done.returncode == 3 and "error: Cast(float <- float): on 310P it compiles but does nothing" in done.stderr
+
+
+def _classification_data() -> torch.Tensor:
+    """16 x 128 float32: NaN of every kind (quiet, signalling, negative, all-ones payload) and
+    +-Inf at random places of rows 0-7 (several per row, row 7 all NaN); rows 8-15 have no NaN:
+    subnormal scales and amax, MX rceil quotients amax / max at, just above and just below
+    2^-127 (each 32-block holds the amax and a tiny element that the scale's choice decides),
+    a row of zeros with one subnormal, N(0, 1)."""
+    g = torch.Generator().manual_seed(15)
+    x = torch.randn(16, 128, generator=g)
+    specials = torch.tensor([0x7FC00000, 0x7F800001, 0x7FBFFFFF, 0xFFC00000, 0xFFFFFFFF, 0xFF800001,
+                             0x7F800000, 0xFF800000], dtype=torch.int64).to(torch.int32).view(torch.float32)
+    for r in range(8):
+        cols = torch.randint(0, 128, (1 + r,), generator=g)
+        x[r, cols] = specials[torch.randint(0, len(specials), (len(cols),), generator=g)]
+    x[7] = specials[0]
+    one = torch.tensor(1.0)
+    for r, amax, tiny in ((8, torch.tensor(6 * 2.0**-127), 2.0**-128), (9, torch.tensor(448 * 2.0**-127), 2.0**-136),
+                          (10, torch.tensor(57344 * 2.0**-127), 2.0**-143),
+                          (11, torch.tensor(6 * 2.0**-127).nextafter(one), 2.0**-128),
+                          (12, torch.tensor(6 * 2.0**-127).nextafter(-one), 2.0**-129)):
+        x[r] = torch.linspace(-1, 1, 128) * amax * 0.5
+        x[r, ::32] = amax
+        x[r, 1::32] = tiny
+    x[13] = torch.linspace(-1, 1, 128) * 127 * 2.0**-130  # int scale amax / 127 = 2^-130
+    x[14] = 0.0
+    x[14, 77] = -2.0**-149
+    return x
+
+
+@pytest.mark.parametrize("cfg", FORMAT_CONFIGS, ids=config_id)
+def test_nan_payloads_and_subnormal_scales_are_bit_exact(kernel_host, tmp_path, cfg):  # noqa: F811
+    """Classification from bits: every NaN encoding (sign and payload) and +-Inf make their
+    block NaN (HiF8: the element) without a NaN reaching a float compare (the emulator would
+    abort), subnormal amax and scales are neither zero nor flushed, for float32 and float16."""
+    name, opts = cfg
+    x = _classification_data()
+    for xd in (x, x.half()):
+        got = fake_quant_kernel(kernel_host, tmp_path, xd, name, opts, cores=3, tile_rows=2)
+        assert_bits(got, F.fake_quant(xd, name, **opts), f"{config_id(cfg)} {xd.dtype}")
