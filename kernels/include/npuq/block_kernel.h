@@ -59,7 +59,7 @@ class BlockKernel {
         pipe_.InitBuffer(maskBuf_, 2 * (kTile + kSlack) / 8);
         pipe_.InitBuffer(bmaskBuf_, 2 * kBlockMaskBytes);
         pipe_.InitBuffer(bfBuf_, (kTile + kSlack) * sizeof(bfloat16_t));
-        pipe_.InitBuffer(constBuf_, 2 * kRepeatFloats * sizeof(uint32_t));
+        pipe_.InitBuffer(constBuf_, 3 * kRepeatFloats * sizeof(uint32_t));
         s_.abs = absBuf_.template Get<float>();
         s_.e0 = e0Buf_.template Get<float>();
         s_.e1 = e1Buf_.template Get<float>();
@@ -76,6 +76,7 @@ class BlockKernel {
         const AscendC::LocalTensor<uint32_t> consts = constBuf_.template Get<uint32_t>();
         s_.expMask = consts;
         s_.signMask = consts[kRepeatFloats];
+        s_.absMask = consts[2 * kRepeatFloats];
         vec::InitConstants(s_);
         family_.Init(p);
     }
@@ -268,12 +269,13 @@ class BlockKernel {
     }
 
     // The maximum of |x| over the (already enqueued) tile into dst[0]; NaN and Inf count as
-    // `fill`. Padding lanes are zero, and only the tile's own lanes are reduced.
+    // `fill` (+Inf or 0). Padding lanes are zero, and only the tile's own lanes are reduced.
     __aicore__ inline void TileAmax(const Tile& t, float fill, const AscendC::LocalTensor<float>& dst) {
         const AscendC::LocalTensor<T> in = inQ_.template DeQue<T>();
         const AscendC::LocalTensor<float> x = Float32(in, t);
         const uint32_t live = t.rows * RowLen(t);
-        vec::AbsFill(s_.abs, x, s_.mask, fill, vec::Whole(live));
+        if (fill == 0.0f) vec::AbsFinite(s_.abs, x, s_.mask, s_, vec::Whole(live));
+        else vec::AbsFill(s_.abs, x, s_, vec::Whole(live));
         vec::BlockMax(dst, s_.abs, 1, live, s_.tmp);
         inQ_.FreeTensor(in);
     }
@@ -338,7 +340,7 @@ class BlockKernel {
             const int32_t c64 = static_cast<int32_t>(kRepeatFloats);
             Duplicate(ts, 2688.0f, c64);
             Div(ts, acc, ts, c64);
-            CompareScalar(s_.bmask, acc, 0.0f, CMPMODE::GT, kRepeatFloats);
+            vec::NonZeroMask(s_.bmask, acc, kRepeatFloats);
             Select(ts, s_.bmask, ts, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, kRepeatFloats);
             Muls(den, ts, 6.0f, c64);
             const float tsValue = ScalarOf(ts);

@@ -35,7 +35,7 @@ class HiF4Family {
         const LocalTensor<float>& hi = s.b[1];   // m4 of the odd sub-groups, then into (hi)
         const LocalTensor<float>& backLo = s.b[2];
         const LocalTensor<float>& backHi = s.b[3];
-        vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+        vec::AbsFill(s.abs, x, s, n);
         vec::HalfBlockMax(lo, hi, s.abs, n);
         if (v12_) ScalesV12(s, nb, n8); else ScalesE6M2(s, nb, n8);
         vec::ExpandHalves(s.e0, s.tmp, lo, hi, live8);
@@ -70,7 +70,7 @@ class HiF4Family {
         const LocalTensor<float>& t = s.b[10];
         Max(m8, lo, hi, e);
         GroupMax(sf, m8, s, nb);                   // m64
-        CompareScalar(s.bmask, sf, vec::kInf, CMPMODE::LT, gw);  // finite groups
+        vec::FiniteMask(s.bmask, sf, gw);          // finite groups
         Muls(sf, sf, kR7, g);
         vec::ToBf16(sf, s, gw);
         Maxs(sf, sf, 0x1p-48f, g);
@@ -136,7 +136,7 @@ class HiF4Family {
         const LocalTensor<float>& b1 = s.b[9];
         Max(em, lo, hi, e);                         // m8 (Inf for a non-finite group)
         GroupMax(eb, em, s, nb);                    // m64
-        CompareScalar(s.bmask, eb, vec::kInf, CMPMODE::LT, gw);
+        vec::FiniteMask(s.bmask, eb, gw);
         Duplicate(nan, 1.0f, g);
         Select(nan, s.bmask, nan, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, gw);
         FiniteExp(lo, s, n8);                       // 2^eg
@@ -177,7 +177,7 @@ class HiF4Family {
     // m4 -> 2^floor_log2(m4 + 2^-45), a non-finite m4 counting as 0 (the sum is normal).
     __aicore__ inline static void FiniteExp(const AscendC::LocalTensor<float>& m4, const vec::Scratch& s, uint32_t n8) {
         using namespace AscendC;
-        CompareScalar(s.mask, m4, vec::kInf, CMPMODE::LT, n8);
+        vec::FiniteMask(s.mask, m4, n8);
         Select(m4, s.mask, m4, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n8);
         Adds(m4, m4, 0x1p-45f, static_cast<int32_t>(n8));
         vec::Pow2Floor(m4, m4, s, n8);
