@@ -263,7 +263,7 @@ def test_rewrite_and_passes_still_work(model_path, tmp_path):
 # ---------------------------------------------------------------- atc_scripts
 
 
-SCRIPT_NAMES = ("env.sh", "build_custom_ops.sh", "convert.sh", "run_om.sh")
+SCRIPT_NAMES = ("env.sh", "build_custom_ops.sh", "convert.sh", "run_om.sh", "device_check.sh")
 
 
 def _bash(script: str, env=None, cwd=REPO):
