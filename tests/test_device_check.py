@@ -346,3 +346,32 @@ def test_models_read_the_comparison(tmp_path, capsys, monkeypatch):
         f"convert {m}/digits-cnn.mxfp4.onnx --soc Ascend910B2 -o {m}/digits-cnn.mxfp4 --input-shape x:2,1,8,8 "
         "--require-atc",
         f"run {m}/digits-cnn.mxfp4.om --json --compare {m}/digits-cnn.mxfp4.onnx --device 3"]
+
+
+def test_probe_sources_agree():
+    """atc_scripts/probes cannot be compiled here: its pieces are held together statically.
+    Every kernel file is in the CMake library, every host wrapper a kernel file defines is
+    declared in main.cpp with the same signature, and main.cpp dispatches every probe the driver
+    runs."""
+    import re
+
+    probes = SCRIPTS / "probes"
+    cmake = (probes / "CMakeLists.txt").read_text()
+    main = (probes / "main.cpp").read_text()
+    kernels = sorted(p for p in probes.glob("*.cpp") if p.name != "main.cpp")
+    listed = re.search(r"ascendc_library\(npuq_probe_kernels SHARED([^)]*)\)", cmake).group(1).split()
+    assert kernels and sorted(listed) == [f"${{CMAKE_CURRENT_SOURCE_DIR}}/{p.name}" for p in kernels]
+
+    def wrappers(text):
+        return {m.group(1): " ".join(m.group(2).split()) for m in re.finditer(r"void (npuq_probe_\w+_do)\(([^)]*)\)", text)}
+
+    defined = {k: v for p in kernels for k, v in wrappers(p.read_text()).items()}
+    assert defined and wrappers(main) == defined
+    for p in kernels:  # each wrapper launches its own kernel with <<<>>>
+        for name in wrappers(p.read_text()):
+            assert re.search(rf"{name[:-3]}<<<blockDim, l2ctrl, stream>>>\(", p.read_text()), name
+    driver = (SCRIPTS / "device_check.py").read_text()
+    used = set(re.findall(r'run\("(\w+)"', driver)) | {"qd_mix", "qd_aiv"}
+    assert used == {"qd_mix", "qd_aiv", "div", "cast", "cmp"}
+    for probe in used:
+        assert f'"{probe}"' in main, probe
