@@ -40,9 +40,18 @@ def _socs():
 SOC_VERSIONS: dict[str, Soc] = _socs()
 
 # The compute units onnx_npuq's custom-op package (custom_ops/) builds kernels for
-# (shared/spec/ascend.md: Ascend910B* -> ascend910b, Ascend310P* -> ascend310p). A custom node
-# on any other SoC has no kernel: ATC stops with EZ3003.
-CUSTOM_OP_FAMILIES = ("ascend910b", "ascend310p")
+# (CMakePresets.json ASCEND_COMPUTE_UNIT, the OpDefs' AddConfig). A custom node on any other SoC
+# has no kernel: ATC stops with EZ3003.
+CUSTOM_OP_FAMILIES = ("ascend910b",)
+
+# Why a family is left out, where that is known from the AscendC sources (shared/spec/ascendc.md,
+# asc-devkit impl/dav_m200): the preflight says it with the EZ3003.
+NO_KERNELS_WHY = {
+    "ascend310p": ("custom_ops builds no kernels for ascend310p: AscendC there has no float->bfloat16 Cast "
+                   "(QuantDequant does not compile), and DataCopyPad, level-0 Copy, float->float Cast, "
+                   "ShiftLeft and hard SyncAll are no-ops; fold the weights to float (export -w none) or use "
+                   "int8 through CANN's own quantized ops (AMCT)"),
+}
 
 
 def soc_info(name: str) -> Soc:

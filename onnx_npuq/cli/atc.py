@@ -57,7 +57,8 @@ def _print_report(out, report) -> None:
         out.echo(f"  {line}")
 
 
-_SOC_HELP = "ATC --soc_version, e.g. Ascend910B1, Ascend310P3 (npu-smi info's Name, prefixed Ascend)."
+_SOC_HELP = ("ATC --soc_version, e.g. Ascend910B1 (npu-smi info's Name, prefixed Ascend); the npuq kernels "
+             "are built for Ascend910B* only.")
 _LAYOUT_HELP = ("ATC layout to lay a not-yet-laid-out model out in (the atc pass; default: default); given for "
                 "an ATC-layout model, it lays it out again.")
 
