@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 
 from conftest import assert_same
 from onnx_npuq import formats as F
+from onnx_npuq import io as npuq_io
 from onnx_npuq.atc.soc import SOC_VERSIONS, native_weight
 from onnx_npuq.cli import main
 from onnx_npuq.exporter import save, to_onnx
-from onnx_npuq import io as npuq_io
 from onnx_npuq.io import data_dir_of
 from onnx_npuq.nn import quantize_model
 from onnx_npuq.ops import defs, functions
-from onnx_npuq.passes import PassError, random_inputs, run_passes
+from onnx_npuq.passes import PassError, pipeline, random_inputs, run_passes
 from onnx_npuq.passes.fold import FOLDED_PREFIX, folded_from
 from onnx_npuq.runtime import OrtSession
 from small_models import quiet
@@ -60,8 +60,13 @@ def _qd_model(layers, dtype=torch.float32, k: int = 32) -> onnx.ModelProto:
         nodes += [onnx.helper.make_node("QuantDequant", [f"w{i}"], [f"wq{i}"], name=f"qd{i}", domain="npuq", **attrs),
                   onnx.helper.make_node("MatMul", [h, f"wq{i}"], [f"h{i}"], name=f"mm{i}")]
         h = f"h{i}"
-    graph = onnx.helper.make_graph(nodes, "g", [onnx.helper.make_tensor_value_info("x", kind, [2, k])],
-                                   [onnx.helper.make_tensor_value_info(h, kind, [2, k])], inits)
+    return _compressed(nodes, inits, ("x", kind, [2, k]), (h, kind, [2, k]))
+
+
+def _compressed(nodes, inits, x, y) -> onnx.ModelProto:
+    """The model of `nodes` (input x, output y: (name, type, shape)) after `compress`."""
+    graph = onnx.helper.make_graph(nodes, "g", [onnx.helper.make_tensor_value_info(*x)],
+                                   [onnx.helper.make_tensor_value_info(*y)], inits)
     m = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 21),
                                                       onnx.helper.make_opsetid("npuq", 1)])
     m.ir_version = 10
@@ -193,6 +198,30 @@ def test_fold_keeps_what_the_soc_computes_natively(soc, fmt, group, folded):
     assert native_weight(SOC_VERSIONS[soc] if soc else None, fmt, bool(group)) != folded
 
 
+def test_fold_says_why_an_unfolded_verification_can_differ(monkeypatch):
+    """Past VERIFY_FOLDING_MAX_BYTES the pipeline verifies without onnxruntime's constant
+    folding, where its CPU runs the before-model's Cast to float16 unrounded: the error says so."""
+    monkeypatch.setattr(pipeline, "VERIFY_FOLDING_MAX_BYTES", 0)
+    before = _qd_model([("mxfp4", {}), ("nvfp4", {}), ("hif8", {}), ("int4sym", {})], torch.float16)
+    with pytest.raises(PassError, match="verified without constant folding"):
+        run_passes(before, ["fold-weights"])
+    after, _ = run_passes(before, ["fold-weights"], verify=False)
+    monkeypatch.undo()
+    _same_outputs(before, after)  # with folding (onnxruntime's default): the same bits
+
+
+def test_fold_notes_quant_dequant_on_constants():
+    """A QuantDequant on a constant (not compressed yet) is left, and said to need compress."""
+    m = _qd_model([("hif8", {})])
+    m.graph.initializer.append(onnx.numpy_helper.from_array(np.ones((4, 32), np.float32), "c"))
+    m.graph.node.append(onnx.helper.make_node("QuantDequant", ["c"], ["cq"], domain="npuq",
+                                              **defs.format_attrs(F.get_format("hif8"))))
+    m.graph.output.append(onnx.helper.make_tensor_value_info("cq", FP32, [4, 32]))
+    _, (report,) = run_passes(functions.attach(m), ["fold-weights"], verify=False)
+    assert ("left 0 QuantDequant on activations (computed per input, not weights) and 1 on constants (run "
+            "compress first)") in report.notes
+
+
 def test_fold_refuses_an_atc_layout_model():
     model, _ = run_passes(_qd_model([("mxfp4", {})]), ["atc"], verify=False)
     with pytest.raises(PassError, match="ATC layout"):
@@ -206,15 +235,13 @@ def test_fold_property(rows, k, seed, spread, name):
     """Random weights (rows scaled 2^-spread..2^spread), shapes and formats: the folded
     constant is formats' decode bit for bit, and onnxruntime's outputs do not change."""
     g = torch.Generator().manual_seed(seed)
-    w = torch.randn(rows, k, generator=g) * torch.exp2(torch.randint(-spread, spread + 1, (rows, 1), generator=g).float())
-    nodes = [onnx.helper.make_node("QuantDequant", ["w"], ["wq"], domain="npuq", **defs.format_attrs(F.get_format(name))),
+    scale = torch.exp2(torch.randint(-spread, spread + 1, (rows, 1), generator=g).float())
+    w = torch.randn(rows, k, generator=g) * scale
+    attrs = defs.format_attrs(F.get_format(name))
+    nodes = [onnx.helper.make_node("QuantDequant", ["w"], ["wq"], domain="npuq", **attrs),
              onnx.helper.make_node("Gemm", ["x", "wq"], ["y"], transB=1)]
-    graph = onnx.helper.make_graph(nodes, "g", [onnx.helper.make_tensor_value_info("x", FP32, [3, k])],
-                                   [onnx.helper.make_tensor_value_info("y", FP32, [3, rows])],
-                                   [onnx.numpy_helper.from_array(w.numpy(), "w")])
-    m = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 21), onnx.helper.make_opsetid("npuq", 1)])
-    m.ir_version = 10
-    before = run_passes(functions.attach(m), ["compress"], verify=False)[0]
+    before = _compressed(nodes, [onnx.numpy_helper.from_array(w.numpy(), "w")], ("x", FP32, [3, k]),
+                         ("y", FP32, [3, rows]))
     after, (report,) = run_passes(before, ["fold-weights"], fold_native=True)
     assert report.mismatches == 0 and "Dequantize" not in _ops(after)
     (t,) = _folded(after)

@@ -31,7 +31,7 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from ..atc.soc import native_weight, soc_info
 from ..ops.defs import DOMAIN, dequantize_rows
-from .graph import ONNX_FLOAT, constant, constant_array, detach_outputs, layout_step
+from .graph import ONNX_FLOAT, constant, constant_array, detach_outputs, layout_chain, layout_step
 from .pipeline import LAYOUT_KEY, Context, PassError, register
 
 FOLDED_PREFIX = "npuq.folded_from="
@@ -100,12 +100,12 @@ def _base_name(node: gs.Node) -> str:
     return f"{node.name or codes}.folded"
 
 
-def _label(out: gs.Variable, graph: gs.Graph, name: str) -> str:
+def _label(out: gs.Variable, name: str) -> str:
     users = [n.name for n in out.outputs if n.name]
     return f"{name} ({', '.join(users)})" if users else name
 
 
-def fold(graph: gs.Graph, ctx: Context, soc, fold_native: bool) -> tuple[int, list[str], list[str]]:
+def fold(graph: gs.Graph, soc, fold_native: bool) -> tuple[int, list[str], list[str]]:
     """Fold the Dequantize nodes on constants (see the module doc); (how many, a note per
     folded layer, a note per kept one)."""
     done, folded, kept = 0, [], []
@@ -134,7 +134,7 @@ def fold(graph: gs.Graph, ctx: Context, soc, fold_native: bool) -> tuple[int, li
         cast = value.dtype == torch.float32 and _fp16_exact(value)
         stored = value.to(torch.float16) if cast else value.contiguous()
         c = _initializer(name, stored, fmt)
-        label = _label(out, graph, name)
+        label = _label(out, name)
         detach_outputs(last)
         if cast:
             graph.nodes.append(gs.Node("Cast", name=f"{name}.Cast", inputs=[c], outputs=[out],
@@ -160,13 +160,13 @@ def fold_weights(graph: gs.Graph, ctx: Context) -> None:
                         "(or run `portable` first)")
     name = ctx.options.get("soc")
     soc = soc_info(name) if name else None
-    done, folded, kept = fold(graph, ctx, soc, bool(ctx.options.get("fold_native", False)))
+    done, folded, kept = fold(graph, soc, bool(ctx.options.get("fold_native", False)))
     ctx.note(f"{done} packed weight(s) folded" + (f" for {soc.name}" if soc else " (no SoC: every format no SoC "
                                                                                   "computes natively)"))
     ctx.notes.extend(folded)
     ctx.notes.extend(kept)
     acts = [n for n in graph.nodes if _is_op(n, "QuantDequant")]
-    on_constants = [n for n in acts if constant(n.inputs[0], graph) is not None]
+    on_constants = [n for n in acts if layout_chain(n.inputs[0]) is not None]  # what compress packs
     if acts:
         ctx.note(f"left {len(acts) - len(on_constants)} QuantDequant on activations (computed per input, not "
                  "weights)" + (f" and {len(on_constants)} on constants (run compress first)" if on_constants else ""))
