@@ -1,6 +1,6 @@
 /**
  * NpuqQuantize: the GE operator behind ONNX npuq::Quantize (onnx_npuq.ops.defs.QUANTIZE).
- * x (float / float16 / bfloat16; no bfloat16 on Ascend310P) -> Packed codes and scale bytes,
+ * x (float / float16 / bfloat16) -> Packed codes and scale bytes,
  * uint8, 2-D (rows = all dimensions but the last), the inputs of npuq::Dequantize.
  *
  * The kernel is npuq::Quantize (kernels/include/npuq/quantize.h, bit-exact to formats.encode on
@@ -12,8 +12,7 @@
  * a custom operator of the same type would replace.
  *
  * Modelled on: Ascend/samples (read in its copy tjulitianyi1997/AscendProjects) operator/AddCustomSample/FrameworkLaunch/AddCustom/op_host/add_custom.cpp
- * (TilingFunc / InferShape / OpDef / OP_ADD), hicann/ops-nn quant/dequant_swiglu_quant/op_host/
- * dequant_swiglu_quant_def.cpp (per-SoC OpAICoreConfig input / output lists).
+ * (TilingFunc / InferShape / OpDef / OP_ADD).
  */
 #include <cstdint>
 #include <cstdio>
@@ -190,24 +189,8 @@ public:
         this->SetInferShape(ge::InferShapeNpuqQuantize).SetInferDataType(ge::InferDataTypeNpuqQuantize);
 
         this->AICore().SetTiling(optiling::TilingNpuqQuantize);
+        // ascend910b only: the kernels are not ported to ascend310p (custom_ops/README.md)
         this->AICore().AddConfig("ascend910b");
-
-        // Ascend310P has no bfloat16: its own input / output lists.
-        OpAICoreConfig config310p;
-        config310p.Input("X")
-            .ParamType(REQUIRED)
-            .DataType({ge::DT_FLOAT, ge::DT_FLOAT16})
-            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
-        config310p.Output("codes")
-            .ParamType(REQUIRED)
-            .DataType({ge::DT_UINT8, ge::DT_UINT8})
-            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
-        config310p.Output("scales")
-            .ParamType(REQUIRED)
-            .DataType({ge::DT_UINT8, ge::DT_UINT8})
-            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
-        config310p.DynamicCompileStaticFlag(true).DynamicRankSupportFlag(true).DynamicShapeSupportFlag(true);
-        this->AICore().AddConfig("ascend310p", config310p);
     }
 };
 

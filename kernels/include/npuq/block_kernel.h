@@ -82,7 +82,7 @@ class BlockKernel {
         pipe_.InitBuffer(maskBuf_, 2 * (kTile + kSlack) / 8);
         pipe_.InitBuffer(bmaskBuf_, 2 * kBlockMaskBytes);
         pipe_.InitBuffer(bfBuf_, (kTile + kSlack) * sizeof(bfloat16_t));
-        pipe_.InitBuffer(constBuf_, 2 * kRepeatFloats * sizeof(uint32_t));
+        pipe_.InitBuffer(constBuf_, 3 * kRepeatFloats * sizeof(uint32_t));
         s_.abs = absBuf_.template Get<float>();
         s_.e0 = e0Buf_.template Get<float>();
         s_.e1 = e1Buf_.template Get<float>();
@@ -99,14 +99,14 @@ class BlockKernel {
         const AscendC::LocalTensor<uint32_t> consts = constBuf_.template Get<uint32_t>();
         s_.expMask = consts;
         s_.signMask = consts[kRepeatFloats];
+        s_.absMask = consts[2 * kRepeatFloats];
         vec::InitConstants(s_);
         family_.Init(p);
         if constexpr (kEncode) {
             tables_.lut = lutBuf_.template Get<half>();
             tables_.offMask = encConstBuf_.template Get<uint32_t>();
             const AscendC::LocalTensor<float> weights = encConstBuf_.template Get<float>();
-            tables_.mantMask = encConstBuf_.template Get<uint32_t>()[kRepeatFloats];
-            for (uint32_t i = 0; i < 3; ++i) tables_.weights[i] = weights[(i + 2) * kRepeatFloats];
+            for (uint32_t i = 0; i < 3; ++i) tables_.weights[i] = weights[(i + 1) * kRepeatFloats];
             enc::BuildTable(tables_, family_.TableOf());
             zeros_ = zeroBuf_.template Get<uint8_t>();
             AscendC::Duplicate(zeros_.template ReinterpretCast<uint16_t>(), static_cast<uint16_t>(0),
@@ -391,13 +391,14 @@ class BlockKernel {
     }
 
     // The maximum of |x| over the (already enqueued) tile into dst[0]; NaN and Inf count as
-    // `fill`. Padding lanes are zero, and only the tile's own lanes are reduced.
+    // `fill` (+Inf or 0). Padding lanes are zero, and only the tile's own lanes are reduced.
     __aicore__ inline void TileAmax(const Tile& t, float fill, const AscendC::LocalTensor<float>& dst) {
         const AscendC::LocalTensor<T> in = inQ_.template DeQue<T>();
         const AscendC::LocalTensor<float> x = Float32(in, t);
         const uint32_t live = t.rows * RowLen(t);
-        if constexpr (kEncode) enc::NanBlocks(s_, tables_, x, s_.b[9], 1, live);  // Quantize stores NaN apart from Inf
-        vec::AbsFill(s_.abs, x, s_.mask, fill, vec::Whole(live));
+        if constexpr (kEncode) enc::NanBlocks(s_, x, s_.b[9], 1, live);  // Quantize stores NaN apart from Inf
+        if (fill == 0.0f) vec::AbsFinite(s_.abs, x, s_.mask, s_, vec::Whole(live));
+        else vec::AbsFill(s_.abs, x, s_, vec::Whole(live));
         vec::BlockMax(dst, s_.abs, 1, live, s_.tmp);
         inQ_.FreeTensor(in);
     }
@@ -484,7 +485,7 @@ class BlockKernel {
             const int32_t c64 = static_cast<int32_t>(kRepeatFloats);
             Duplicate(ts, 2688.0f, c64);
             Div(ts, acc, ts, c64);
-            CompareScalar(s_.bmask, acc, 0.0f, CMPMODE::GT, kRepeatFloats);
+            vec::NonZeroMask(s_.bmask, acc, kRepeatFloats);
             Select(ts, s_.bmask, ts, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, kRepeatFloats);
             Muls(den, ts, 6.0f, c64);
             const float tsValue = ScalarOf(ts);

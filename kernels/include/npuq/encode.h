@@ -36,12 +36,11 @@ enum class Table : uint32_t { NONE, E2M1, E4M3, E5M2, HIF8, S1P2 };
 struct Tables {
     LocalTensor<half> lut;           // kLutEntries codes (as half) by top 12 bits
     LocalTensor<uint32_t> offMask;   // kLutOffsetMask
-    LocalTensor<uint32_t> mantMask;  // 0x007FFFFF
     // HiF4 bit packing, per 8 lanes (one group of per-8 values): bit weights MSB first of the
     // 8 per-8 flags; of the even / odd sub-group flags of 4 (two bytes: lanes 0-3, 4-7)
     LocalTensor<float> weights[3];
 };
-constexpr uint32_t kConstRepeats = 5;  // offMask, mantMask, weights
+constexpr uint32_t kConstRepeats = 4;  // offMask, weights
 
 NPUQ_AICORE inline uint32_t CodeBits(Table t, uint32_t code) {
     switch (t) {
@@ -60,7 +59,6 @@ NPUQ_AICORE inline uint32_t CodeBits(Table t, uint32_t code) {
 __aicore__ inline void BuildTable(const Tables& e, Table t) {
     using namespace AscendC;
     Duplicate(e.offMask, kLutOffsetMask, static_cast<int32_t>(kRepeatFloats));
-    Duplicate(e.mantMask, 0x007FFFFFu, static_cast<int32_t>(kRepeatFloats));
     if (t != Table::NONE) Duplicate(e.lut, static_cast<half>(0.0f), static_cast<int32_t>(kLutEntries));
     const event_t toS = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::V_S));
     SetFlag<HardEvent::V_S>(toS);
@@ -186,30 +184,27 @@ __aicore__ inline void FiniteBlockLanes(const vec::Scratch& s, const LocalTensor
     CompareScalar(s.mask2, s.e0, 0.5f, CMPMODE::GT, vec::Whole(nb * stride));
 }
 
-// dst = 1 where x is NaN, else 0 (n a multiple of 64), without a compare that sees a NaN (the
-// device's NaN compare semantics are not documented): the exponent field is all ones (x & the
-// exponent mask is +Inf, the only non-finite value it can be) and a mantissa bit is set
-// ((x & 0x7FFFFF) | 1.0's bits > 1). s.tmp, s.mask, s.mask2 are clobbered; dst must not be x.
-__aicore__ inline void NanLanes(const vec::Scratch& s, const Tables& e, const LocalTensor<float>& x,
-                                const LocalTensor<float>& dst, uint32_t n) {
+// dst = 1 where x is NaN, else 0 (n a multiple of 64), from the bits as vec's classifiers do
+// (no float compare sees a NaN): |x|'s bits exceed +Inf's exactly for NaN, so max(bits(|x|),
+// bits(+Inf)) == bits(+Inf) is "not NaN" (int32 Maxs and EQ). s.tmp and s.mask are
+// clobbered; dst must not be x.
+__aicore__ inline void NanLanes(const vec::Scratch& s, const LocalTensor<float>& x, const LocalTensor<float>& dst,
+                                uint32_t n) {
     using namespace AscendC;
     const int32_t ni = static_cast<int32_t>(n);
-    vec::Pow2Floor(s.tmp, x, s, n);
-    CompareScalar(s.mask, s.tmp, vec::kInf, CMPMODE::LT, n);              // finite
-    AndConst32(dst.ReinterpretCast<uint32_t>(), x.ReinterpretCast<uint32_t>(), e.mantMask, n);
-    Adds(dst.ReinterpretCast<int32_t>(), dst.ReinterpretCast<int32_t>(), static_cast<int32_t>(0x3F800000), ni);
-    CompareScalar(s.mask2, dst, 1.0f, CMPMODE::GT, n);                    // mantissa != 0
-    Duplicate(dst, 1.0f, ni);
-    Select(dst, s.mask2, dst, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
-    Duplicate(s.tmp, 0.0f, ni);
-    Select(dst, s.mask, s.tmp, dst, SELMODE::VSEL_TENSOR_TENSOR_MODE, n);
+    const LocalTensor<int32_t> bits = s.tmp.ReinterpretCast<int32_t>();
+    vec::AndConst(s.tmp, x, s.absMask, n);
+    Maxs(bits, bits, vec::kInfBits, ni);
+    CompareScalar(s.mask, bits, vec::kInfBits, CMPMODE::EQ, n);          // not NaN
+    Duplicate(dst, 0.0f, ni);
+    Select(dst, s.mask, dst, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
 }
 
-// Per block of x: 1 where the block holds a NaN, else 0 (dst, nb values). s.tmp, s.e1, s.mask
-// and s.mask2 are clobbered.
-__aicore__ inline void NanBlocks(const vec::Scratch& s, const Tables& e, const LocalTensor<float>& x,
-                                 const LocalTensor<float>& dst, uint32_t nb, uint32_t stride) {
-    NanLanes(s, e, x, s.e1, vec::Whole(nb * stride));
+// Per block of x: 1 where the block holds a NaN, else 0 (dst, nb values). s.tmp, s.e1 and
+// s.mask are clobbered.
+__aicore__ inline void NanBlocks(const vec::Scratch& s, const LocalTensor<float>& x, const LocalTensor<float>& dst,
+                                 uint32_t nb, uint32_t stride) {
+    NanLanes(s, x, s.e1, vec::Whole(nb * stride));
     vec::BlockMax(dst, s.e1, nb, stride, s.tmp);
 }
 

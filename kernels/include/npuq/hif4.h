@@ -61,7 +61,7 @@ class HiF4Family {
             // level 1: 2^eb's exponent field
             ShiftRight(l1.ReinterpretCast<uint32_t>(), s.b[5].ReinterpretCast<uint32_t>(), 23u, static_cast<int32_t>(gw));
             enc::SmallU32ToFloat(l1, l1.ReinterpretCast<uint32_t>(), s.b[1].ReinterpretCast<uint32_t>(), gw);
-            enc::NanLanes(s, e, x, s.e1, n);
+            enc::NanLanes(s, x, s.e1, n);
             CompareScalar(s.mask2, s.e1, 0.5f, CMPMODE::LT, n);             // not NaN
             Select(y, s.mask2, y, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
         } else {
@@ -72,7 +72,7 @@ class HiF4Family {
             // groups holding NaN: codes 0, bits 0
             const LocalTensor<float>& ok = s.b[10];
             const LocalTensor<float>& ok8 = s.b[8];
-            enc::NanBlocks(s, e, x, ok, nb, stride);
+            enc::NanBlocks(s, x, ok, nb, stride);
             Muls(ok, ok, -1.0f, static_cast<int32_t>(gw));
             Adds(ok, ok, 1.0f, static_cast<int32_t>(gw));                   // 1 - nan
             vec::Expand(ok8, ok, nb, 8);
@@ -133,7 +133,7 @@ class HiF4Family {
         const uint32_t n8 = vec::Whole(live8);       // per-8 arrays, whole repeats
         const LocalTensor<float>& lo = s.b[0];   // m4 of the even sub-groups, then into (lo)
         const LocalTensor<float>& hi = s.b[1];   // m4 of the odd sub-groups, then into (hi)
-        vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+        vec::AbsFill(s.abs, x, s, n);
         vec::HalfBlockMax(lo, hi, s.abs, n);
         if (v12_) ScalesV12<kEncode>(s, nb, n8); else ScalesE6M2<kEncode>(s, nb, n8);
         vec::ExpandHalves(s.e0, s.tmp, lo, hi, live8);
@@ -165,7 +165,7 @@ class HiF4Family {
         const LocalTensor<float>& t = s.b[10];
         Max(m8, lo, hi, e);
         GroupMax(sf, m8, s, nb);                   // m64
-        CompareScalar(s.bmask, sf, vec::kInf, CMPMODE::LT, gw);  // finite groups
+        vec::FiniteMask(s.bmask, sf, gw);          // finite groups
         Muls(sf, sf, kR7, g);
         vec::ToBf16(sf, s, gw);
         Maxs(sf, sf, 0x1p-48f, g);
@@ -238,7 +238,7 @@ class HiF4Family {
         const LocalTensor<float>& b1 = s.b[9];
         Max(em, lo, hi, e);                         // m8 (Inf for a non-finite group)
         GroupMax(eb, em, s, nb);                    // m64
-        CompareScalar(s.bmask, eb, vec::kInf, CMPMODE::LT, gw);
+        vec::FiniteMask(s.bmask, eb, gw);
         Duplicate(nan, 1.0f, g);
         Select(nan, s.bmask, nan, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, gw);
         FiniteExp(lo, s, n8);                       // 2^eg
@@ -282,7 +282,7 @@ class HiF4Family {
     // m4 -> 2^floor_log2(m4 + 2^-45), a non-finite m4 counting as 0 (the sum is normal).
     __aicore__ inline static void FiniteExp(const AscendC::LocalTensor<float>& m4, const vec::Scratch& s, uint32_t n8) {
         using namespace AscendC;
-        CompareScalar(s.mask, m4, vec::kInf, CMPMODE::LT, n8);
+        vec::FiniteMask(s.mask, m4, n8);
         Select(m4, s.mask, m4, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n8);
         Adds(m4, m4, 0x1p-45f, static_cast<int32_t>(n8));
         vec::Pow2Floor(m4, m4, s, n8);

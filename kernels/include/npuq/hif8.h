@@ -40,7 +40,7 @@ class HiF8Family {
         }
         const uint32_t n = vec::Whole(nb * stride);
         if (scale_ == HiF8Scale::ROW) {
-            vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+            vec::AbsFill(s.abs, x, s, n);
             vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);  // may fold s.abs: Element recomputes it
         } else {
             AscendC::Duplicate(s.b[0], tensorAmax_, static_cast<int32_t>(vec::Whole(nb)));
@@ -74,8 +74,8 @@ class HiF8Family {
             return;
         }
         if (scale_ == HiF8Scale::ROW) {
-            enc::NanBlocks(s, e, x, s.b[5], nb, stride);
-            vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+            enc::NanBlocks(s, x, s.b[5], nb, stride);
+            vec::AbsFill(s.abs, x, s, n);
             vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);
         } else {
             AscendC::Duplicate(s.b[0], tensorAmax_, static_cast<int32_t>(vec::Whole(nb)));
@@ -137,11 +137,11 @@ class HiF8Family {
         const LocalTensor<float>& amax = s.b[0];
         const LocalTensor<float>& scale = s.b[1];
         const LocalTensor<float>& div = s.b[2];
-        CompareScalar(s.bmask, amax, vec::kInf, CMPMODE::LT, nbw);
+        vec::FiniteMask(s.bmask, amax, nbw);
         Select(amax, s.bmask, amax, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Duplicate(div, 32768.0f, c);
         Div(scale, amax, div, c);                                  // amax / 32768
-        CompareScalar(s.bmask2, scale, 0.0f, CMPMODE::GT, nbw);
+        vec::NonZeroMask(s.bmask2, scale, nbw);
         Select(div, s.bmask2, scale, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Select(scale, s.bmask, scale, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         vec::Expand(s.e0, div, nb, stride);
@@ -157,7 +157,7 @@ class HiF8Family {
         const LocalTensor<float>& a = s.abs;
         const LocalTensor<float>& step = s.e0;
         const LocalTensor<float>& f = s.e1;  // 2^-p
-        Abs(a, x, ni);
+        vec::AbsFill(a, x, s, n);                  // |x|, NaN as +Inf: every compare below is NaN-free
         vec::Pow2Floor(step, a, s, n);             // 2^E; +Inf for Inf and NaN
         Maxs(step, step, 0x1p-22f, ni);            // E = -23 (and below) rounds on the 2^-22 grid
         Duplicate(f, 0.125f, ni);                  // p = 3 ...
@@ -168,12 +168,16 @@ class HiF8Family {
         Div(y, a, step, ni);
         vec::RoundAway(y, n);
         Mul(y, y, step, ni);
-        // Overrides, last one wins; the compares are false for NaN, so NaN is restored last.
+        // Overrides, last one wins: zero, overflow (Inf and NaN included), then NaN, found from
+        // the bits: |x| is not NaN where max(bits(|x|), bits(+Inf)) == bits(+Inf).
         CompareScalar(s.mask, a, 0x1p-23f, CMPMODE::GE, n);
         Select(y, s.mask, y, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
         CompareScalar(s.mask, a, 40960.0f, CMPMODE::LT, n);
         Select(y, s.mask, y, overflow_, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
-        CompareScalar(s.mask, a, vec::kInf, CMPMODE::LE, n);
+        const LocalTensor<int32_t> bits = s.tmp.ReinterpretCast<int32_t>();
+        vec::AndConst(s.tmp, x, s.absMask, n);
+        Maxs(bits, bits, vec::kInfBits, ni);
+        CompareScalar(s.mask, bits, vec::kInfBits, CMPMODE::EQ, n);
         Select(y, s.mask, y, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
         vec::CopySign(y, x, s.tmp, s, n);
         Adds(y, y, 0.0f, ni);                      // -0 + 0 = +0: HiF8 has a single zero

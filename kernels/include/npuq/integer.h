@@ -29,7 +29,7 @@ class SymFamily {
     __aicore__ inline void Run(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
                                const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
         const uint32_t n = vec::Whole(nb * stride);
-        vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+        vec::AbsFill(s.abs, x, s, n);
         vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);  // may fold s.abs: not used again
         Quantize(s, x, y, nb, stride);
     }
@@ -48,8 +48,8 @@ class SymFamily {
                                   const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride,
                                   const AscendC::LocalTensor<uint8_t>& codes,
                                   const AscendC::LocalTensor<uint8_t>& scales) const {
-        enc::NanBlocks(s, e, x, s.b[5], nb, stride);
-        vec::AbsFill(s.abs, x, s.mask, vec::kInf, vec::Whole(nb * stride));
+        enc::NanBlocks(s, x, s.b[5], nb, stride);
+        vec::AbsFill(s.abs, x, s, vec::Whole(nb * stride));
         vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);
         EncodeLevels(s, e, x, y, nb, stride, codes, scales);
     }
@@ -103,25 +103,25 @@ class SymFamily {
         const LocalTensor<float>& amax = s.b[0];
         const LocalTensor<float>& scale = s.b[1];
         const LocalTensor<float>& div = s.b[2];
-        CompareScalar(s.bmask, amax, vec::kInf, CMPMODE::LT, nbw);
+        vec::FiniteMask(s.bmask, amax, nbw);
         Select(amax, s.bmask, amax, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Duplicate(div, max_, c);
         Div(scale, amax, div, c);                                  // amax / max
-        CompareScalar(s.bmask2, scale, 0.0f, CMPMODE::GT, nbw);
+        vec::NonZeroMask(s.bmask2, scale, nbw);
         Select(div, s.bmask2, scale, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Select(scale, s.bmask, scale, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         vec::Expand(s.e0, div, nb, stride);
+        // On |x| (NaN as Inf: no NaN meets Mins), the sign put back last: RNE and the clamp are
+        // odd functions, so this is x / div rounded and clamped to +-max, -0 included.
+        vec::AbsFill(s.abs, x, s, n);
+        Div(y, s.abs, s.e0, ni);
         if (integer_) {
-            Div(y, x, s.e0, ni);
+            Mins(y, y, max_, ni);   // before RNE: max is an integer, so the order does not matter
             vec::RoundEven(y, n);
-            Maxs(y, y, -max_, ni);
-            Mins(y, y, max_, ni);
         } else {
-            Abs(s.abs, x, ni);
-            Div(y, s.abs, s.e0, ni);
             vec::RoundToGrid(y, s.tmp, grid_, s, n);
-            vec::CopySign(y, x, s.tmp, s, n);
         }
+        vec::CopySign(y, x, s.tmp, s, n);
     }
 
     float max_ = 127.0f;

@@ -70,7 +70,7 @@ class NvFp4Family {
  private:
     // Signed E2M1 values into y, the E4M3 scale into s.b[1], the multiplier (NaN for a NaN
     // block) into s.b[3], finite blocks in s.bmask. kEncode: y as formats.encode codes it, NaN
-    // where |x| / mult is not finite (NaN / Inf elements), clamped to 8 before rounding.
+    // where |x| / mult is not finite (NaN / Inf elements).
     template <bool kEncode>
     __aicore__ inline void Levels(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
                                   const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
@@ -83,24 +83,20 @@ class NvFp4Family {
         const LocalTensor<float>& div = s.b[2];
         const LocalTensor<float>& mult = s.b[3];
         const LocalTensor<float>& t = s.b[4];
-        vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+        vec::AbsFill(s.abs, x, s, n);                      // NaN/Inf make their block's amax Inf
         vec::BlockMax(amax, s.abs, nb, stride, s.tmp);
-        CompareScalar(s.bmask, amax, vec::kInf, CMPMODE::LT, nbw);
+        vec::FiniteMask(s.bmask, amax, nbw);
         Select(amax, s.bmask, amax, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Duplicate(t, twoLevel_ ? den_ : 6.0f, c);
         Div(sf, amax, t, c);
-        Mins(sf, sf, 448.0f, c);
-        vec::RoundToGrid(sf, t, vec::Grid{0x1p-6f, 0x1p-3f, 448.0f, false}, s, nbw);  // E4M3, RNE
+        vec::RoundToGrid(sf, t, vec::Grid{0x1p-6f, 0x1p-3f, 448.0f, false}, s, nbw);  // min 448, E4M3 RNE
         if (twoLevel_) Muls(mult, sf, ts_, c); else Muls(mult, sf, 1.0f, c);
-        CompareScalar(s.bmask2, mult, 0.0f, CMPMODE::GT, nbw);
+        vec::NonZeroMask(s.bmask2, mult, nbw);
         Select(div, s.bmask2, mult, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Select(mult, s.bmask, mult, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         vec::Expand(s.e0, div, nb, stride);
-        Div(y, s.abs, s.e0, static_cast<int32_t>(n));
-        if constexpr (kEncode) {
-            CompareScalar(s.mask2, y, vec::kInf, CMPMODE::LT, n);
-            Mins(y, y, 8.0f, static_cast<int32_t>(n));
-        }
+        Div(y, s.abs, s.e0, static_cast<int32_t>(n));         // Inf in NaN blocks
+        if constexpr (kEncode) vec::FiniteMask(s.mask2, y, n);  // y in [0, +Inf]: from the bits
         vec::RoundToGrid(y, s.tmp, vec::Grid{1.0f, 0.5f, 6.0f, false}, s, n);      // E2M1, RNE
         vec::CopySign(y, x, s.tmp, s, n);
         if constexpr (kEncode) Select(y, s.mask2, y, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
