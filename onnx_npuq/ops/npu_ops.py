@@ -45,7 +45,9 @@ VERSION = 1
 OPSET = 21
 
 # GE DataType codes used by the torch_npu symbolics
-DT_FLOAT16, DT_INT8, DT_INT32, DT_UINT8, DT_INT4 = 1, 2, 3, 4, 29
+DT_FLOAT, DT_FLOAT16, DT_INT8, DT_INT32, DT_UINT8, DT_BF16, DT_INT4 = 0, 1, 2, 3, 4, 27, 29
+_GE_TYPES = {DT_FLOAT: TensorProto.FLOAT, DT_FLOAT16: TensorProto.FLOAT16, DT_INT8: TensorProto.INT8,
+             DT_INT32: TensorProto.INT32, DT_BF16: TensorProto.BFLOAT16}
 
 _I, _F = OpSchema.AttrType.INT, OpSchema.AttrType.FLOAT
 _FLOATS = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
@@ -108,8 +110,24 @@ NPU_DEQUANT_SWIGLU_QUANT = _npu_op(
     doc="torch_npu.npu_dequant_swiglu_quant (no torch_npu exporter): dequant -> SwiGLU -> int8 "
         "quant; inputs in the order of the Python signature, keyword scalars as attributes.",
 )
+QUANT_BATCH_MATMUL = _npu_op(
+    "QuantBatchMatMul",
+    # GE QuantBatchMatmulV3's input order (hicann/ops-nn matmul/quant_batch_matmul_v3/op_graph/
+    # quant_batch_matmul_v3_proto.h), which its ONNX plugin maps by position: bias before
+    # pertoken_scale, unlike torch_npu's keyword order.
+    inputs=(("x1", "I", False), ("x2", "I", False), ("scale", "S", False), ("offset", "F", True),
+            ("bias", "B", True), ("pertoken_scale", "F", True)),
+    outputs=(("y", "Y"),),
+    types=(("I", ("tensor(int8)",)), ("S", ("tensor(float)", "tensor(int64)", "tensor(bfloat16)")),
+           ("F", ("tensor(float)",)), ("B", ("tensor(int32)",) + _FLOATS),
+           ("Y", ("tensor(int8)", "tensor(float16)", "tensor(bfloat16)", "tensor(int32)"))),
+    attrs=(Attr("dtype", _I, DT_FLOAT16), Attr("transpose_x1", _I, 0), Attr("transpose_x2", _I, 0)),
+    doc="torch_npu.npu_quant_matmul (no torch_npu exporter; CANN's ONNX plugin for QuantBatchMatmulV3): "
+        "int8 x1 @ x2 (+ int32 bias), dequantized with scale [* pertoken_scale] (+ float bias) to "
+        "dtype 2 int8, 1 float16, 27 bfloat16 or 3 int32.",
+)
 OPS = {op.name: op for op in (NPU_QUANTIZE, NPU_DYNAMIC_QUANT, NPU_WEIGHT_QUANT_BATCH_MATMUL_V2,
-                              NPU_DEQUANT_SWIGLU_QUANT)}
+                              NPU_DEQUANT_SWIGLU_QUANT, QUANT_BATCH_MATMUL)}
 
 
 def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
@@ -123,6 +141,8 @@ def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
         return [T.INT32 if attrs.get("dst_type", DT_INT8) == DT_INT4 else T.INT8, T.FLOAT]
     if op_type == "NPUWeightQuantBatchMatmulV2":
         return [T.INT8 if len(types) > 4 and types[4] else types[0]]
+    if op_type == "QuantBatchMatMul":
+        return [_GE_TYPES.get(attrs.get("dtype", DT_FLOAT16), T.FLOAT16)]
     return [T.INT8, T.FLOAT]
 
 
@@ -151,6 +171,19 @@ def _out_shapes(op_type: str, attrs: dict, types: list[int], shapes: list) -> li
                 return [[x[0], w[1]]]
             return [[x[0], w[1] * 8 if isinstance(w[1], int) else None]]
         return [[x[0], None]]
+    if op_type == "QuantBatchMatMul":
+        w = shapes[1]
+        if w is None or len(x) < 2 or len(w) < 2:
+            return [None]
+        if attrs.get("transpose_x1", 0):
+            x = x[:-2] + [x[-1], x[-2]]
+        if attrs.get("transpose_x2", 0):
+            w = w[:-2] + [w[-1], w[-2]]
+        a, b = x[:-2], w[:-2]
+        n = max(len(a), len(b))
+        a, b = [1] * (n - len(a)) + a, [1] * (n - len(b)) + b
+        batch = [p if q == 1 else q if p == 1 else p if p == q else None for p, q in zip(a, b)]
+        return [batch + [x[-2], w[-1]]]
     return [x[:-1] + [div(x[-1], 2)], x[:-1]]
 
 
@@ -295,6 +328,23 @@ def _(x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_
     return y, x.new_empty(x.shape[:-1], dtype=torch.float32)
 
 
+_QMM_CODE = {v: k for k, v in npu.QUANT_MATMUL_OUT.items()}
+
+
+@torch.library.custom_op("npuq_npu::quant_matmul", mutates_args=())
+def _quant_matmul(x1: torch.Tensor, x2: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None,
+                  pertoken_scale: torch.Tensor | None, bias: torch.Tensor | None, dtype: int) -> torch.Tensor:
+    with _computing():
+        return npu.npu_quant_matmul(x1, x2, scale, offset=offset, pertoken_scale=pertoken_scale, bias=bias,
+                                    output_dtype=_QMM_CODE[dtype])
+
+
+@_quant_matmul.register_fake
+def _(x1, x2, scale, offset, pertoken_scale, bias, dtype):
+    batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
+    return x1.new_empty((*batch, x1.shape[-2], x2.shape[-1]), dtype=_QMM_CODE[dtype])
+
+
 # ------------------------------------------------------------------ torch_npu-signature wrappers
 
 
@@ -339,6 +389,12 @@ def npu_dequant_swiglu_quant(x, *, weight_scale=None, activation_scale=None, bia
         float(glu_bias)))
 
 
+def npu_quant_matmul(x1, x2, scale, *, offset=None, pertoken_scale=None, bias=None, output_dtype=None):
+    """torch_npu.npu_quant_matmul through torch.ops.npuq_npu.quant_matmul (exports as npu::QuantBatchMatMul)."""
+    code = npu.QUANT_MATMUL_OUT[torch.int8 if output_dtype is None else output_dtype]
+    return torch.ops.npuq_npu.quant_matmul(x1, x2, scale, offset, pertoken_scale, bias, code)
+
+
 # ------------------------------------------------------------------ export lowering
 
 
@@ -373,7 +429,13 @@ def _lower_dequant_swiglu_quant(x, weight_scale, activation_scale, bias, quant_s
         clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias)
 
 
+def _lower_quant_matmul(x1, x2, scale, offset, pertoken_scale, bias, dtype: int):
+    return _OPS["QuantBatchMatMul"](x1, x2, scale, offset, bias, pertoken_scale, dtype=dtype,
+                                    transpose_x1=0, transpose_x2=0)
+
+
 TRANSLATIONS = {
+    torch.ops.npuq_npu.quant_matmul.default: _lower_quant_matmul,
     torch.ops.npuq_npu.quantize.default: _lower_quantize,
     torch.ops.npuq_npu.dynamic_quant.default: _lower_dynamic_quant,
     torch.ops.npuq_npu.weight_quant_batchmatmul.default: _lower_weight_quant_batchmatmul,
@@ -474,7 +536,9 @@ class _G(_Body):
 
 
 # attribute values an op accepts, beyond their type (the bodies check dtype codes themselves)
-_CHOICES = {("NPUQuantize", "div_mode"): (0, 1), ("NPUDequantSwigluQuant", "activate_left"): (0, 1),
+_CHOICES = {("NPUQuantize", "div_mode"): (0, 1), ("QuantBatchMatMul", "dtype"): tuple(_GE_TYPES),
+            ("QuantBatchMatMul", "transpose_x1"): (0, 1), ("QuantBatchMatMul", "transpose_x2"): (0, 1),
+            ("NPUDequantSwigluQuant", "activate_left"): (0, 1),
             ("NPUDequantSwigluQuant", "quant_mode"): (0, 1), ("NPUDequantSwigluQuant", "swiglu_mode"): (0, 1)}
 _MINIMUM = {("NPUWeightQuantBatchMatmulV2", "antiquant_group_size"): 0}
 
@@ -513,7 +577,7 @@ def _present(op_type: str, inputs: Sequence[int] | None) -> tuple[int, ...]:
 
 # inputs whose element type changes the body: int32 bias (added before the dequant), int4
 # weights packed in int32, int64 scales packed by npu_trans_quant_param
-_TYPED = {"NPUDequantSwigluQuant": (3,), "NPUWeightQuantBatchMatmulV2": (1, 2, 4)}
+_TYPED = {"NPUDequantSwigluQuant": (3,), "NPUWeightQuantBatchMatmulV2": (1, 2, 4), "QuantBatchMatMul": (2, 4)}
 
 
 def overload_key(op_type: str, attrs: dict, inputs: Sequence[int] | None = None) -> str:
@@ -708,7 +772,68 @@ def _dequant_swiglu_quant_body(g: _G, a: dict, p) -> None:
     g.output("scale", g.op("Reshape", scale, lead))
 
 
+def _quant_batch_matmul_body(g: _G, a: dict, p) -> None:
+    """npu.npu_quant_matmul; p[2] / p[4]: the element types of scale / bias (see overload_key)."""
+    dtype = a["dtype"]
+    T = TensorProto
+    x1, x2 = "x1", "x2"
+    if a["transpose_x1"]:  # (2-D operands: a function body does not know the rank)
+        x1 = g.op("Transpose", x1, perm=[1, 0])
+    if a["transpose_x2"]:
+        x2 = g.op("Transpose", x2, perm=[1, 0])
+    acc = g.op("MatMulInteger", x1, x2)  # exact int32 (onnxruntime: int8 x int8)
+    int_bias = p[4] == T.INT32
+    float_bias = bool(p[4]) and not int_bias
+    if int_bias:
+        acc = g.op("Add", acc, "bias")
+    if dtype == DT_INT32:
+        if float_bias:
+            raise ValueError("npu::QuantBatchMatMul: an int32 output takes no float bias")
+        g.output("y", g.op("Identity", acc))
+        return
+    v = g.cast_f(acc)
+    fb = g.cast_f("bias") if float_bias else None
+    if p[5]:  # per-token: float32 scale * pertoken, float bias after
+        if p[2] == T.INT64 or dtype not in (DT_FLOAT16, DT_BF16):
+            raise ValueError("npu::QuantBatchMatMul: pertoken_scale takes a float scale and a float16 / bfloat16 output")
+        v = g.op("Mul", g.op("Mul", v, g.cast_f("scale")), g.op("Unsqueeze", "pertoken_scale", g.i(-1)))
+        if fb:
+            v = g.op("Add", v, fb)
+        g.output("y", g.op("Cast", v, to=_GE_TYPES[dtype]))
+        return
+    if dtype == DT_BF16:
+        if p[2] == T.INT64:
+            raise ValueError("npu::QuantBatchMatMul: a bfloat16 output takes a float scale")
+        s = g.cast_f("scale")
+        if not float_bias:  # truncated when per tensor (one value)
+            one = g.op("Equal", g.op("Size", "scale"), g.k(1))
+            s = g.op("Where", one, g.trunc_fp19(s), s)
+        v = g.op("Mul", v, s)
+        if fb:
+            v = g.op("Add", v, fb)
+        g.output("y", g.op("Cast", v, to=T.BFLOAT16))
+        return
+    if dtype not in (DT_INT8, DT_FLOAT16) or float_bias:
+        raise ValueError(f"npu::QuantBatchMatMul: dtype {dtype} with these inputs is not a supported combination")
+    if p[2] == T.INT64:
+        s, o = g.packed_scale("scale")
+    else:
+        s = g.trunc_fp19(g.cast_f("scale"))
+        if p[3]:  # round half away from zero, clamped to [-256, 255] (npu_trans_quant_param)
+            off = "offset"
+            o = g.op("Mul", g.op("Sign", off), g.op("Floor", g.op("Add", g.op("Abs", off), g.f(0.5))))
+            o = g.op("Clip", o, g.f(-256.0), g.f(255.0))
+        else:
+            o = g.f(0.0)
+    if dtype == DT_FLOAT16:
+        g.output("y", g.op("Cast", g.op("Mul", v, s), to=T.FLOAT16))
+        return
+    r = g.op("Add", g.op("Clip", g.op("Round", g.op("Mul", v, s)), g.f(-256.0), g.f(255.0)), o)
+    g.output("y", g.op("Cast", g.op("Clip", r, g.f(-128.0), g.f(127.0)), to=T.INT8))
+
+
 _BODIES = {
+    "QuantBatchMatMul": _quant_batch_matmul_body,
     "NPUQuantize": _quantize_body,
     "NPUDynamicQuant": _dynamic_quant_body,
     "NPUWeightQuantBatchMatmulV2": _weight_quant_batchmatmul_body,
