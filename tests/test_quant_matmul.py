@@ -161,3 +161,39 @@ def test_atc_lays_quant_batch_matmul_out_at_opset_16(layout):
     atc.check(out)
     with pytest.raises(PassError, match="up to 16 only"):
         run_passes(model, ["atc"], layout=layout, opset=18, verify=False)
+
+
+# ------------------------------------------------------------------ AscendQuant / AscendDequant
+
+
+def test_ascend_quant_float16_steps_and_body():
+    """rint(fp16(fp16(x) * fp16(scale)) + fp16(offset)) saturated, bit-exact in onnxruntime."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 5, 7, generator=g) * 30
+    x.view(-1)[:4] = torch.tensor([float("nan"), 1e6, -1e6, 0.0])
+    scale, offset = 1 / 0.173, -3.0
+    ref = npu.ascend_quant(x, scale, offset)
+    want = (x.half() * torch.tensor(scale).half() + torch.tensor(offset).half()).float()
+    _same(ref, torch.round(want).nan_to_num(0.0).clamp(-128, 127).to(torch.int8))
+    assert (ref == 127).any() and (ref == -128).any()
+    model = _export(lambda t: N.ascend_quant(t, scale, offset), (x,))
+    node = _npu_node(model)
+    assert (node.op_type, _attrs(node)) == ("AscendQuant", {"scale": pytest.approx(scale), "offset": offset,
+                                                            "sqrt_mode": 0, "round_mode": b"Round",
+                                                            "dst_type": b"INT8"})
+    _same(_run(model, (x,))[0], ref)
+
+
+@pytest.mark.parametrize("shape", [(3, 6), (2, 6, 4, 5)])
+def test_ascend_dequant_per_channel_and_body(shape):
+    g = torch.Generator().manual_seed(8)
+    x = torch.randint(-2**20, 2**20, shape, generator=g, dtype=torch.int32)
+    deq = torch.rand(6, generator=g) * 1e-4
+    packed = npu.pack_deq_scale(deq, torch.full((6,), -3))
+    assert torch.equal((packed >> 40) & 0xFF, torch.full((6,), 253)) and ((packed >> 32) & 0xFF == 0).all()
+    ref = npu.ascend_dequant(x, packed, relu_flag=True)
+    chan = (-1,) + (1,) * (len(shape) - 2)
+    _same(ref, torch.relu(x.float() * npu._trunc_fp19(deq).reshape(chan)))
+    model = _export(lambda t, d: N.ascend_dequant(t, d, relu_flag=True), (x, packed))
+    assert _npu_node(model).op_type == "AscendDequant"
+    _same(_run(model, (x, packed))[0], ref)

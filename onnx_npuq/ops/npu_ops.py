@@ -49,7 +49,7 @@ DT_FLOAT, DT_FLOAT16, DT_INT8, DT_INT32, DT_UINT8, DT_BF16, DT_INT4 = 0, 1, 2, 3
 _GE_TYPES = {DT_FLOAT: TensorProto.FLOAT, DT_FLOAT16: TensorProto.FLOAT16, DT_INT8: TensorProto.INT8,
              DT_INT32: TensorProto.INT32, DT_BF16: TensorProto.BFLOAT16}
 
-_I, _F = OpSchema.AttrType.INT, OpSchema.AttrType.FLOAT
+_I, _F, _S = OpSchema.AttrType.INT, OpSchema.AttrType.FLOAT, OpSchema.AttrType.STRING
 _FLOATS = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
 _ANY = _FLOATS + ("tensor(int8)", "tensor(uint8)", "tensor(int32)", "tensor(int64)")
 
@@ -126,8 +126,30 @@ QUANT_BATCH_MATMUL = _npu_op(
         "int8 x1 @ x2 (+ int32 bias), dequantized with scale [* pertoken_scale] (+ float bias) to "
         "dtype 2 int8, 1 float16, 27 bfloat16 or 3 int32.",
 )
+# AMCT's / msModelSlim's deploy ops (default domain in their models; passes.atc puts them there):
+# attributes as CANN's ONNX plugins read them (hicann/ops-nn quant/ascend_quant/framework/
+# ascend_quant_onnx_plugin.cpp, quant/ascend_dequant/framework/ascend_dequant_onnx_plugin.cpp).
+ASCEND_QUANT = _npu_op(
+    "AscendQuant",
+    inputs=(("x", "T", False),),
+    outputs=(("y", "Y"),),
+    types=(("T", _FLOATS), ("Y", ("tensor(int8)",))),
+    attrs=(Attr("scale", _F), Attr("offset", _F, 0.0), Attr("sqrt_mode", _I, 0), Attr("round_mode", _S, "Round"),
+           Attr("dst_type", _S, "INT8")),
+    doc="CANN AscendQuant: saturate_int8(rint(x * scale + offset)) in float16 steps (scale = 1 / the "
+        "activation scale).",
+)
+ASCEND_DEQUANT = _npu_op(
+    "AscendDequant",
+    inputs=(("x", "X", False), ("deq_scale", "D", False)),
+    outputs=(("y", "Y"),),
+    types=(("X", ("tensor(int32)",)), ("D", ("tensor(uint64)",)), ("Y", ("tensor(float)", "tensor(float16)"))),
+    attrs=(Attr("sqrt_mode", _I, 0), Attr("relu_flag", _I, 0), Attr("dtype", _I, DT_FLOAT)),
+    doc="CANN AscendDequant: int32 x * deq_scale (float32 in bits 31..0 of the UINT64, per channel "
+        "along axis 1) as float32 (dtype 0) or float16 (dtype 1).",
+)
 OPS = {op.name: op for op in (NPU_QUANTIZE, NPU_DYNAMIC_QUANT, NPU_WEIGHT_QUANT_BATCH_MATMUL_V2,
-                              NPU_DEQUANT_SWIGLU_QUANT, QUANT_BATCH_MATMUL)}
+                              NPU_DEQUANT_SWIGLU_QUANT, QUANT_BATCH_MATMUL, ASCEND_QUANT, ASCEND_DEQUANT)}
 
 
 def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
@@ -143,6 +165,10 @@ def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
         return [T.INT8 if len(types) > 4 and types[4] else types[0]]
     if op_type == "QuantBatchMatMul":
         return [_GE_TYPES.get(attrs.get("dtype", DT_FLOAT16), T.FLOAT16)]
+    if op_type == "AscendQuant":
+        return [T.INT8]
+    if op_type == "AscendDequant":
+        return [T.FLOAT16 if attrs.get("dtype", DT_FLOAT) == DT_FLOAT16 else T.FLOAT]
     return [T.INT8, T.FLOAT]
 
 
@@ -171,6 +197,8 @@ def _out_shapes(op_type: str, attrs: dict, types: list[int], shapes: list) -> li
                 return [[x[0], w[1]]]
             return [[x[0], w[1] * 8 if isinstance(w[1], int) else None]]
         return [[x[0], None]]
+    if op_type in ("AscendQuant", "AscendDequant"):
+        return [x]
     if op_type == "QuantBatchMatMul":
         w = shapes[1]
         if w is None or len(x) < 2 or len(w) < 2:
@@ -345,6 +373,27 @@ def _(x1, x2, scale, offset, pertoken_scale, bias, dtype):
     return x1.new_empty((*batch, x1.shape[-2], x2.shape[-1]), dtype=_QMM_CODE[dtype])
 
 
+@torch.library.custom_op("npuq_npu::ascend_quant", mutates_args=())
+def _ascend_quant(x: torch.Tensor, scale: float, offset: float, sqrt_mode: bool) -> torch.Tensor:
+    return npu.ascend_quant(x, scale, offset, sqrt_mode=sqrt_mode)
+
+
+@_ascend_quant.register_fake
+def _(x, scale, offset, sqrt_mode):
+    return x.new_empty(x.shape, dtype=torch.int8)
+
+
+@torch.library.custom_op("npuq_npu::ascend_dequant", mutates_args=())
+def _ascend_dequant(x: torch.Tensor, deq_scale: torch.Tensor, sqrt_mode: bool, relu_flag: bool,
+                    dtype: int) -> torch.Tensor:
+    return npu.ascend_dequant(x, deq_scale, sqrt_mode=sqrt_mode, relu_flag=relu_flag, dtype=dtype)
+
+
+@_ascend_dequant.register_fake
+def _(x, deq_scale, sqrt_mode, relu_flag, dtype):
+    return x.new_empty(x.shape, dtype=torch.float16 if dtype == DT_FLOAT16 else torch.float32)
+
+
 # ------------------------------------------------------------------ torch_npu-signature wrappers
 
 
@@ -395,6 +444,17 @@ def npu_quant_matmul(x1, x2, scale, *, offset=None, pertoken_scale=None, bias=No
     return torch.ops.npuq_npu.quant_matmul(x1, x2, scale, offset, pertoken_scale, bias, code)
 
 
+def ascend_quant(x, scale: float, offset: float = 0.0, *, sqrt_mode: bool = False):
+    """npu.ascend_quant through torch.ops.npuq_npu.ascend_quant (exports as npu::AscendQuant)."""
+    return torch.ops.npuq_npu.ascend_quant(x, float(scale), float(offset), bool(sqrt_mode))
+
+
+def ascend_dequant(x, deq_scale, *, sqrt_mode: bool = False, relu_flag: bool = False, dtype: int = DT_FLOAT):
+    """npu.ascend_dequant through torch.ops.npuq_npu.ascend_dequant; deq_scale the int64 bits of
+    npu.pack_deq_scale (exported as the UINT64 ONNX wants)."""
+    return torch.ops.npuq_npu.ascend_dequant(x, deq_scale, bool(sqrt_mode), bool(relu_flag), int(dtype))
+
+
 # ------------------------------------------------------------------ export lowering
 
 
@@ -434,7 +494,19 @@ def _lower_quant_matmul(x1, x2, scale, offset, pertoken_scale, bias, dtype: int)
                                     transpose_x1=0, transpose_x2=0)
 
 
+def _lower_ascend_quant(x, scale: float, offset: float, sqrt_mode: bool):
+    return _OPS["AscendQuant"](x, scale=scale, offset=offset, sqrt_mode=int(sqrt_mode), round_mode="Round",
+                               dst_type="INT8")
+
+
+def _lower_ascend_dequant(x, deq_scale, sqrt_mode: bool, relu_flag: bool, dtype: int):
+    u64 = onnxscript.opset18.Cast(deq_scale, to=TensorProto.UINT64)  # torch has no uint64 arithmetic
+    return _OPS["AscendDequant"](x, u64, sqrt_mode=int(sqrt_mode), relu_flag=int(relu_flag), dtype=dtype)
+
+
 TRANSLATIONS = {
+    torch.ops.npuq_npu.ascend_quant.default: _lower_ascend_quant,
+    torch.ops.npuq_npu.ascend_dequant.default: _lower_ascend_dequant,
     torch.ops.npuq_npu.quant_matmul.default: _lower_quant_matmul,
     torch.ops.npuq_npu.quantize.default: _lower_quantize,
     torch.ops.npuq_npu.dynamic_quant.default: _lower_dynamic_quant,
@@ -536,7 +608,9 @@ class _G(_Body):
 
 
 # attribute values an op accepts, beyond their type (the bodies check dtype codes themselves)
-_CHOICES = {("NPUQuantize", "div_mode"): (0, 1), ("QuantBatchMatMul", "dtype"): tuple(_GE_TYPES),
+_CHOICES = {("NPUQuantize", "div_mode"): (0, 1), ("AscendQuant", "sqrt_mode"): (0, 1),
+            ("AscendDequant", "sqrt_mode"): (0, 1), ("AscendDequant", "relu_flag"): (0, 1),
+            ("AscendDequant", "dtype"): (DT_FLOAT, DT_FLOAT16), ("QuantBatchMatMul", "dtype"): tuple(_GE_TYPES),
             ("QuantBatchMatMul", "transpose_x1"): (0, 1), ("QuantBatchMatMul", "transpose_x2"): (0, 1),
             ("NPUDequantSwigluQuant", "activate_left"): (0, 1),
             ("NPUDequantSwigluQuant", "quant_mode"): (0, 1), ("NPUDequantSwigluQuant", "swiglu_mode"): (0, 1)}
@@ -558,6 +632,10 @@ def _attrs_with_defaults(op_type: str, attrs: dict) -> dict:
                                  f"{', '.join(map(str, _CHOICES[op_type, a.name]))}")
             if (op_type, a.name) in _MINIMUM and v < _MINIMUM[op_type, a.name]:
                 raise ValueError(f"npu::{op_type}: attribute {a.name} is {v}, below {_MINIMUM[op_type, a.name]}")
+        elif a.type == _S:
+            v = v.decode() if isinstance(v, bytes) else v
+            if v != a.default:  # round_mode "Round", dst_type "INT8": the only ones implemented
+                raise ValueError(f"npu::{op_type}: attribute {a.name} is {v!r}; only {a.default!r} is implemented")
         else:
             if not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
                 raise ValueError(f"npu::{op_type}: attribute {a.name} must be a finite float, got {v!r:.40}")
@@ -832,7 +910,37 @@ def _quant_batch_matmul_body(g: _G, a: dict, p) -> None:
     g.output("y", g.op("Cast", g.op("Clip", r, g.f(-128.0), g.f(127.0)), to=T.INT8))
 
 
+def _ascend_quant_body(g: _G, a: dict, p) -> None:
+    """npu.ascend_quant: each float16 step emulated in float32 and rounded to float16 (the product
+    of two float16 values is exact in float32; their sum rounded twice is still RNE: 24 >= 2p + 2)."""
+    def f16(v):
+        return g.cast_f(g.op("Cast", v, to=TensorProto.FLOAT16))
+
+    s = g.f(float(np.float16(np.float32(a["scale"]))))
+    v = f16(g.op("Mul", f16("x"), s))
+    if a["sqrt_mode"]:
+        v = f16(g.op("Mul", v, s))
+    v = f16(g.op("Add", v, g.f(float(np.float16(np.float32(a["offset"]))))))
+    g.output("y", g.round_sat(v, -128, 127, TensorProto.INT8))
+
+
+def _ascend_dequant_body(g: _G, a: dict, p) -> None:
+    s, _ = g.packed_scale(g.op("Cast", g.op("Reshape", "deq_scale", g.i(-1)), to=TensorProto.INT64))
+    if a["sqrt_mode"]:
+        s = g.op("Mul", s, s)
+    # (C,) -> (C, 1, ..., 1): per channel along axis 1 whatever x's rank
+    ones = g.op("ConstantOfShape", g.op("Sub", g.op("Shape", g.op("Shape", "x")), g.i(2)),
+                value=numpy_helper.from_array(np.array([1], np.int64)))
+    s = g.op("Reshape", s, g.op("Concat", g.i(-1), ones, axis=0))
+    v = g.op("Mul", g.cast_f("x"), s)
+    if a["relu_flag"]:
+        v = g.op("Relu", v)
+    g.output("y", g.op("Cast", v, to=TensorProto.FLOAT16 if a["dtype"] == DT_FLOAT16 else TensorProto.FLOAT))
+
+
 _BODIES = {
+    "AscendQuant": _ascend_quant_body,
+    "AscendDequant": _ascend_dequant_body,
     "QuantBatchMatMul": _quant_batch_matmul_body,
     "NPUQuantize": _quantize_body,
     "NPUDynamicQuant": _dynamic_quant_body,

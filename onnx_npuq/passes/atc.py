@@ -94,6 +94,11 @@ _QBMM = "hicann/ops-nn: matmul/quant_batch_matmul_v3/framework/quant_batch_matmu
 STANDARD_DOMAIN_OPS: dict[tuple[str, str], tuple[str, range]] = {
     # QuantBatchMatmulV3: ai.onnx::8..16::QuantBatchMatMul (not 17 and later)
     (npu_ops.DOMAIN, "QuantBatchMatMul"): (_QBMM, range(8, 17)),
+    # AMCT's deploy ops: ai.onnx::8..22::AscendQuant / AscendDequant
+    (npu_ops.DOMAIN, "AscendQuant"): ("hicann/ops-nn: quant/ascend_quant/framework/ascend_quant_onnx_plugin.cpp",
+                                      range(8, 23)),
+    (npu_ops.DOMAIN, "AscendDequant"): ("hicann/ops-nn: quant/ascend_dequant/framework/"
+                                        "ascend_dequant_onnx_plugin.cpp", range(8, 23)),
 }
 for (_d, _op), (_src, _versions_) in STANDARD_DOMAIN_OPS.items():
     CANN_KEYS.update({f"ai.onnx::{v}::{_op}": _src for v in _versions_})
