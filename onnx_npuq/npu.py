@@ -1028,3 +1028,21 @@ def ascend_dequant(x, deq_scale, *, sqrt_mode: bool = False, relu_flag: bool = F
     if relu_flag:
         v = torch.relu(v)
     return v.to(torch.float16 if dtype == 1 else torch.float32)
+
+
+def ascend_anti_quant(x, scale: float, offset: float = 0.0, *, sqrt_mode: bool = False, dtype: int = 0):
+    """CANN AscendAntiQuant as its ONNX node reads: y = (x - offset) * scale [* scale] in float32,
+    as float32 (dtype 0) or float16 (dtype 1). (The ONNX plugin negates the attribute: the GE op
+    computes (x + offset') * scale with offset' = -offset.)"""
+    # Sources: hicann/ops-nn quant/ascend_anti_quant/op_graph/ascend_anti_quant_proto.h (formula,
+    # dtype DT_FLOAT default) and framework/ascend_anti_quant_onnx_plugin.cpp (offset = attr * -1).
+    fn = "ascend_anti_quant"
+    _tensor(fn, "x", x, (torch.int8,))
+    scale, offset = _float_arg(fn, "scale", scale), _float_arg(fn, "offset", offset)
+    if dtype not in (0, 1):
+        raise ValueError(f"{fn}: dtype must be 0 (float32) or 1 (float16), got {dtype}")
+    s = torch.tensor(scale, dtype=torch.float32)
+    v = (x.to(torch.float32) - torch.tensor(offset, dtype=torch.float32)) * s
+    if sqrt_mode:
+        v = v * s
+    return v.to(torch.float16 if dtype == 1 else torch.float32)

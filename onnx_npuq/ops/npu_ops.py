@@ -148,8 +148,17 @@ ASCEND_DEQUANT = _npu_op(
     doc="CANN AscendDequant: int32 x * deq_scale (float32 in bits 31..0 of the UINT64, per channel "
         "along axis 1) as float32 (dtype 0) or float16 (dtype 1).",
 )
+ASCEND_ANTI_QUANT = _npu_op(
+    "AscendAntiQuant",
+    inputs=(("x", "X", False),),
+    outputs=(("y", "Y"),),
+    types=(("X", ("tensor(int8)",)), ("Y", ("tensor(float)", "tensor(float16)"))),
+    attrs=(Attr("scale", _F), Attr("offset", _F, 0.0), Attr("dtype", _I, DT_FLOAT), Attr("sqrt_mode", _I, 0)),
+    doc="CANN AscendAntiQuant (ONNX attributes): (x - offset) * scale as float32 (dtype 0) or float16 (1).",
+)
 OPS = {op.name: op for op in (NPU_QUANTIZE, NPU_DYNAMIC_QUANT, NPU_WEIGHT_QUANT_BATCH_MATMUL_V2,
-                              NPU_DEQUANT_SWIGLU_QUANT, QUANT_BATCH_MATMUL, ASCEND_QUANT, ASCEND_DEQUANT)}
+                              NPU_DEQUANT_SWIGLU_QUANT, QUANT_BATCH_MATMUL, ASCEND_QUANT, ASCEND_DEQUANT,
+                              ASCEND_ANTI_QUANT)}
 
 
 def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
@@ -167,7 +176,7 @@ def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
         return [_GE_TYPES.get(attrs.get("dtype", DT_FLOAT16), T.FLOAT16)]
     if op_type == "AscendQuant":
         return [T.INT8]
-    if op_type == "AscendDequant":
+    if op_type in ("AscendDequant", "AscendAntiQuant"):
         return [T.FLOAT16 if attrs.get("dtype", DT_FLOAT) == DT_FLOAT16 else T.FLOAT]
     return [T.INT8, T.FLOAT]
 
@@ -197,7 +206,7 @@ def _out_shapes(op_type: str, attrs: dict, types: list[int], shapes: list) -> li
                 return [[x[0], w[1]]]
             return [[x[0], w[1] * 8 if isinstance(w[1], int) else None]]
         return [[x[0], None]]
-    if op_type in ("AscendQuant", "AscendDequant"):
+    if op_type in ("AscendQuant", "AscendDequant", "AscendAntiQuant"):
         return [x]
     if op_type == "QuantBatchMatMul":
         w = shapes[1]
@@ -394,6 +403,16 @@ def _(x, deq_scale, sqrt_mode, relu_flag, dtype):
     return x.new_empty(x.shape, dtype=torch.float16 if dtype == DT_FLOAT16 else torch.float32)
 
 
+@torch.library.custom_op("npuq_npu::ascend_anti_quant", mutates_args=())
+def _ascend_anti_quant(x: torch.Tensor, scale: float, offset: float, sqrt_mode: bool, dtype: int) -> torch.Tensor:
+    return npu.ascend_anti_quant(x, scale, offset, sqrt_mode=sqrt_mode, dtype=dtype)
+
+
+@_ascend_anti_quant.register_fake
+def _(x, scale, offset, sqrt_mode, dtype):
+    return x.new_empty(x.shape, dtype=torch.float16 if dtype == DT_FLOAT16 else torch.float32)
+
+
 # ------------------------------------------------------------------ torch_npu-signature wrappers
 
 
@@ -455,6 +474,11 @@ def ascend_dequant(x, deq_scale, *, sqrt_mode: bool = False, relu_flag: bool = F
     return torch.ops.npuq_npu.ascend_dequant(x, deq_scale, bool(sqrt_mode), bool(relu_flag), int(dtype))
 
 
+def ascend_anti_quant(x, scale: float, offset: float = 0.0, *, sqrt_mode: bool = False, dtype: int = DT_FLOAT):
+    """npu.ascend_anti_quant through torch.ops.npuq_npu.ascend_anti_quant (npu::AscendAntiQuant)."""
+    return torch.ops.npuq_npu.ascend_anti_quant(x, float(scale), float(offset), bool(sqrt_mode), int(dtype))
+
+
 # ------------------------------------------------------------------ export lowering
 
 
@@ -504,7 +528,12 @@ def _lower_ascend_dequant(x, deq_scale, sqrt_mode: bool, relu_flag: bool, dtype:
     return _OPS["AscendDequant"](x, u64, sqrt_mode=int(sqrt_mode), relu_flag=int(relu_flag), dtype=dtype)
 
 
+def _lower_ascend_anti_quant(x, scale: float, offset: float, sqrt_mode: bool, dtype: int):
+    return _OPS["AscendAntiQuant"](x, scale=scale, offset=offset, dtype=dtype, sqrt_mode=int(sqrt_mode))
+
+
 TRANSLATIONS = {
+    torch.ops.npuq_npu.ascend_anti_quant.default: _lower_ascend_anti_quant,
     torch.ops.npuq_npu.ascend_quant.default: _lower_ascend_quant,
     torch.ops.npuq_npu.ascend_dequant.default: _lower_ascend_dequant,
     torch.ops.npuq_npu.quant_matmul.default: _lower_quant_matmul,
@@ -610,7 +639,8 @@ class _G(_Body):
 # attribute values an op accepts, beyond their type (the bodies check dtype codes themselves)
 _CHOICES = {("NPUQuantize", "div_mode"): (0, 1), ("AscendQuant", "sqrt_mode"): (0, 1),
             ("AscendDequant", "sqrt_mode"): (0, 1), ("AscendDequant", "relu_flag"): (0, 1),
-            ("AscendDequant", "dtype"): (DT_FLOAT, DT_FLOAT16), ("QuantBatchMatMul", "dtype"): tuple(_GE_TYPES),
+            ("AscendDequant", "dtype"): (DT_FLOAT, DT_FLOAT16), ("AscendAntiQuant", "dtype"): (DT_FLOAT, DT_FLOAT16),
+            ("AscendAntiQuant", "sqrt_mode"): (0, 1), ("QuantBatchMatMul", "dtype"): tuple(_GE_TYPES),
             ("QuantBatchMatMul", "transpose_x1"): (0, 1), ("QuantBatchMatMul", "transpose_x2"): (0, 1),
             ("NPUDequantSwigluQuant", "activate_left"): (0, 1),
             ("NPUDequantSwigluQuant", "quant_mode"): (0, 1), ("NPUDequantSwigluQuant", "swiglu_mode"): (0, 1)}
@@ -938,7 +968,16 @@ def _ascend_dequant_body(g: _G, a: dict, p) -> None:
     g.output("y", g.op("Cast", v, to=TensorProto.FLOAT16 if a["dtype"] == DT_FLOAT16 else TensorProto.FLOAT))
 
 
+def _ascend_anti_quant_body(g: _G, a: dict, p) -> None:
+    s = g.f(a["scale"])
+    v = g.op("Mul", g.op("Sub", g.cast_f("x"), g.f(a["offset"])), s)
+    if a["sqrt_mode"]:
+        v = g.op("Mul", v, s)
+    g.output("y", g.op("Cast", v, to=TensorProto.FLOAT16 if a["dtype"] == DT_FLOAT16 else TensorProto.FLOAT))
+
+
 _BODIES = {
+    "AscendAntiQuant": _ascend_anti_quant_body,
     "AscendQuant": _ascend_quant_body,
     "AscendDequant": _ascend_dequant_body,
     "QuantBatchMatMul": _quant_batch_matmul_body,

@@ -48,6 +48,7 @@ from ..io import LARGE_TENSOR_BYTES, checker_copy
 from ..ops import defs, npu_ops
 from .graph import constant, constant_array
 from .pipeline import LAYOUT_KEY, PassError, register
+from .w8a8 import from_atc_form, to_atc_form
 
 LAYOUTS = ("default", "domain")
 DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 18, 11, 18  # ATC documents standard opsets 11..18
@@ -99,6 +100,8 @@ STANDARD_DOMAIN_OPS: dict[tuple[str, str], tuple[str, range]] = {
                                       range(8, 23)),
     (npu_ops.DOMAIN, "AscendDequant"): ("hicann/ops-nn: quant/ascend_dequant/framework/"
                                         "ascend_dequant_onnx_plugin.cpp", range(8, 23)),
+    (npu_ops.DOMAIN, "AscendAntiQuant"): ("hicann/ops-nn: quant/ascend_anti_quant/framework/"
+                                          "ascend_anti_quant_onnx_plugin.cpp", range(8, 23)),
 }
 for (_d, _op), (_src, _versions_) in STANDARD_DOMAIN_OPS.items():
     CANN_KEYS.update({f"ai.onnx::{v}::{_op}": _src for v in _versions_})
@@ -245,6 +248,9 @@ def _restore(graph: gs.Graph, metadata: dict) -> None:
     undoes `_lay_out`; on any other it only spells the standard domain "" (a model may use
     "ai.onnx", which onnx.checker and version_converter do not take for nodes)."""
     origin = origin_map(metadata) if LAYOUT_KEY in metadata else {}
+    if LAYOUT_KEY in metadata:
+        from_atc_form(graph)  # int8 Conv / Gemm / MatMul between AscendQuant and AscendDequant
+        graph.cleanup()
     opset = _standard_opset(graph)
     for node in _nodes(graph):
         node.domain, node.op = _portable_name(node.domain or "", node.op, origin)
@@ -573,6 +579,8 @@ def atc(graph: gs.Graph, ctx) -> None:
         _upgrade(graph, opset)
     elif source > opset:
         _lower(graph, opset)
+    if to_atc_form(graph, _tensor_info(graph)):  # (int8 Conv / Gemm: not expressible at any opset)
+        graph.cleanup()
     keys, origin = _lay_out(graph, layout, opset)
     ctx.metadata.update({
         LAYOUT_KEY: layout,
@@ -663,6 +671,14 @@ def checker_view(model: onnx.ModelProto) -> onnx.ModelProto:
     used = sorted({n.domain for n in proto_nodes(view.graph)} & set(CUSTOM))
     del view.opset_import[:]
     view.opset_import.extend([helper.make_opsetid("", opset), *_custom_imports(used)])
+    if any(n.op_type == "AscendQuant" for n in view.graph.node):  # int8 Conv / Gemm: the integer ops
+        graph = gs.import_onnx(view)
+        from_atc_form(graph)
+        new = gs.export_onnx(graph.cleanup().toposort(), do_type_check=False)
+        new.ir_version = view.ir_version
+        del new.opset_import[:]
+        new.opset_import.extend(view.opset_import)
+        view = new
     return view
 
 
