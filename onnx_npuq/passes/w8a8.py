@@ -311,8 +311,8 @@ def fuse_requant(graph: gs.Graph, ctx) -> int:
     (ATC has no QuantizeLinear parser), the rounding in float16 steps as AscendQuant does."""
     done = 0
     for dq in [n for n in graph.nodes if is_standard(n, "DequantizeLinear")]:
-        if not dq.outputs or not dq.outputs[0].outputs and dq.outputs[0] not in graph.outputs:
-            continue  # (unused: a layer fuse_static rewrote read it)
+        if not dq.outputs or not any(c.outputs for c in dq.outputs[0].outputs) and dq.outputs[0] not in graph.outputs:
+            continue  # (unused: only layers fuse_static rewrote read it)
         act = _static_activation(dq.outputs[0], graph)
         if act is None:
             continue
@@ -403,3 +403,86 @@ def from_atc_form(graph: gs.Graph) -> None:
             bc = gs.Constant(b.name.removesuffix(".atc"), np.ascontiguousarray(constant_array(b).reshape(bshape)))
             graph.nodes.append(gs.Node("Add", name=f"{node.name}.bias", domain=node.domain, inputs=[acc, bc],
                                        outputs=[out]))
+
+
+# ------------------------------------------------------------------ per-layer verification
+
+
+def int8_layers(graph: gs.Graph) -> list[tuple[str, str, str, float | None]]:
+    """(layer name, activation input, output, static activation scale or None for per-token)
+    of every layer fuse_dynamic / fuse_static rewrites in `graph` (the model before fuse-npu)."""
+    out = []
+    for node in graph.nodes:
+        if not node.outputs:
+            continue
+        a = node.inputs[0] if node.inputs else None
+        if (is_standard(node, "MatMul") or is_standard(node, "Gemm")) and a is not None and len(a.inputs) == 1 \
+                and _int8sym_per_token(a.inputs[0]) and (layer := _layer(node, graph)) is not None:
+            out.append((node.name, a.inputs[0].inputs[0].name, layer[4].name, None))
+        elif (is_standard(node, "Conv") or is_standard(node, "Gemm")) and a is not None \
+                and (act := _static_activation(a, graph)) is not None:
+            ok = _conv_weight(node) if is_standard(node, "Conv") else _layer(node, graph)
+            if ok is not None:
+                out.append((node.name, act[0].name, node.outputs[0].name, act[1]))
+    return out
+
+
+def _cut(model: onnx.ModelProto, inp: str, out: str) -> onnx.ModelProto:
+    """The part of `model` computing tensor `out` from tensor `inp` (a float32 graph input)."""
+    from ..ops import functions
+
+    g = gs.import_onnx(model)
+    tensors = g.tensors()
+    x = tensors[inp]
+    x.dtype = x.dtype or np.float32
+    g.inputs, g.outputs = [x], [tensors[out]]
+    tensors[out].dtype = tensors[out].dtype or np.float32
+    m = gs.export_onnx(g.cleanup(), do_type_check=False)
+    m.ir_version = model.ir_version
+    functions.attach(m)
+    return m
+
+
+def layer_report(before: onnx.ModelProto, after: onnx.ModelProto, feeds: list[torch.Tensor]) -> list[dict]:
+    """Each int8 layer of `before` (see int8_layers) against the same layer in `after` (any
+    form `after` is in; an ATC layout goes back to portable first), both fed the activation
+    `before` computes from `feeds`. Per layer: `max_abs` |diff| and `max_ref` |output|;
+    `ulp16`: max_abs in float16 ulps at max_ref; `codes_off`: the fraction of int8 activation
+    codes that differ (int8sym / QuantizeLinear in float32 against DynamicQuant / AscendQuant
+    on float16), and `code_step` the largest difference (one int8 step at most)."""
+    from ..runtime.ort import OrtSession
+    from .atc import to_portable
+    from .pipeline import LAYOUT_KEY
+
+    if any(p.key == LAYOUT_KEY for p in after.metadata_props):
+        after = to_portable(after)
+    layers = int8_layers(gs.import_onnx(before))
+    probe = onnx.ModelProto()
+    probe.CopyFrom(before)
+    have = {o.name for o in probe.graph.output}
+    for _, x, _, _ in layers:
+        if x not in have:
+            probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(x))
+            have.add(x)
+    sess = OrtSession(probe)
+    values = dict(zip(sess.output_names, sess.run(*feeds)))
+    rows = []
+    for name, x, out, s_x in layers:
+        xin = values[x].float()
+        ref = OrtSession(_cut(before, x, out)).run(xin)[0]
+        got = OrtSession(_cut(after, x, out)).run(xin)[0]
+        diff = float((got.double() - ref.double()).abs().max())
+        top = float(ref.abs().max())
+        ulp = 2.0 ** (np.floor(np.log2(max(top, 2.0**-14))) - 10)  # float16's at max |ref|
+        if s_x is None:  # int8sym along the last axis vs npu_dynamic_quant of the float16 input
+            rows2 = xin.reshape(-1, xin.shape[-1])
+            want = torch.round(rows2 / torch.where((m := rows2.abs().amax(-1, keepdim=True) / 127) > 0, m, 1.0))
+            have = npu.npu_dynamic_quant(rows2.half())[0].float()
+        else:
+            want = torch.round(xin / np.float32(s_x)).clamp(-128, 127)
+            have = npu.ascend_quant(xin, float(np.float32(1 / s_x))).float()
+        step = (have - want).abs()
+        rows.append({"layer": name, "kind": "per-token" if s_x is None else "static", "max_abs": diff, "max_ref": top,
+                     "ulp16": float(diff / ulp), "codes_off": float((step > 0).float().mean()),
+                     "code_step": int(step.max())})
+    return rows
