@@ -7,8 +7,11 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 import torch
+from onnx import helper
 
 from onnx_npuq import npu
 from onnx_npuq.ops import npu_ops as N
@@ -85,6 +88,27 @@ def _formula(x1, x2, scale, kw) -> torch.Tensor:
     return (v + fbias.float() if torch.is_tensor(fbias) else v).to(out)
 
 
+EXPORTED = {"int8_channel_offset_intbias", "fp16_channel_int64_intbias", "bf16_pertoken_tensor_intbias"}
+
+
+def _node_model(args: dict, code: int) -> onnx.ModelProto:
+    """One npu::QuantBatchMatMul node on graph inputs (GE order), its body attached; a
+    bfloat16 output cast to float32 (onnxruntime returns no bfloat16)."""
+    order = ["x1", "x2", "scale", "offset", "bias", "pertoken_scale"]
+    ins = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(args[k].numpy().dtype), args[k].shape)
+           for k in order if k in args]
+    node = helper.make_node("QuantBatchMatMul", [k if k in args else "" for k in order], ["y"], domain="npu",
+                            dtype=code, transpose_x1=0, transpose_x2=0)
+    nodes, out, elem = [node], "y", N._GE_TYPES[code]
+    if code == N.DT_BF16:
+        nodes.append(helper.make_node("Cast", ["y"], ["yf"], to=onnx.TensorProto.FLOAT))
+        out, elem = "yf", onnx.TensorProto.FLOAT
+    graph = helper.make_graph(nodes, "qbmm", ins, [helper.make_tensor_value_info(out, elem, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("npu", 1)],
+                              ir_version=10)
+    return N.attach_functions(model)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_quant_matmul_reference_export_and_body(case):
     g = torch.Generator().manual_seed(zlib.crc32(case.encode()))
@@ -94,6 +118,14 @@ def test_quant_matmul_reference_export_and_body(case):
     if ref.dtype == torch.int8:
         assert ref.unique().numel() > 50 and ((ref == 127) | (ref == -128)).any()  # saturates too
     _same(N.npu_quant_matmul(x1, x2, scale, **kw), ref)
+    code = npu.QUANT_MATMUL_OUT[kw.get("output_dtype") or torch.int8]
+    named = {"x1": x1, "x2": x2, "scale": scale, **{k: v for k, v in kw.items() if k != "output_dtype"}}
+    model = _node_model(named, code)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = torch.from_numpy(sess.run(None, {k: v.numpy() for k, v in named.items()})[0])
+    _same(_cast_like(y, ref), ref)
+    if case not in EXPORTED:
+        return
 
     names = [k for k in ("offset", "pertoken_scale", "bias") if k in kw]
     args = (x1, x2, scale, *(kw[k] for k in names))
@@ -108,7 +140,6 @@ def test_quant_matmul_reference_export_and_body(case):
     ins = list(node.input) + [""] * (6 - len(node.input))
     # GE order: x1, x2, scale, offset, bias, pertoken_scale
     assert [bool(i) for i in ins] == [True, True, True, "offset" in kw, "bias" in kw, "pertoken_scale" in kw]
-    code = npu.QUANT_MATMUL_OUT[kw.get("output_dtype") or torch.int8]
     assert _attrs(node) == {"dtype": code, "transpose_x1": 0, "transpose_x2": 0}
     _same(_cast_like(_run(model, args)[0], ref), ref)
 
