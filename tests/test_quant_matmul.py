@@ -228,3 +228,13 @@ def test_ascend_dequant_per_channel_and_body(shape):
     model = _export(lambda t, d: N.ascend_dequant(t, d, relu_flag=True), (x, packed))
     assert _npu_node(model).op_type == "AscendDequant"
     _same(_run(model, (x, packed))[0], ref)
+
+
+def test_ascend_anti_quant_body():
+    """(x - offset) * scale: the ONNX attribute's sign (CANN's plugin negates it for the GE op)."""
+    x = torch.arange(-128, 128, dtype=torch.int8).reshape(16, 16)
+    ref = npu.ascend_anti_quant(x, 0.037, 3.0)
+    _same(ref, (x.float() - 3.0) * torch.tensor(0.037))
+    model = _export(lambda t: N.ascend_anti_quant(t, 0.037, 3.0), (x,))
+    assert _npu_node(model).op_type == "AscendAntiQuant"
+    _same(_run(model, (x,))[0], ref)

@@ -168,3 +168,18 @@ def test_cnn_static_w8a8_amct_form(cnn_qdq):
     a = OrtSession(before).run(xt)[0]
     b = OrtSession(atc.to_portable(out)).run(xt)[0]
     assert (a.argmax(1) == b.argmax(1)).float().mean() >= 0.99
+
+
+def test_asymmetric_static_activations_are_kept_with_a_note(cnn_qdq, tmp_path):
+    """onnxruntime's default (uint8 activations, asymmetric zero points): not AMCT's offset-0 form;
+    the layers stay as they are and the notes say why."""
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    path, xt, _ = cnn_qdq
+    src = path.parent / "cnn.onnx"
+    calib = [{"image": xt[i * 16:(i + 1) * 16].numpy()} for i in range(2)]
+    quantize_static(src, tmp_path / "asym.onnx", _Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True)
+    out, (_, fused) = run_passes(tmp_path / "asym.onnx", ["compress", "fuse-npu"], verify=False)
+    assert "AscendDequant" not in [n.op_type for n in out.graph.node]
+    kept = [n for n in fused.notes if n.startswith("kept ") and "symmetric zero point" in n]
+    assert len(kept) == 4, fused.notes

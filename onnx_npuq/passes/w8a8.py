@@ -116,6 +116,17 @@ def _static_activation(t: gs.Tensor, graph: gs.Graph) -> tuple[gs.Tensor, float]
     return (q.inputs[0], s) if s > 0 and np.isfinite(s) else None
 
 
+def _asymmetric(t: gs.Tensor, graph: gs.Graph) -> str | None:
+    """Why a Q -> DQ activation pair is not taken, when it is one (else None)."""
+    if len(t.inputs) != 1 or not is_standard(t.inputs[0], "DequantizeLinear"):
+        return None
+    src = t.inputs[0].inputs[0]
+    if len(src.inputs) != 1 or not is_standard(src.inputs[0], "QuantizeLinear"):
+        return None
+    return ("the activation Q -> DQ is not per tensor with a symmetric zero point (int8 0 / uint8 128): AMCT's "
+            "form here has offset 0 (quantize_static: ActivationSymmetric=True)")
+
+
 # ------------------------------------------------------------------ building
 
 
@@ -242,10 +253,13 @@ def fuse_static(graph: gs.Graph, ctx) -> int:
         if not (conv or is_standard(node, "Gemm")) or not node.outputs:
             continue
         act = _static_activation(node.inputs[0], graph)
+        name = node.name or node.outputs[0].name
         if act is None:
+            why = _asymmetric(node.inputs[0], graph)
+            if why:
+                kept.append(f"{name}: {why}")
             continue
         x, s_x = act
-        name = node.name or node.outputs[0].name
         if conv:
             if node.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
                 kept.append(f"{name}: auto_pad")
