@@ -579,7 +579,7 @@ def atc(graph: gs.Graph, ctx) -> None:
         _upgrade(graph, opset)
     elif source > opset:
         _lower(graph, opset)
-    if to_atc_form(graph, _tensor_info(graph)):  # (int8 Conv / Gemm: not expressible at any opset)
+    if to_atc_form(graph, lambda: _tensor_info(graph)):  # (int8 Conv / Gemm: not expressible at any opset)
         graph.cleanup()
     keys, origin = _lay_out(graph, layout, opset)
     ctx.metadata.update({

@@ -137,6 +137,13 @@ def _var(graph: gs.Graph, base: str, what: str, op: str, inputs, outputs=1, doma
     return outs if outputs > 1 else outs[0]
 
 
+def _elem_type(t: gs.Tensor) -> int:
+    """The ONNX element type of a float tensor (float32 when gs does not know it)."""
+    from .fuse import _elem_type as known
+
+    return known(t) or T.FLOAT
+
+
 def _i64(name: str, v) -> gs.Constant:
     return gs.Constant(name, np.array(v, np.int64))
 
@@ -223,7 +230,7 @@ def fuse_dynamic(graph: gs.Graph, ctx) -> int:
         oshape = _var(graph, name, "oshape", "Concat", [lead, _i64(f"{name}.n", [n])], axis=0)
         y = _var(graph, name, "y16", "Reshape", [y2, oshape])
         graph.nodes.append(gs.Node("Cast", name=f"{name}.cast_out", inputs=[y], outputs=[out],
-                                   attrs={"to": T.FLOAT}))
+                                   attrs={"to": _elem_type(node.outputs[0])}))
         for d in drop:
             detach_outputs(d)
         done.append(name)
@@ -307,7 +314,9 @@ def fuse_static(graph: gs.Graph, ctx) -> int:
         packed = npu.pack_deq_scale(torch.from_numpy(deq)).numpy().astype(np.uint64)
         graph.nodes.append(gs.Node("AscendDequant", name=f"{name}.dequant", domain=npu_ops.DOMAIN,
                                    inputs=[accb, gs.Constant(f"{name}.deq_scale", packed)], outputs=[out],
-                                   attrs={"sqrt_mode": 0, "relu_flag": 0, "dtype": npu_ops.DT_FLOAT}))
+                                   attrs={"sqrt_mode": 0, "relu_flag": 0,
+                                          "dtype": npu_ops.DT_FLOAT16 if _elem_type(node.outputs[0]) == T.FLOAT16
+                                          else npu_ops.DT_FLOAT}))
         for d in drop:
             detach_outputs(d)
         done.append(name)
@@ -351,11 +360,12 @@ def _from_ascend_quant(t: gs.Tensor, names: tuple[str, ...]) -> bool:
     return len(t.inputs) == 1 and t.inputs[0].op == "AscendQuant" and t.inputs[0].domain in names
 
 
-def to_atc_form(graph: gs.Graph, info: dict) -> int:
+def to_atc_form(graph: gs.Graph, tensor_info) -> int:
     """ConvInteger / MatMulInteger on an npu::AscendQuant output, + Add(int32 constant) ->
     Conv(q, W, bias) / Gemm(q, W, bias, transB=0) (2-D) / MatMul + Add, as msModelSlim writes
-    them (ATC's quant fusion reads the int8 weights and the int32 bias there)."""
-    done = 0
+    them (ATC's quant fusion reads the int8 weights and the int32 bias there). `tensor_info()`:
+    name -> (element type, rank), asked for only when a layer is found."""
+    done, info = 0, None
     for node in list(graph.nodes):
         conv = is_standard(node, "ConvInteger")
         if not (conv or is_standard(node, "MatMulInteger")) or len(node.inputs) != 2:
@@ -368,6 +378,7 @@ def to_atc_form(graph: gs.Graph, info: dict) -> int:
         if bias is None or constant_array(bias).dtype != np.int32:
             continue
         b = gs.Constant(bias.name + ".atc", np.ascontiguousarray(constant_array(bias).reshape(-1)))
+        info = tensor_info() if info is None else info  # (shape inference: only when there is work)
         rank = info.get(node.inputs[0].name, (0, None))[1]
         if conv:
             new = gs.Node("Conv", name=node.name, inputs=[*node.inputs, b], outputs=list(add.outputs),
