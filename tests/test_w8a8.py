@@ -31,15 +31,18 @@ def _init(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return {t.name: nh.to_array(t) for t in model.graph.initializer}
 
 
-@pytest.fixture(scope="module")
-def mlp():
+@pytest.fixture(scope="module", params=[(4, 64), (2, 5, 64)], ids=["gemm", "matmul"])
+def mlp(request):
+    """A 2-layer int8sym MLP (per-token activations): a 2-D input exports its Linears as Gemm,
+    a 3-D one as Transpose -> MatMul -> Add."""
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.ReLU(), torch.nn.Linear(96, 24))
     quantize_model(m, weights="int8sym", activations="int8sym")
-    return to_onnx(m, (torch.randn(4, 64),), compress=False)
+    return to_onnx(m, (torch.randn(*request.param),), compress=False), request.param
 
 
 def test_mlp_per_token_w8a8(mlp):
+    mlp, shape = mlp
     out, reports = run_passes(mlp, ["compress", "fuse-npu", "atc"])
     assert "npuq" not in _domains(out) and _domains(out) == {""}
     ops = [n.op_type for n in out.graph.node]
@@ -54,7 +57,7 @@ def test_mlp_per_token_w8a8(mlp):
         assert init[n.input[1]].dtype == np.int8 and init[n.input[2]].dtype == np.float32
         assert n.input[3] == "" and init[n.input[4]].dtype == np.float32 and n.input[5]
     # per layer: the activation codes move by one int8 step at most (DynamicQuant reads float16)
-    feeds = [torch.randn(32, 64)]
+    feeds = [torch.randn(*shape[:-2], 32, 64)]
     rows = layer_report(mlp, out, feeds)
     assert [r["kind"] for r in rows] == ["per-token", "per-token"]
     for r in rows:
@@ -63,12 +66,10 @@ def test_mlp_per_token_w8a8(mlp):
     first = qbmm[0]
     w, s, b = (torch.from_numpy(init[i]) for i in first.input[1:5:1] if i)
     x = feeds[0]
-    q, pt = npu.npu_dynamic_quant(x.half())
+    q, pt = npu.npu_dynamic_quant(x.reshape(-1, 64).half())
     want = npu.npu_quant_matmul(q, w, s, pertoken_scale=pt, bias=b, output_dtype=torch.float16).float()
-    layer_out = rows[0]["layer"]
-    portable = atc.to_portable(out)
-    got = OrtSession(_expose(portable, "node_linear")).run(x)[-1]
-    assert torch.equal(got, want), layer_out
+    got = OrtSession(_expose(atc.to_portable(out), rows[0]["layer"])).run(x)[-1]
+    assert torch.equal(got, want.reshape(got.shape))
 
 
 def _expose(model: onnx.ModelProto, layer: str) -> onnx.ModelProto:

@@ -235,6 +235,7 @@ def fuse_dynamic(graph: gs.Graph, ctx) -> int:
             detach_outputs(d)
         done.append(name)
     if done:
+        graph.cleanup()  # the rewritten layers go before other fusions look at their weights
         ctx.note(f"{len(done)} int8 per-token MatMul / Gemm -> NPUDynamicQuant + QuantBatchMatMul ({compute} "
                  f"activations and output): {', '.join(done[:8])}")
     return len(done)
@@ -321,6 +322,7 @@ def fuse_static(graph: gs.Graph, ctx) -> int:
             detach_outputs(d)
         done.append(name)
     if done:
+        graph.cleanup()
         ctx.note(f"{len(done)} static int8 Conv / Gemm -> AscendQuant + int8 weights + AscendDequant (AMCT's deploy "
                  f"form): {', '.join(done[:8])}")
     for k in kept:
