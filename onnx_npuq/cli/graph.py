@@ -23,7 +23,9 @@ def report_data(r) -> dict:
               help="A pass to run (repeat, or comma-separate; they run in order). See `onnx-npuq passes`.")
 @click.option("--layout", type=click.Choice(["default", "domain"]), default="default", show_default=True,
               help="atc: one default-domain opset (custom ops as ai.onnx keys) or custom domains kept.")
-@click.option("--opset", type=int, default=18, show_default=True, help="atc: the standard opset to emit (11..18).")
+@click.option("--opset", type=int, default=None,
+              help="atc: the standard opset to emit (11..18; default 18, or the highest CANN registers the "
+                   "model's ops under: 16 with QuantBatchMatMul).")
 @click.option("--compute-dtype", type=click.Choice(["float16", "bfloat16"]), default="float16", show_default=True,
               help="fuse-npu: activation dtype of the fused NPU matmuls.")
 @click.option("--soc", "soc_version", default=None,
@@ -50,8 +52,9 @@ def rewrite(out, model, output, passes, layout, opset, compute_dtype, soc_versio
 
         soc_info(soc_version)  # a bad name before any pass runs
     shapes = _concrete_shapes(input_shapes)
-    result, reports = run_passes(model, _pass_names(passes), verify=verify, layout=layout, opset=opset,
-                                 compute_dtype=compute_dtype, soc=soc_version, input_shapes=shapes)
+    given = {} if opset is None else {"opset": opset}
+    result, reports = run_passes(model, _pass_names(passes), verify=verify, layout=layout, compute_dtype=compute_dtype,
+                                 soc=soc_version, input_shapes=shapes, **given)
     save(result, output, external_data=external_data, data_dir=data_dir_of(model))
     for r in reports:
         out.echo(r.line())
