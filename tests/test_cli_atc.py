@@ -184,17 +184,29 @@ def test_convert_stops_on_preflight_errors(model_path, tmp_path, no_atc):
     assert res.exit_code == 0 and (out / "m.atc.onnx").is_file()
 
 
+def test_310p_is_refused_with_the_reason(model_path, tmp_path, no_atc):
+    """custom_ops builds no ascend310p kernels: check and convert say why, in the EZ3003 line."""
+    res = _run("check", model_path, "--soc", "Ascend310P3")
+    assert res.exit_code == 1
+    ez = [x for x in res.output.splitlines() if "EZ3003" in x]
+    assert ez and all("custom_ops builds no kernels for ascend310p: " in x for x in ez), res.output
+    res = _run("convert", model_path, "--soc", "Ascend310P1", "-o", tmp_path / "m", "--input-shape", "input:2,32")
+    assert res.exit_code == 1 and "not converting" in res.output
+    assert "custom_ops builds no kernels for ascend310p" in res.output
+    assert not (tmp_path / "m.atc.onnx").exists()
+
+
 def test_convert_runs_atc_when_it_is_on_path(model_path, tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     _fake_atc(bin_dir)
     monkeypatch.setenv("PATH", str(bin_dir))
     stem = tmp_path / "out" / "m"
-    res = _run("convert", model_path, "--soc", "Ascend310P3", "-o", stem, "--input-shape", "input:2,32",
+    res = _run("convert", model_path, "--soc", "Ascend910B3", "-o", stem, "--input-shape", "input:2,32",
                "--keep-fp32", "origin", "--atc-arg", "--op_select_implmode=high_precision")
     assert res.exit_code == 0, res.output
     assert f"wrote {stem}.om" in res.output and (tmp_path / "out" / "m.om").is_file()
     args = (bin_dir / "atc.args").read_text().splitlines()
-    assert args == [f"--model={stem}.atc.onnx", "--framework=5", f"--output={stem}", "--soc_version=Ascend310P3",
+    assert args == [f"--model={stem}.atc.onnx", "--framework=5", f"--output={stem}", "--soc_version=Ascend910B3",
                     "--input_format=ND", "--input_shape=input:2,32", "--precision_mode_v2=origin", "--log=error",
                     "--op_select_implmode=high_precision"]
     # an ATC-layout file is converted from where it is
@@ -270,7 +282,7 @@ def test_rewrite_and_passes_still_work(model_path, tmp_path):
 # ---------------------------------------------------------------- atc_scripts
 
 
-SCRIPT_NAMES = ("env.sh", "build_custom_ops.sh", "convert.sh", "run_om.sh")
+SCRIPT_NAMES = ("env.sh", "build_custom_ops.sh", "convert.sh", "run_om.sh", "device_check.sh")
 
 
 def _bash(script: str, env=None, cwd=REPO):

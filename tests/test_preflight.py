@@ -53,7 +53,7 @@ def test_every_format_is_fully_covered_after_the_atc_pass(sequential, layout):
     for fmt, model in sequential.items():
         laid_out, converted = C.atc_model(model, layout)
         assert converted
-        for soc in ("Ascend910B1", "Ascend310P3"):
+        for soc in ("Ascend910B1", "Ascend910B4"):
             report = C.preflight(laid_out, soc)
             assert report.full, (fmt, soc, report.lines())
             assert report.covered == report.nodes == len(laid_out.graph.node)
@@ -156,13 +156,20 @@ def test_bf16_custom_op_on_a_soc_without_bf16(layout):
 
 def test_npuq_ops_need_a_soc_custom_ops_builds_for(sequential):
     laid_out, _ = C.atc_model(sequential["int8sym"], "default")
-    for soc in ("Ascend910B3", "Ascend310P1"):
+    for soc in ("Ascend910B1", "Ascend910B3"):
         assert "EZ3003" not in _codes(C.preflight(laid_out, soc))
-    for soc in ("Ascend310B1", "Ascend910A"):
+    for soc in ("Ascend310P1", "Ascend310P3", "Ascend310B1", "Ascend910A"):
         report = C.preflight(laid_out, soc)
         ez = [f for f in report.errors if f.code == "EZ3003"]
-        assert {f.op for f in ez} == {"QuantDequant", "Dequantize"}
-        assert "No supported Ops kernel and engine are found" in ez[0].message
+        assert {f.op for f in ez} == {"QuantDequant", "Dequantize"}, soc
+        assert "No supported Ops kernel and engine are found" in ez[0].message and soc in ez[0].message
+        # the standard nodes are not blamed
+        assert not [f for f in report.errors if f.code != "EZ3003"], report.lines()
+    # 310P: why, in one line (what the AscendC sources say), and what to do instead
+    (line,) = [x for x in C.preflight(laid_out, "Ascend310P3").lines() if x.startswith("EZ3003")][:1]
+    assert "custom_ops builds no kernels for ascend310p: " in line and "bfloat16" in line and "int8" in line
+    assert "\n" not in line
+    assert C.CUSTOM_OP_FAMILIES == ("ascend910b",)
 
 
 def test_broken_layout_metadata_is_reported(sequential):

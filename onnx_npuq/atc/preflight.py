@@ -16,7 +16,7 @@ when the model has exactly one opset_import) and looks it up:
 and reports, with the error ATC itself would print:
   E19010 (E16002 in older CANN)  "No parser is registered for Op [name, optype [key]]."
   E16005   a default-domain node in a model with more than one opset_import (GE <= 9.1)
-  EZ3003   an npuq node on a SoC family custom_ops/ builds no kernels for (ascend910b, ascend310p)
+  EZ3003   an npuq node on a SoC family custom_ops/ builds no kernels for (it builds ascend910b only)
   EZ3002   a bfloat16 tensor on a SoC without bfloat16 (Ascend310P*, Ascend910A)
   LAYOUT   no / broken ATC layout metadata (the atc pass was not run)
 Nothing here can see what only ATC can: op proto / kernel installation (E10501, EZ3003 for
@@ -31,7 +31,7 @@ import onnx
 
 from ..ops import defs
 from .ops import PARSER_OPS, parser_keys, plugins, ranges, registered_versions
-from .soc import CUSTOM_OP_FAMILIES, soc_info
+from .soc import CUSTOM_OP_FAMILIES, NO_KERNELS_WHY, soc_info
 
 ERROR, UNCONFIRMED = "error", "unconfirmed"
 
@@ -217,8 +217,9 @@ def preflight(model, soc_version: str, data_dir=None) -> Report:
             if n.op_type in npuq_ops and soc.family not in CUSTOM_OP_FAMILIES:
                 report.findings.append(Finding(
                     "EZ3003", _who(n), n.op_type, key,
-                    f"No supported Ops kernel and engine are found for optype [{n.op_type}]: onnx_npuq's custom-op "
-                    f"package builds kernels for {', '.join(CUSTOM_OP_FAMILIES)}, not {soc.family} ({soc.name})"))
+                    f"No supported Ops kernel and engine are found for optype [{n.op_type}]: "
+                    + NO_KERNELS_WHY.get(soc.family, f"onnx_npuq's custom-op package builds kernels for "
+                                         f"{', '.join(CUSTOM_OP_FAMILIES)}, not {soc.family}") + f" ({soc.name})"))
             continue
         if plugins(key):
             report.findings += _constraints(n, key)

@@ -59,7 +59,10 @@ def _print_report(out, report) -> None:
 
 # Every option that is an ATC flag also takes ATC's own spelling (--soc_version, --input_shape,
 # --log, ...), so an ATC command line's flags can be pasted.
-_SOC_HELP = "ATC --soc_version, e.g. Ascend910B1, Ascend310P3 (npu-smi info's Name, prefixed Ascend)."
+_SOC_HELP = ("ATC --soc_version, e.g. Ascend910B1 (npu-smi info's Name, prefixed Ascend); the npuq kernels "
+             "are built for Ascend910B* only.")
+
+
 def _limit_options(f):
     """The ATC flags whose use with a quantized deploy model ATC documents as unsupported."""
     for option in reversed([
@@ -153,11 +156,15 @@ def check(out, model, soc_version, layout, opset, as_is, strict, dynamic_batch, 
               show_default=True, help="ATC --log.")
 @click.option("--atc-arg", "atc_args", multiple=True, help="Another ATC flag, as --flag=value (repeat).")
 @click.option("--layout", type=click.Choice(["default", "domain"]), default=None, help=_LAYOUT_HELP)
-@click.option("--opset", type=int, default=None, help="Standard opset of the ATC layout (11..18; default 17).")
+@click.option("--opset", type=int, default=None,
+              help="Standard opset of the ATC layout (11..18; default 17, or 16 with QuantBatchMatMul).")
+@click.option("--weights", type=click.Choice(["auto", "fold", "packed"]), default="auto", show_default=True,
+              help="Packed weights: auto folds (fold-weights) those the SoC has no kernel of its own for, "
+                   "fold folds every one, packed keeps them all (smaller; decoded per inference).")
 @click.option("--force", is_flag=True, help="Convert even when the preflight finds errors.")
 @click.option("--require-atc", is_flag=True, help="Exit 1 when atc is not on PATH (default: print the command, exit 0).")
 def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_image_size, dynamic_dims, input_format,
-            precision_mode, precision_mode_v2, keep_fp32, keep_dtype, log, atc_args, layout, opset, force,
+            precision_mode, precision_mode_v2, keep_fp32, keep_dtype, log, atc_args, layout, opset, weights, force,
             require_atc):
     """ONNX -> ATC-layout ONNX -> .om: preflight, write STEM.atc.onnx (+ STEM.keep_dtype.cfg),
     then run atc when it is on PATH.
@@ -174,6 +181,7 @@ def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_
 
     soc_info(soc_version)
     proto = _load(model)
+    proto, layout, opset, folding = _weights(out, proto, model, soc_version, weights, layout, opset)
     laid_out, converted = _lay_out(out, proto, model, layout, opset)
     cmd = plan_command(laid_out if converted else model, soc_version, stem,
                        input_shapes=";".join(input_shapes) if input_shapes else None, dynamic_batch=dynamic_batch,
@@ -186,7 +194,7 @@ def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_
         dynamic_batch=dynamic_batch, dynamic_image_size=dynamic_image_size, dynamic_dims=dynamic_dims,
         precision_mode=precision_mode, precision_mode_v2=precision_mode_v2))
     data = {"preflight": {**report_data(report), **layers}, "argv": cmd.argv, "command": cmd.shell(), "written": [],
-            "atc": "not run", "om": None}
+            "atc": "not run", "om": None, "weights": folding}
 
     def finish(status: str, code: int = 0):
         data["atc"] = status
@@ -219,6 +227,42 @@ def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_
     out.echo(f"wrote {cmd.om_path}")
     data["om"] = str(cmd.om_path)
     finish("ok")
+
+
+def _weights(out, proto, path: str, soc_version: str, mode: str, layout, opset):
+    """convert --weights: the model with its packed weights folded as `mode` says (the
+    fold-weights pass; an ATC-layout model goes back to portable for it and is laid out again
+    as it was), the layout / opset to lay it out with, and what was done ({mode, notes}),
+    printed a line per layer."""
+    from ..atc.soc import CUSTOM_OP_FAMILIES, soc_info
+    from ..passes import run_passes
+    from ..passes.atc import OPSET_KEY, to_portable
+    from ..passes.pipeline import LAYOUT_KEY
+
+    packed = [n for n in proto.graph.node if n.op_type == "Dequantize" and n.domain in ("npuq", "")]
+    if not packed:
+        return proto, layout, opset, _say(out, mode, ["no packed weights"])
+    if mode == "packed":
+        soc = soc_info(soc_version)
+        where = ("onnx_npuq's Dequantize kernel decodes it per inference" if soc.family in CUSTOM_OP_FAMILIES else
+                 f"no Dequantize kernel for {soc.family}: ATC stops with EZ3003 (fold it)")
+        return proto, layout, opset, _say(out, mode, [f"{n.name or n.output[0]}: packed, {where}" for n in packed])
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if LAYOUT_KEY in meta:
+        proto = to_portable(proto, _data_dir(path))
+        layout = layout or meta[LAYOUT_KEY]
+        if opset is None and meta.get(OPSET_KEY, "").isdigit():
+            opset = int(meta[OPSET_KEY])
+    folded, (report,) = run_passes(proto, ["fold-weights"], verify=False, data_dir=_data_dir(path), soc=soc_version,
+                                   fold_native=mode == "fold")
+    return folded, layout, opset, _say(out, mode, report.notes)
+
+
+def _say(out, mode: str, notes: list[str]) -> dict:
+    out.echo(f"weights ({mode}):")
+    for note in notes:
+        out.echo(f"  {note}")
+    return {"mode": mode, "notes": notes}
 
 
 def _npz_inputs(path: str, names: list[str]) -> list:

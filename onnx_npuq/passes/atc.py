@@ -48,6 +48,7 @@ from ..io import LARGE_TENSOR_BYTES, checker_copy
 from ..ops import defs, npu_ops
 from .graph import constant, constant_array
 from .pipeline import LAYOUT_KEY, PassError, register
+from .w8a8 import from_atc_form, to_atc_form
 
 LAYOUTS = ("default", "domain")
 # ATC documents standard opsets 11..18. Default 17: CANN's docs scope ONNX support to ONNX 1.12
@@ -91,6 +92,23 @@ CANN_KEYS: dict[str, str] = {
     # ai.onnx::11..19::NPUWeightQuantBatchMatmulV2 (torch_npu's name)
     **_plugin(_WQBMM, "WeightQuantBatchMatmulV2", "NPUWeightQuantBatchMatmulV2", range(11, 20)),
 }
+# Plugins registered under ai.onnx keys only (no npu:: key): the node goes into the standard
+# domain in both layouts ("" / "ai.onnx"), so the model's standard opset must be among them.
+# Read in hicann/ops-nn at commit e5c3fa93 (2026-08-22).
+_QBMM = "hicann/ops-nn: matmul/quant_batch_matmul_v3/framework/quant_batch_matmulV3_onnx_plugin.cpp"
+STANDARD_DOMAIN_OPS: dict[tuple[str, str], tuple[str, range]] = {
+    # QuantBatchMatmulV3: ai.onnx::8..16::QuantBatchMatMul (not 17 and later)
+    (npu_ops.DOMAIN, "QuantBatchMatMul"): (_QBMM, range(8, 17)),
+    # AMCT's deploy ops: ai.onnx::8..22::AscendQuant / AscendDequant
+    (npu_ops.DOMAIN, "AscendQuant"): ("hicann/ops-nn: quant/ascend_quant/framework/ascend_quant_onnx_plugin.cpp",
+                                      range(8, 23)),
+    (npu_ops.DOMAIN, "AscendDequant"): ("hicann/ops-nn: quant/ascend_dequant/framework/"
+                                        "ascend_dequant_onnx_plugin.cpp", range(8, 23)),
+    (npu_ops.DOMAIN, "AscendAntiQuant"): ("hicann/ops-nn: quant/ascend_anti_quant/framework/"
+                                          "ascend_anti_quant_onnx_plugin.cpp", range(8, 23)),
+}
+for (_d, _op), (_src, _versions_) in STANDARD_DOMAIN_OPS.items():
+    CANN_KEYS.update({f"ai.onnx::{v}::{_op}": _src for v in _versions_})
 # hicann/ops-nn quant/dequant_swiglu_quant has no framework/ directory (no ONNX plugin), and
 # torch_npu has no ONNX symbolic for it: NPUDequantSwigluQuant is ours to register, like npuq.
 
@@ -234,6 +252,9 @@ def _restore(graph: gs.Graph, metadata: dict) -> None:
     undoes `_lay_out`; on any other it only spells the standard domain "" (a model may use
     "ai.onnx", which onnx.checker and version_converter do not take for nodes)."""
     origin = origin_map(metadata) if LAYOUT_KEY in metadata else {}
+    if LAYOUT_KEY in metadata:
+        from_atc_form(graph)  # int8 Conv / Gemm / MatMul between AscendQuant and AscendDequant
+        graph.cleanup()
     opset = _standard_opset(graph)
     for node in _nodes(graph):
         node.domain, node.op = _portable_name(node.domain or "", node.op, origin)
@@ -549,6 +570,17 @@ def _lower(graph: gs.Graph, target: int) -> None:
 # ---------------------------------------------------------------- layout
 
 
+def _standard_limit(graph: gs.Graph) -> tuple[int, list[str]] | None:
+    """(highest opset, the nodes) when the graph has ops CANN registers at ai.onnx opsets only."""
+    limit, who = None, []
+    for node in _nodes(graph):
+        found = STANDARD_DOMAIN_OPS.get((node.domain or "", node.op))
+        if found is not None:
+            limit = min(limit or 99, max(found[1]))
+            who.append(_who(node))
+    return None if limit is None else (limit, who)
+
+
 def _lay_out(graph: gs.Graph, layout: str, opset: int) -> tuple[set[str], dict[str, str]]:
     """Move nodes into the layout's domains and names; the keys used and the origin map."""
     keys, origin, problems = set(), {}, []
@@ -558,7 +590,9 @@ def _lay_out(graph: gs.Graph, layout: str, opset: int) -> tuple[set[str], dict[s
             version = CUSTOM[domain][node.op].version
             portable = f"{domain}::{node.op}"
             node.op = ATC_NAMES.get((layout, domain, node.op), node.op)
-            if layout == "default":
+            if (domain, node.op) in STANDARD_DOMAIN_OPS:  # ai.onnx::<opset>::<op> in both layouts
+                node.domain, version = ("" if layout == "default" else "ai.onnx"), opset
+            elif layout == "default":
                 node.domain, version = "", opset
                 if _schema(node.op, opset) is not None:
                     problems.append(f"{_who(node)}: {portable} would be read as the standard "
@@ -586,12 +620,22 @@ def atc(graph: gs.Graph, ctx) -> None:
     layout, opset = _options(ctx.options)
     _restore(graph, ctx.metadata)  # an ATC-layout input starts again from its portable form
     _check_custom(graph)
+    limit = _standard_limit(graph)
+    if limit is not None and opset > limit[0]:
+        if "opset" in ctx.options:
+            raise PassError(f"atc: CANN registers these ops at ai.onnx opsets up to {limit[0]} only, "
+                            f"not {opset} (STANDARD_DOMAIN_OPS)", limit[1])
+        ctx.note(f"opset {limit[0]} instead of {opset}: CANN registers {', '.join(limit[1][:3])} "
+                 f"at ai.onnx opsets up to {limit[0]} only")
+        opset = limit[0]
     _drop_functions(graph, ctx)
     source = _standard_opset(graph)
     if source < opset:
         _upgrade(graph, opset)
     elif source > opset:
         _lower(graph, opset)
+    if to_atc_form(graph, lambda: _tensor_info(graph)):  # (int8 Conv / Gemm: not expressible at any opset)
+        graph.cleanup()
     keys, origin = _lay_out(graph, layout, opset)
     ctx.metadata.update({
         LAYOUT_KEY: layout,
@@ -682,6 +726,14 @@ def checker_view(model: onnx.ModelProto) -> onnx.ModelProto:
     used = sorted({n.domain for n in proto_nodes(view.graph)} & set(CUSTOM))
     del view.opset_import[:]
     view.opset_import.extend([helper.make_opsetid("", opset), *_custom_imports(used)])
+    if any(n.op_type == "AscendQuant" for n in view.graph.node):  # int8 Conv / Gemm: the integer ops
+        graph = gs.import_onnx(view)
+        from_atc_form(graph)
+        new = gs.export_onnx(graph.cleanup().toposort(), do_type_check=False)
+        new.ir_version = view.ir_version
+        del new.opset_import[:]
+        new.opset_import.extend(view.opset_import)
+        view = new
     return view
 
 
