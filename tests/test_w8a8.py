@@ -15,6 +15,7 @@ import torch
 from onnx import numpy_helper as nh
 
 from onnx_npuq import npu
+from onnx_npuq.atc.layers import NATIVE, quantized_layers
 from onnx_npuq.atc.preflight import preflight
 from onnx_npuq.exporter import to_onnx
 from onnx_npuq.nn import quantize_model
@@ -51,6 +52,7 @@ def test_mlp_per_token_w8a8(mlp):
     assert meta[atc.KEYS_KEY] == "ai.onnx::16::NPUDynamicQuant,ai.onnx::16::QuantBatchMatMul"
     report = preflight(out, "Ascend910B1")
     assert report.full, report.errors
+    assert [(la.op, la.kind) for la in quantized_layers(out, "Ascend910B1")] == [("QuantBatchMatMul", NATIVE)] * 2
     qbmm = [n for n in out.graph.node if n.op_type == "QuantBatchMatMul"]
     init = _init(out)
     for n in qbmm:  # int8 (K, N) weights, float32 per-channel scale and bias, per-token scale last
@@ -126,6 +128,7 @@ def test_cnn_static_w8a8_amct_form(cnn_qdq):
     assert ops.count("AscendQuant") == ops.count("AscendAntiQuant") + 4 and ops.count("AscendDequant") == 4
     report = preflight(out, "Ascend910B1")
     assert report.full, report.errors
+    assert {la.kind for la in quantized_layers(out, "Ascend910B1")} == {NATIVE}
 
     # msModelSlim's form: AscendQuant(scale = 1 / s, offset 0, INT8) -> Conv / Gemm on int8 weights and
     # an int32 bias -> AscendDequant(UINT64: float32 bits of s x s_w per channel)

@@ -109,7 +109,7 @@ def quantized_layers(model: onnx.ModelProto, soc_version: str | None = None) -> 
     for n in model.graph.node:
         domain, op = portable(n)
         who = n.name or n.output[0]
-        if op in QUANT_MATMULS and domain in ("", "ai.onnx"):
+        if op in QUANT_MATMULS and domain in ("", "ai.onnx", "npu"):  # npu:: in the portable form
             dtype = _attr(n, "dtype", 1)
             out.append(Layer(who, op, NATIVE, f"CANN's QuantBatchMatmulV3 (int8 x int8 on the cube, output dtype "
                                               f"code {dtype}; plugin keys ai.onnx::8..16::QuantBatchMatMul)"))
