@@ -39,29 +39,35 @@ def test_compiled_equals_eager(cfg, backend):
     for axis, inp in ((-1, x), (0, x.t().contiguous()), (-1, x.to(torch.bfloat16))):
         backend("eager")
         expected = F.fake_quant(inp, name, axis=axis, **opts)
+        packed = F.encode(inp, name, axis=axis, **opts)
         backend("compile")
         assert_same(F.fake_quant(inp, name, axis=axis, **opts), expected, f"{name} axis {axis}")
+        got = F.encode(inp, name, axis=axis, **opts)
+        assert torch.equal(got.codes, packed.codes), f"{name} axis {axis} codes"
+        assert torch.equal(got.scales, packed.scales), f"{name} axis {axis} scales"
 
 
 def test_auto_compiles_only_large_cpu_tensors(backend, monkeypatch):
     calls = []
-    real = base.Format._compiled_fake
-    monkeypatch.setattr(base.Format, "_compiled_fake", lambda self: calls.append(1) or real(self))
+    real = base.Format._compiled
+    monkeypatch.setattr(base.Format, "_compiled", lambda self, kind: calls.append(kind) or real(self, kind))
+    big = torch.randn(64, 128)
+    expected = F.fake_quant(big, "mxfp8e4m3")
     backend("auto")
     monkeypatch.setattr(base, "COMPILE_MIN_ELEMENTS", 1 << 12)
     small = torch.randn(4, 256)
     F.fake_quant(small, "mxfp8e4m3")
+    F.encode(small, "mxfp8e4m3")
     assert calls == []
-    big = torch.randn(64, 128)
-    assert_same(F.fake_quant(big, "mxfp8e4m3"), F.get_format("mxfp8e4m3")._fake_all(big.view(-1, 32), None).view(64, 128))
-    assert calls == [1]
+    assert_same(F.fake_quant(big, "mxfp8e4m3"), expected)
+    assert calls == ["fake"]
 
 
 def test_auto_falls_back_to_eager_when_compile_fails(backend, monkeypatch):
-    def broken(self):
+    def broken(self, kind):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(base.Format, "_compiled_fake", broken)
+    monkeypatch.setattr(base.Format, "_compiled", broken)
     monkeypatch.setattr(base, "COMPILE_MIN_ELEMENTS", 1)
     backend("auto")
     x = torch.randn(8, 64)
@@ -76,7 +82,7 @@ def test_auto_falls_back_to_eager_when_compile_fails(backend, monkeypatch):
 
 
 def test_compile_backend_raises_instead_of_falling_back(backend, monkeypatch):
-    monkeypatch.setattr(base.Format, "_compiled_fake", lambda self: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(base.Format, "_compiled", lambda self, kind: (_ for _ in ()).throw(RuntimeError("boom")))
     backend("compile")
     with pytest.raises(RuntimeError, match="boom"):
         F.fake_quant(torch.randn(4, 32), "mxfp4")
