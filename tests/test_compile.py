@@ -39,12 +39,32 @@ def test_compiled_equals_eager(cfg, backend):
     for axis, inp in ((-1, x), (0, x.t().contiguous()), (-1, x.to(torch.bfloat16))):
         backend("eager")
         expected = F.fake_quant(inp, name, axis=axis, **opts)
-        packed = F.encode(inp, name, axis=axis, **opts)
         backend("compile")
         assert_same(F.fake_quant(inp, name, axis=axis, **opts), expected, f"{name} axis {axis}")
+
+
+# Each compile takes seconds: the fast suite encodes a format of each packing path (E8M0 +
+# 4-bit codes, HiF4's bit-packed scales, float32 scale bytes + an odd nibble, E4M3 scales,
+# unpacked HiF8); `make test-slow` every configuration.
+_ENCODE_FAST = {("mxfp4", ()), ("hif4", ()), ("int4sym", (("group", 7),)), ("nvfp4", ()), ("hif8", ())}
+
+
+@pytest.mark.parametrize("cfg", [
+    c if (c[0], tuple(c[1].items())) in _ENCODE_FAST else pytest.param(c, marks=pytest.mark.slow)
+    for c in FORMAT_CONFIGS
+], ids=config_id)
+def test_compiled_encode_equals_eager(cfg, backend):
+    name, opts = cfg
+    x = hard_input(seed=1)
+    x[11, 128:192] = torch.randn(64) * 2.0**-126  # a group of subnormals only
+    for axis, inp in ((-1, x), (0, x.t().contiguous())):
+        backend("eager")
+        expected = F.encode(inp, name, axis=axis, **opts)
+        backend("compile")
         got = F.encode(inp, name, axis=axis, **opts)
-        assert torch.equal(got.codes, packed.codes), f"{name} axis {axis} codes"
-        assert torch.equal(got.scales, packed.scales), f"{name} axis {axis} scales"
+        assert torch.equal(got.codes, expected.codes), f"{name} axis {axis} codes"
+        assert torch.equal(got.scales, expected.scales), f"{name} axis {axis} scales"
+        assert_same(got.decode(), expected.decode(), f"{name} axis {axis} decode")
 
 
 def test_auto_compiles_only_large_cpu_tensors(backend, monkeypatch):

@@ -191,6 +191,8 @@ class Format:
     # whose results can round up past 65504 to Inf); the others recompute a block scale from
     # rounded values (tests/test_properties.py)
     idempotent = False
+    # encode through torch.compile where that beats eager (the default backend's choice)
+    compile_encode = True
 
     def __init__(self, **options):
         if options:
@@ -308,7 +310,7 @@ class Format:
         runs on chunks too: the few loops inductor makes of a kernel then re-read a chunk
         from cache, not the whole tensor from memory."""
         global _compile_broken
-        if self._use_compile(xb):
+        if self._use_compile(xb) and (kind == "fake" or self.compile_encode or _backend == "compile"):
             try:
                 fn = self._compiled(kind)
                 for sl in chunk_slices(xb.shape[0], xb.shape[1], xb.device, COMPILE_CHUNK_ELEMENTS):

@@ -7,8 +7,10 @@ def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
     c = codes.to(torch.uint8)
     # Byte pairs as one little-endian int16 (element 2k in the low byte): one elementwise
     # op; torch.compile turned strided pair loads into a scalar loop recomputing each code.
-    v = c.reshape(-1).view(torch.int16)
-    return (v | (v >> 4)).to(torch.uint8).view(*c.shape[:-1], c.shape[-1] // 2)
+    if c.shape[-1] == 0:
+        return c
+    v = c.contiguous().view(torch.int16)  # not flattened: inductor then indexes by division
+    return (v | (v >> 4)).to(torch.uint8)
 
 
 def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
