@@ -26,13 +26,14 @@ FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Elements per CPU chunk: small enough that a kernel's temporaries stay in cache.
 CHUNK_ELEMENTS = 1 << 18
 
-# Fake-quant backend. "eager": the kernels as written, chunked on CPU. "compile": the same
-# kernels through torch.compile (fused into one loop: 2-10x the speed of eager on CPU).
-# "auto": compile for CPU tensors of COMPILE_MIN_ELEMENTS or more, eager otherwise, and
-# eager for good if compiling fails (e.g. no C++ compiler).
+# Fake-quant and encode backend. "eager": the kernels as written, chunked on CPU.
+# "compile": the same kernels through torch.compile (fused into a few loops), run per
+# chunk of COMPILE_CHUNK_ELEMENTS. "auto": compile for CPU tensors of COMPILE_MIN_ELEMENTS
+# or more (encode only where Format.compile_encode), eager otherwise, and eager for good
+# if compiling fails (e.g. no C++ compiler).
 BACKENDS = ("auto", "eager", "compile")
 COMPILE_MIN_ELEMENTS = 1 << 22
-COMPILE_CHUNK_ELEMENTS = 1 << 18
+COMPILE_CHUNK_ELEMENTS = 1 << 20  # 4 MiB of float32: 16 calls (and OpenMP regions) per 64 MiB
 _backend = os.environ.get("ONNX_NPUQ_BACKEND", "auto")
 if _backend not in BACKENDS:
     warnings.warn(
