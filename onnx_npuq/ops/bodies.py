@@ -398,20 +398,21 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
             s = g.op("Mul", s, "tensor_scale")
         y = _rows(g, g.op("Mul", vals, s))
     elif name in ("hif4", "hifx4_v12"):
-        # 64 elements a group: 8 x 2 sub-groups of 4 (2 code bytes each), scale bytes
-        # [level 1, 8 level-2 bits, 16 level-3 bits]
-        vals = _lookup(g, _code_table(codecs.S1P2), _u8_blocks(g, "codes", 8, 2, 2))  # (R, g, 8, 2, 2, 2)
+        # 64 elements a group: sub-groups of 4 elements (2 code bytes) s = 0..15 as (s // 8,
+        # s % 8 // 2, s % 2); scale bytes [level 1, 8 level-2 bits (one per s // 2), 16
+        # level-3 bits (one per s), MSB first]. Each factor comes from its table already in
+        # the shape that broadcasts over the values: no full-size reshape of scale factors
+        vals = _lookup(g, _code_table(codecs.S1P2), _u8_blocks(g, "codes", 2, 4, 2, 2))  # (R, g, 2, 4, 2, 2, 2)
         l1, b8, b4 = g.op("Split", _u8_blocks(g, "scales", 4), g.i(1, 1, 2), axis=2, n_out=3)
         if name == "hif4":
             l1_table = _f32(codecs.e6m2_decode(_bytes()))
         else:
             l1_table = _f32(HiFX4V12()._level1_value(_bytes()))
-        level1 = g.op("Unsqueeze", _lookup(g, l1_table, l1), g.i(-3, -2, -1))  # (R, g, 1, 1, 1, 1)
+        level1 = _lookup(g, l1_table.reshape(256, 1, 1, 1, 1, 1), g.op("Squeeze", l1, g.i(2)))  # (R, g, 1, ...)
         bits = _bit_table()
-        s8 = g.op("Unsqueeze", _lookup(g, bits, g.op("Squeeze", b8, g.i(2))), g.i(-1))  # (R, g, 8, 1)
-        s4 = g.op("Reshape", _lookup(g, bits, b4), g.i(0, 0, 8, 2))  # (R, g, 8, 2)
-        back = g.op("Mul", g.op("Unsqueeze", g.op("Mul", s8, s4), g.i(-1, -2)), level1)  # (R, g, 8, 2, 1, 1)
-        y = _rows(g, g.op("Mul", vals, back))
+        s8 = _lookup(g, bits.reshape(256, 2, 4, 1, 1, 1), g.op("Squeeze", b8, g.i(2)))  # (R, g, 2, 4, 1, 1, 1)
+        s4 = _lookup(g, bits.reshape(256, 4, 2, 1, 1), b4)  # (R, g, 2, 4, 2, 1, 1)
+        y = _rows(g, g.op("Mul", vals, g.op("Mul", g.op("Mul", s8, s4), level1)))
     elif isinstance(fmt, Asym):  # DequantizeLinear's float32(code - zero point) * scale
         attrs["block"] = 0
         y = _dequantize_asym(g, fmt)
