@@ -333,13 +333,18 @@ def _rows(g: _Body, y: str, flat: bool = False) -> str:
     return _slice_unless(g, whole, y2, g.i(0), length, g.i(1))
 
 
-def _slice_unless(g: _Body, keep: str, y: str, *bounds: str) -> str:
-    """y where `keep` (a [1] bool), else Slice(y, *bounds): a copy only when it crops."""
+def _slice_unless(g: _Body, keep: str, y: str, *bounds: str, view: str | None = None) -> str:
+    """y where `keep` (a [1] bool), else Slice(y, *bounds) (of y reshaped to `view` when
+    given): a copy only when it crops."""
     out = g._name()
     then = helper.make_graph([helper.make_node("Identity", [y], [f"{out}_keep"])], f"{out}_keep", [],
                              [helper.make_tensor_value_info(f"{out}_keep", FLOAT, None)])
-    other = helper.make_graph([helper.make_node("Slice", [y, *bounds], [f"{out}_crop"])], f"{out}_crop", [],
-                              [helper.make_tensor_value_info(f"{out}_crop", FLOAT, None)])
+    nodes, src = [], y
+    if view is not None:
+        src = f"{out}_view"
+        nodes.append(helper.make_node("Reshape", [y, view], [src]))
+    nodes.append(helper.make_node("Slice", [src, *bounds], [f"{out}_crop"]))
+    other = helper.make_graph(nodes, f"{out}_crop", [], [helper.make_tensor_value_info(f"{out}_crop", FLOAT, None)])
     g.nodes.append(helper.make_node("If", [g.op("Squeeze", keep)], [out], then_branch=then, else_branch=other))
     return out
 
@@ -439,10 +444,10 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
 
 
 def _odd_blocks(g: _Body, y4: str, blk: str, stored: str) -> str:
-    """(R, nb, stored / 2, 2) values of blocks of `blk` 4-bit elements -> (R, nb, blk): the
-    padding nibble of odd blocks dropped."""
-    y3 = g.op("Reshape", y4, g.op("Concat", g.i(0, 0), stored, axis=0))
-    return _slice_unless(g, g.op("Equal", blk, stored), y3, g.i(0), blk, g.i(2))
+    """(R, nb, stored / 2, 2) values of blocks of `blk` 4-bit elements, as they are for even
+    blocks, or (R, nb, blk) without the padding nibble of odd ones."""
+    view = g.op("Concat", g.i(0, 0), stored, axis=0)
+    return _slice_unless(g, g.op("Equal", blk, stored), y4, g.i(0), blk, g.i(2), view=view)
 
 
 def _uint4_table() -> np.ndarray:
