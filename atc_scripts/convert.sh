@@ -13,7 +13,7 @@ set -euo pipefail
 
 usage() {
     echo "usage: $0 MODEL.onnx SOC OUTPUT_STEM [onnx-npuq convert options...]" >&2
-    echo "  SOC: Ascend910B1..B4, Ascend310P1, Ascend310P3, Ascend310B1..B4, Ascend910A" >&2
+    echo "  SOC: Ascend910B1..B4 (the npuq kernels are built for Ascend910B* only)" >&2
     exit 2
 }
 [ $# -ge 3 ] || usage

@@ -12,7 +12,7 @@
 #   op_host/, op_kernel/, framework/onnx_plugin/ -> replace the generated sources
 #   kernels/include/npuq         -> op_host/npuq/ and op_kernel/npuq/ ("npuq/..." includes; npuq/npuq -> .):
 #                                   op_host's tiling uses the kernels' plan (npuq/workspace.h)
-#   CMakePresets.json            -> ASCEND_COMPUTE_UNIT "ascend910b;ascend310p", vendor_name "npuq",
+#   CMakePresets.json            -> ASCEND_COMPUTE_UNIT "ascend910b", vendor_name "npuq",
 #                                   ASCEND_CANN_PACKAGE_PATH = $ASCEND_HOME_PATH
 #   op_kernel/npuq_kernel_options.cmake -> included first by op_kernel/CMakeLists.txt
 # and the generated build.sh runs "cmake --preset=default" and builds the target "package".

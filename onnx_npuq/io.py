@@ -41,6 +41,7 @@ MAX_PROTOBUF_BYTES = 2**31 - 1  # protobuf cannot parse a message past this
 LARGE_TENSOR_BYTES = 2**16  # weights this large stay out of copies made for checks and inference
 MIN_IR_VERSION = 3  # the first IR with opset_import
 EXTERNAL_KEYS = ("location", "offset", "length", "checksum")
+INPUT_SHAPES_KEY = "onnx_npuq.input_shapes"  # JSON {graph input: shape that runs}, written by the exporter
 LAYOUT_KEY = "onnx_npuq.layout"  # (passes.pipeline.LAYOUT_KEY) an ATC layout: onnx.checker takes none
 
 # ------------------------------------------------------------------ tensors

@@ -1,7 +1,7 @@
-"""CPU reference implementations of four torch_npu quantization APIs.
+"""CPU reference implementations of five torch_npu quantization APIs.
 
-``npu_quantize``, ``npu_dynamic_quant``, ``npu_weight_quant_batchmatmul`` and
-``npu_dequant_swiglu_quant`` have the Python signatures, output dtypes, output shapes and
+``npu_quantize``, ``npu_dynamic_quant``, ``npu_weight_quant_batchmatmul``,
+``npu_dequant_swiglu_quant`` and ``npu_quant_matmul`` (int8 x int8) have the Python signatures, output dtypes, output shapes and
 semantics of the ``torch_npu`` functions of the same names, computed with plain torch in
 float32 (with the float16/bfloat16 rounding steps the NPU kernels perform, where the sources
 say so). When the input tensor is on an NPU device (``tensor.device.type == "npu"``), the real
@@ -9,7 +9,7 @@ say so). When the input tensor is on an NPU device (``tensor.device.type == "npu
 result of that import is cached. On CPU tensors torch_npu is never imported: installing it
 without CANN breaks ``import torch`` (shared/spec/ascend.md).
 
-Conventions shared by the four functions (shared/spec/formats.md, "Integer formats"):
+Conventions shared by the five functions (shared/spec/formats.md, "Integer formats"):
 - RNE is round-half-to-even (``torch.round``); "saturate" clamps to the output integer range.
 - NaN becomes 0 when converted to an integer (the CANN Quantize golden's rule for int32,
   applied to every integer output so the result never depends on an undefined cast).
@@ -31,6 +31,7 @@ import torch
 __all__ = [
     "npu_dequant_swiglu_quant",
     "npu_dynamic_quant",
+    "npu_quant_matmul",
     "npu_quantize",
     "npu_weight_quant_batchmatmul",
 ]
@@ -828,3 +829,220 @@ def npu_dequant_swiglu_quant(
     y = torch.zeros(tokens, h, dtype=torch.int8, device=dev)
     y[:used] = _round_saturate(q, *_INT8_RANGE, torch.int8)
     return y.reshape(*x.shape[:-1], h), scale.reshape(x.shape[:-1])
+
+
+# ------------------------------------------------------------------ npu_quant_matmul
+
+# output_dtype -> GE DataType code (the QuantBatchMatMul "dtype" attribute)
+QUANT_MATMUL_OUT = {torch.int8: 2, torch.float16: 1, torch.bfloat16: 27, torch.int32: 3}
+
+
+def npu_quant_matmul(x1, x2, scale, *, offset=None, pertoken_scale=None, bias=None, output_dtype=None,
+                     x1_dtype=None, x2_dtype=None, pertoken_scale_dtype=None, scale_dtype=None,
+                     group_sizes=None, y_scale=None):
+    """torch_npu.npu_quant_matmul for int8 x1 (..., M, K) and x2 (..., K, N) on Atlas A2 / A3.
+
+    acc = x1 @ x2 exactly (int32), plus an int32 bias; then by output_dtype:
+    - int32: acc (a float bias added in float32, then converted);
+    - pertoken_scale given (float16 / bfloat16 output): float32(acc) * scale * pertoken_scale
+      (scale per tensor (1,) or per channel (N,), pertoken (M,)), plus a float bias;
+    - int8 (None): scale 19-bit truncated (an int64 scale from npu_trans_quant_param is
+      decoded, its offset with it; a float32 scale and offset are packed the same way),
+      clamp(RNE(acc * scale), -256, 255) + offset, saturated to int8;
+    - float16: float32(acc) * truncated scale; bfloat16: float32(acc) * scale (truncated when
+      per tensor and the bias is not a float), plus a float bias; rounded RNE to the output.
+    Only int8 operands (not int4 packed in int32) and no group / Ascend 950 options.
+    """
+    # Sources: Ascend/op-plugin docs/zh/custom_APIs/torch_npu/torch_npu-npu_quant_matmul.md
+    # (signature, dtype combinations, output_dtype None = int8) and
+    # op_plugin/ops/opapi/QuantMatmulKernelNpuOpApi.cpp (a float32 scale without pertoken_scale
+    # and with int8 / float16 output goes through npu_trans_quant_param(scale, offset));
+    # hicann/ops-nn matmul/quant_batch_matmul_v3/README.md (formulas) and
+    # tests/assets/qbmmv3_kernel_golden.py (compute_pertoken, compute_tc, compute_requant with
+    # f32_2_s9 = clip(rint(v), -256, 255), compute_int32; scale_generate = & 0xFFFFE000).
+    fn = "npu_quant_matmul"
+    op = _npu_op(fn, x1)
+    if op is not None:
+        kwargs = {"offset": offset, "pertoken_scale": pertoken_scale, "bias": bias, "output_dtype": output_dtype}
+        for k, v in (("x1_dtype", x1_dtype), ("x2_dtype", x2_dtype), ("pertoken_scale_dtype", pertoken_scale_dtype),
+                     ("scale_dtype", scale_dtype), ("group_sizes", group_sizes), ("y_scale", y_scale)):
+            if v is not None:
+                kwargs[k] = v
+        return op(x1, x2, scale, **kwargs)
+    for k, v in (("x1_dtype", x1_dtype), ("x2_dtype", x2_dtype), ("pertoken_scale_dtype", pertoken_scale_dtype),
+                 ("scale_dtype", scale_dtype), ("group_sizes", group_sizes), ("y_scale", y_scale)):
+        if v is not None:
+            raise ValueError(f"{fn}: {k} (Ascend 950 formats / group quantization) must be None on the CPU reference")
+    if output_dtype is not None and output_dtype not in QUANT_MATMUL_OUT:
+        raise TypeError(f"{fn}: output_dtype must be None, {_names(QUANT_MATMUL_OUT)}, got {output_dtype!r}")
+    if _exporting():
+        return _npu_ops().npu_quant_matmul(x1, x2, scale, offset=offset, pertoken_scale=pertoken_scale,
+                                           bias=bias, output_dtype=output_dtype)
+
+    out_dtype = torch.int8 if output_dtype is None else output_dtype
+    _tensor(fn, "x1", x1, (torch.int8,))
+    _tensor(fn, "x2", x2, (torch.int8,))
+    if not (2 <= x1.dim() <= 6 and 2 <= x2.dim() <= 6):
+        raise ValueError(f"{fn}: x1 and x2 must have 2 to 6 dimensions, got {x1.dim()} and {x2.dim()}")
+    k, n = x2.shape[-2], x2.shape[-1]
+    if x1.shape[-1] != k:
+        raise ValueError(f"{fn}: x1 (..., M, K) and x2 (..., K, N) disagree on K: {tuple(x1.shape)} @ {tuple(x2.shape)}")
+    if k > 65535 or n > 65535:
+        raise ValueError(f"{fn}: the last dimensions of x1 and x2 must not exceed 65535, got {k} and {n}")
+    m = x1.shape[-2]
+    _tensor(fn, "scale", scale, (torch.float32, torch.int64, torch.bfloat16))
+    if scale.dim() != 1 or scale.numel() not in (1, n):
+        raise ValueError(f"{fn}: scale must be 1-D of length 1 or N = {n}, got shape {tuple(scale.shape)}")
+    _opt_tensor(fn, "offset", offset, (torch.float32,))
+    if offset is not None and (offset.dim() != 1 or offset.numel() not in (1, n)):
+        raise ValueError(f"{fn}: offset must be 1-D of length 1 or N = {n}, got shape {tuple(offset.shape)}")
+    _opt_tensor(fn, "pertoken_scale", pertoken_scale, (torch.float32,))
+    if pertoken_scale is not None and tuple(pertoken_scale.shape) != (m,):
+        raise ValueError(f"{fn}: pertoken_scale must be 1-D of length M = {m}, got shape {tuple(pertoken_scale.shape)}")
+    _opt_tensor(fn, "bias", bias, (torch.int32, torch.float32, torch.float16, torch.bfloat16))
+    if bias is not None and tuple(bias.shape) != (n,) and not (bias.dim() == 3 and bias.shape[1:] == (1, n)):
+        raise ValueError(f"{fn}: bias must have shape ({n},) or (batch, 1, {n}), got {tuple(bias.shape)}")
+    int_bias = bias is not None and bias.dtype == torch.int32
+    float_bias = bias is not None and not int_bias
+
+    # the dtype combinations of the Atlas A2 / A3 table (torch_npu docs, table 2)
+    if pertoken_scale is not None:
+        ok = out_dtype in (torch.float16, torch.bfloat16) and scale.dtype != torch.int64 and offset is None
+        ok = ok and not (out_dtype == torch.float16 and scale.dtype == torch.bfloat16)
+        ok = ok and not (out_dtype == torch.float16 and bias is not None and bias.dtype == torch.bfloat16)
+        ok = ok and not (out_dtype == torch.bfloat16 and bias is not None and bias.dtype == torch.float16)
+    elif out_dtype == torch.int8:
+        ok = scale.dtype != torch.bfloat16 and not float_bias
+    elif out_dtype == torch.float16:
+        ok = scale.dtype != torch.bfloat16 and not float_bias and offset is None
+    elif out_dtype == torch.bfloat16:
+        ok = scale.dtype != torch.int64 and offset is None and (bias is None or bias.dtype != torch.float16)
+    else:  # int32
+        ok = scale.dtype != torch.int64 and offset is None and not float_bias
+    if not ok:
+        raise TypeError(
+            f"{fn}: unsupported combination scale {scale.dtype}, offset {None if offset is None else offset.dtype}, "
+            f"bias {None if bias is None else bias.dtype}, pertoken_scale "
+            f"{None if pertoken_scale is None else pertoken_scale.dtype}, output {out_dtype} (torch_npu docs, table 2)"
+        )
+    if scale.dtype == torch.int64 and offset is not None:
+        raise ValueError(f"{fn}: with an int64 scale the offset is packed into it by npu_trans_quant_param")
+
+    acc = torch.matmul(x1.to(torch.int64), x2.to(torch.int64))  # exact; int32 on the NPU
+    if int_bias:
+        acc = acc + bias.to(torch.int64)
+    acc32 = acc.to(torch.int32)  # (wraps like int32 past its range; K <= 65535 keeps it inside)
+    fb = bias.to(torch.float32) if float_bias else None
+    if out_dtype == torch.int32:
+        return acc32
+    v = acc32.to(torch.float32)
+    if pertoken_scale is not None:
+        v = v * scale.to(torch.float32) * pertoken_scale.to(torch.float32).unsqueeze(-1)
+        if fb is not None:
+            v = v + fb
+        return v.to(out_dtype)
+    if out_dtype == torch.bfloat16:
+        s = scale.to(torch.float32)
+        if scale.numel() == 1 and not float_bias:
+            s = _trunc_fp19(s)
+        v = v * s
+        if fb is not None:
+            v = v + fb
+        return v.to(out_dtype)
+    # int8 / float16: the scale as npu_trans_quant_param packs it
+    if scale.dtype == torch.int64:
+        s, o = _decode_packed_scale(scale)
+    else:
+        s = _trunc_fp19(scale)
+        o = torch.zeros_like(s) if offset is None else _round_half_away(offset.to(torch.float32)).clamp(-256, 255)
+    if out_dtype == torch.float16:
+        return (v * s).to(torch.float16)
+    r = torch.round(v * s).clamp(-256, 255) + o
+    return r.clamp(-128, 127).to(torch.int8)
+
+
+# ------------------------------------------------------------------ AscendQuant / AscendDequant
+
+# AMCT's and msModelSlim's deploy ops (default domain in their ONNX models), which ATC fuses
+# with the int8 Conv / Gemm / MatMul between them onto the cube. Not torch_npu APIs: CPU
+# references of CANN's operators, so that a model in that form can be run and checked.
+
+
+def ascend_quant(x, scale: float, offset: float = 0.0, *, sqrt_mode: bool = False, round_mode: str = "Round",
+                 dst_type: str = "INT8"):
+    """CANN AscendQuant on Atlas A2 / 310P (not 950): in float16, y = saturate_int8(rint(fp16(x) *
+    fp16(scale) [* fp16(scale)] + fp16(offset))), each step rounded to float16."""
+    # Sources: hicann/ops-nn quant/ascend_quant/tests/assets/golden.py (non-950 branch: cast to
+    # float16, scale and offset as float16, multiply / add in float16, np.rint for "Round",
+    # clip to [-128, 127]) and framework/ascend_quant_onnx_plugin.cpp (attributes, defaults).
+    fn = "ascend_quant"
+    _tensor(fn, "x", x, _FLOAT_TYPES)
+    scale, offset = _float_arg(fn, "scale", scale), _float_arg(fn, "offset", offset)
+    if round_mode != "Round" or dst_type != "INT8":
+        raise ValueError(f"{fn}: only round_mode='Round' and dst_type='INT8' are implemented, got "
+                         f"{round_mode!r}, {dst_type!r}")
+    h = torch.float16
+    s = torch.tensor(scale, dtype=torch.float32).to(h)
+    v = x.to(h) * s
+    if sqrt_mode:
+        v = v * s
+    v = v + torch.tensor(offset, dtype=torch.float32).to(h)
+    return _round_saturate(v.to(torch.float32), *_INT8_RANGE, torch.int8)
+
+
+def pack_deq_scale(deq_scale: torch.Tensor, weight_offset: torch.Tensor | None = None) -> torch.Tensor:
+    """float32 deq_scale (activation scale x weight scale, per channel) -> AscendDequant's
+    UINT64 word: bits 31..0 the float32, 39..32 shift_n (0), 47..40 the int8 weight offset;
+    as a torch.int64 tensor of the same bits (torch has no uint64 arithmetic)."""
+    # Source: Ascend/msmodelslim ascend_utils/mindspore/quant/ptq_quant/deploy/deploy_utils.py
+    # (compute_fused_deq_scale: |47:40 offset_w|39:32 shift_N|31:0 deq_scale|) and
+    # msmodelslim/onnx/squant_ptq/quant_deploy.py (_convert_dequant: float32 bits | 0).
+    low = deq_scale.to(torch.float32).contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    if weight_offset is not None:
+        low = low | ((weight_offset.to(torch.int64) & 0xFF) << 40)
+    return low
+
+
+def ascend_dequant(x, deq_scale, *, sqrt_mode: bool = False, relu_flag: bool = False, dtype: int = 0):
+    """CANN AscendDequant: int32 x (N, C, ...) * the float32 scale in bits 31..0 of deq_scale (C,)
+    or (1,) along axis 1 (NCHW's channels; a Gemm output's columns), 19-bit truncated as the
+    fixpipe reads it, [squared,] [relu,] as float32 (dtype 0) or float16 (dtype 1)."""
+    # Sources: hicann/ops-nn quant/ascend_dequant/op_graph/ascend_dequant_proto.h (inputs, sqrt_mode,
+    # relu_flag, dtype DT_FLOAT default) and framework/ascend_dequant_onnx_plugin.cpp; the 19-bit
+    # read of a UINT64 scale: matmul/common/tests/st/arch35/matmul_quant_util.py u64_to_deq_scale.
+    fn = "ascend_dequant"
+    _tensor(fn, "x", x, (torch.int32,))
+    _tensor(fn, "deq_scale", deq_scale, (torch.int64,))
+    if dtype not in (0, 1):
+        raise ValueError(f"{fn}: dtype must be 0 (float32) or 1 (float16), got {dtype}")
+    if x.dim() < 2:
+        raise ValueError(f"{fn}: x must have at least 2 dimensions (N, C, ...), got {x.dim()}")
+    if deq_scale.dim() != 1 or deq_scale.numel() not in (1, x.shape[1]):
+        raise ValueError(f"{fn}: deq_scale must be 1-D of length 1 or {x.shape[1]} (x's channels, dimension 1), "
+                         f"got shape {tuple(deq_scale.shape)}")
+    s, _ = _decode_packed_scale(deq_scale)
+    s = s.reshape(-1, *([1] * (x.dim() - 2)))
+    if sqrt_mode:
+        s = s * s
+    v = x.to(torch.float32) * s
+    if relu_flag:
+        v = torch.relu(v)
+    return v.to(torch.float16 if dtype == 1 else torch.float32)
+
+
+def ascend_anti_quant(x, scale: float, offset: float = 0.0, *, sqrt_mode: bool = False, dtype: int = 0):
+    """CANN AscendAntiQuant as its ONNX node reads: y = (x - offset) * scale [* scale] in float32,
+    as float32 (dtype 0) or float16 (dtype 1). (The ONNX plugin negates the attribute: the GE op
+    computes (x + offset') * scale with offset' = -offset.)"""
+    # Sources: hicann/ops-nn quant/ascend_anti_quant/op_graph/ascend_anti_quant_proto.h (formula,
+    # dtype DT_FLOAT default) and framework/ascend_anti_quant_onnx_plugin.cpp (offset = attr * -1).
+    fn = "ascend_anti_quant"
+    _tensor(fn, "x", x, (torch.int8,))
+    scale, offset = _float_arg(fn, "scale", scale), _float_arg(fn, "offset", offset)
+    if dtype not in (0, 1):
+        raise ValueError(f"{fn}: dtype must be 0 (float32) or 1 (float16), got {dtype}")
+    s = torch.tensor(scale, dtype=torch.float32)
+    v = (x.to(torch.float32) - torch.tensor(offset, dtype=torch.float32)) * s
+    if sqrt_mode:
+        v = v * s
+    return v.to(torch.float16 if dtype == 1 else torch.float32)

@@ -3,6 +3,7 @@ here: `convert` is tested without atc and with a FAKE atc script on PATH, `run` 
 acl module of test_acl.py and a fake CANN tree for env.sh. None of them is the real thing."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -86,14 +87,23 @@ echo "ATC run success, welcome to the next use."
 def test_check(model_path):
     res = _run("check", model_path, "--soc", SOC)
     assert res.exit_code == 0, res.output
-    assert "laid out by the atc pass (layout default, opset 18)" in res.output
-    assert "coverage: full: 7 of 7 nodes (Ascend910B1, layout default, opset 18)" in res.output
+    assert "laid out by the atc pass (layout default, opset 17)" in res.output
+    assert "coverage: full: 7 of 7 nodes (Ascend910B1, layout default, opset 17)" in res.output
     res = _run("check", model_path, "--soc", SOC, "--layout", "domain", "--opset", "13")
     assert res.exit_code == 0 and "layout domain, opset 13" in res.output, res.output
-    res = _run("check", model_path, "--soc", SOC, "--strict")  # Relu-18 is only inferred
+    res = _run("check", model_path, "--soc", SOC, "--strict")  # Gemm with a bias: a documented limit
     assert res.exit_code == 1 and "UNCONFIRMED" in res.output
     res = _run("check", model_path, "--soc", SOC, "--as-is")
     assert res.exit_code == 1 and "E16005" in res.output and "LAYOUT" in res.output
+    # ATC's spellings; each quantized layer and how it runs, in text and --json
+    res = _run("check", model_path, "--soc_version", SOC, "--json")
+    data = json.loads(res.output)
+    assert res.exit_code == 0 and data["soc_version"] == SOC and data["warnings"] == []
+    assert [(x["op"], x["kind"]) for x in data["layers"]] == [("Gemm", "custom kernel")] * 2
+    assert "npuq::QuantDequant (format hif8) on the activation" in data["layers"][0]["why"]
+    assert any(line.startswith("UNCONFIRMED ") for line in data["lines"])
+    res = _run("check", model_path, "--soc", SOC)
+    assert "quantized layers: 2" in res.output and ": custom kernel: " in res.output
 
 
 def test_check_exit_codes_on_bad_input(model_path, tmp_path):
@@ -138,6 +148,10 @@ def test_convert_without_atc_writes_the_inputs_and_prints_the_command(model_path
                    f"--precision_mode_v2=fp16 --keep_dtype={stem}.keep_dtype.cfg --log=error")
     why = [line for line in res.stderr.splitlines() if "atc is not on PATH" in line]
     assert len(why) == 1 and "the command above was not run" in why[0]
+    # ATC's own flag spellings are aliases of ours: the same command
+    res = _run("convert", model_path, "--soc_version", SOC, "-o", stem, "--input_shape", "input:-1,32",
+               "--dynamic_batch_size", "1,2,4", "--log", "error")
+    assert res.exit_code == 0 and next(x for x in res.stdout.splitlines() if x.startswith("atc ")) == cmd
     res = _run("convert", model_path, "--soc", SOC, "-o", stem, "--input-shape", "input:2,32", "--require-atc")
     assert res.exit_code == 1 and "atc is not on PATH" in res.output
 
@@ -170,17 +184,29 @@ def test_convert_stops_on_preflight_errors(model_path, tmp_path, no_atc):
     assert res.exit_code == 0 and (out / "m.atc.onnx").is_file()
 
 
+def test_310p_is_refused_with_the_reason(model_path, tmp_path, no_atc):
+    """custom_ops builds no ascend310p kernels: check and convert say why, in the EZ3003 line."""
+    res = _run("check", model_path, "--soc", "Ascend310P3")
+    assert res.exit_code == 1
+    ez = [x for x in res.output.splitlines() if "EZ3003" in x]
+    assert ez and all("custom_ops builds no kernels for ascend310p: " in x for x in ez), res.output
+    res = _run("convert", model_path, "--soc", "Ascend310P1", "-o", tmp_path / "m", "--input-shape", "input:2,32")
+    assert res.exit_code == 1 and "not converting" in res.output
+    assert "custom_ops builds no kernels for ascend310p" in res.output
+    assert not (tmp_path / "m.atc.onnx").exists()
+
+
 def test_convert_runs_atc_when_it_is_on_path(model_path, tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     _fake_atc(bin_dir)
     monkeypatch.setenv("PATH", str(bin_dir))
     stem = tmp_path / "out" / "m"
-    res = _run("convert", model_path, "--soc", "Ascend310P3", "-o", stem, "--input-shape", "input:2,32",
+    res = _run("convert", model_path, "--soc", "Ascend910B3", "-o", stem, "--input-shape", "input:2,32",
                "--keep-fp32", "origin", "--atc-arg", "--op_select_implmode=high_precision")
     assert res.exit_code == 0, res.output
     assert f"wrote {stem}.om" in res.output and (tmp_path / "out" / "m.om").is_file()
     args = (bin_dir / "atc.args").read_text().splitlines()
-    assert args == [f"--model={stem}.atc.onnx", "--framework=5", f"--output={stem}", "--soc_version=Ascend310P3",
+    assert args == [f"--model={stem}.atc.onnx", "--framework=5", f"--output={stem}", "--soc_version=Ascend910B3",
                     "--input_format=ND", "--input_shape=input:2,32", "--precision_mode_v2=origin", "--log=error",
                     "--op_select_implmode=high_precision"]
     # an ATC-layout file is converted from where it is
@@ -226,7 +252,12 @@ def test_run_with_a_fake_acl_and_compare(model_path, tmp_path, monkeypatch):
     res = _run("run", om, "--inputs", tmp_path / "in.npz", "--compare", model_path, "-o", tmp_path / "out.npz")
     assert res.exit_code == 0, res.output
     assert f"{out_name}: float32 (2, 16)" in res.output
-    assert f"compare {out_name}: 0 mismatches" in res.output
+    assert f"compare {out_name}: (2, 16) 0 mismatches" in res.output
+    assert "CosineSimilarity 1.000000 RelativeEuclideanDistance 0.000000" in res.output  # msprobe's names
+    assert "pass (msprobe thresholds)" in res.output
+    res = _run("run", om, "--inputs", tmp_path / "in.npz", "--compare", model_path, "--json")
+    (cmp,) = json.loads(res.output)["compare"]
+    assert cmp["metrics"]["KullbackLeiblerDivergence"] == 0.0 and cmp["precision_errors"] == []
     with np.load(tmp_path / "out.npz") as out:
         want = session.run(torch.from_numpy(x))[0].numpy()
         np.testing.assert_array_equal(out[out_name], want)
@@ -251,7 +282,7 @@ def test_rewrite_and_passes_still_work(model_path, tmp_path):
 # ---------------------------------------------------------------- atc_scripts
 
 
-SCRIPT_NAMES = ("env.sh", "build_custom_ops.sh", "convert.sh", "run_om.sh")
+SCRIPT_NAMES = ("env.sh", "build_custom_ops.sh", "convert.sh", "run_om.sh", "device_check.sh")
 
 
 def _bash(script: str, env=None, cwd=REPO):

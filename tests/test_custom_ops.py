@@ -5,15 +5,14 @@ hold them to what onnx_npuq defines:
 
   * the ONNX plugins register exactly onnx_npuq.passes.atc.OUR_KEYS, per op, and read every
     attribute of the op (name, type, default);
-  * each op_host OpDef declares the op's inputs, outputs (dtype columns per SoC: no bfloat16 on
-    ascend310p) and attributes with the defaults of onnx_npuq.ops.defs; the Op JSON files say
+  * each op_host OpDef declares the op's inputs, outputs (dtype columns) and attributes with the defaults of onnx_npuq.ops.defs; the Op JSON files say
     the same;
   * the format table of op_host is onnx_npuq.formats (order = params.h FormatId, block, bits,
     scale bytes, accepted options), and the tiling fields are the params.h struct fields;
-  * with g++ (required), the plain C++ of op_host/npuq_common.h and the plugins' parse functions
-    are compiled against tests/stubs (CANN's headers and our own nlohmann/json.hpp, so no
-    nlohmann-json3-dev is needed) and run against the Python side; the json stub is itself
-    checked against Python's json module;
+  * with g++ (required, -Wall -Wextra -Werror), the plugins and the op_host sources (OpDefs,
+    TilingFuncs, InferShape) are compiled against tests/stubs (CANN's signatures, each stub citing
+    the header it follows; our own nlohmann/json.hpp, so no nlohmann-json3-dev is needed) and run
+    against the Python side; the json stub is itself checked against Python's json module;
   * the tiling op_host computes (rows over the vector cores, tile rows, workspace) is the kernels'
     own plan (kernels/include/npuq/workspace.h, plan.h): no private UB arithmetic, no row refused
     for its length.
@@ -380,20 +379,12 @@ def test_opdef_io_matches_defs(onnx_op):
 
 @pytest.mark.parametrize("onnx_op", list(OURS))
 def test_opdef_socs(onnx_op):
-    """ascend910b takes every dtype; ascend310p has no bfloat16, so an op with bfloat16 declares
-    an OpAICoreConfig for it whose lists are the 910B ones without bfloat16."""
+    """ascend910b only, with the OpDef's own lists (the kernels are not ported to ascend310p,
+    whose AscendC lacks APIs they use: custom_ops/README.md)."""
     ge_type, stem, op, _ = OURS[onnx_op]
     d = _opdef(stem)
-    assert set(d["configs"]) == {"ascend910b", "ascend310p"}
-    assert d["configs"]["ascend910b"] is None
-    full = _columns(d["io"])
-    var = d["configs"]["ascend310p"]
-    on_310p = _columns(d["config_io"][var]) if var else full
-    assert on_310p == {c for c in full if "DT_BF16" not in c}
-    assert on_310p, "nothing left for ascend310p"
-    if var:
-        assert [x["name"] for x in d["config_io"][var]] == [x["name"] for x in d["io"]]
-        assert [x["param"] for x in d["config_io"][var]] == [x["param"] for x in d["io"]]
+    assert d["configs"] == {"ascend910b": None}
+    assert "OpAICoreConfig" not in d["code"] and "310" not in d["code"]
     assert d["class"] == ge_type and d["op_add"] == [ge_type]
     assert ge_type not in CANN_TYPES
 
@@ -402,12 +393,15 @@ def test_presets():
     presets = json.loads((CUSTOM / "CMakePresets.json").read_text())
     default = next(p for p in presets["configurePresets"] if p["name"] == "default")
     cache = default["cacheVariables"]
-    assert cache["ASCEND_COMPUTE_UNIT"]["value"] == "ascend910b;ascend310p"
+    assert cache["ASCEND_COMPUTE_UNIT"]["value"] == "ascend910b"
     assert cache["vendor_name"]["value"] == "npuq"
     assert "ASCEND_CANN_PACKAGE_PATH" in cache
     assert default["binaryDir"] == "${sourceDir}/build_out"
     for stem in (v[1] for v in OURS.values()):
         assert set(_opdef(stem)["configs"]) == set(cache["ASCEND_COMPUTE_UNIT"]["value"].split(";"))
+    # the preflight's EZ3003 knows the same families
+    from onnx_npuq.atc import CUSTOM_OP_FAMILIES
+    assert set(CUSTOM_OP_FAMILIES) == set(cache["ASCEND_COMPUTE_UNIT"]["value"].split(";"))
 
 
 # ---------------------------------------------------------------- Op JSON (msopgen input)
@@ -475,7 +469,7 @@ def test_tiling_fields_are_params_fields(onnx_op):
     assert f"{cls} tiling;" in host
 
 
-@pytest.mark.parametrize("onnx_op", ["QuantDequant", "Dequantize"])
+@pytest.mark.parametrize("onnx_op", ["QuantDequant", "Dequantize", "Quantize"])
 def test_kernel_copies_every_field(onnx_op):
     _, stem, _, struct = OURS[onnx_op]
     kernel = _code(CUSTOM / "op_kernel" / f"{stem}.cpp")
@@ -483,7 +477,8 @@ def test_kernel_copies_every_field(onnx_op):
     assert all(a == b for a, b in copied)
     assert [a for a, _ in copied] == _struct_fields(struct)
     assert f"npuq::{struct} p;" in kernel
-    entry = {"QuantDequant": r"npuq::QuantDequant<DTYPE_X>\(", "Dequantize": r"npuq::Dequantize\("}[onnx_op]
+    entry = {"QuantDequant": r"npuq::QuantDequant<DTYPE_X>\(", "Dequantize": r"npuq::Dequantize\(",
+             "Quantize": r"npuq::Quantize<DTYPE_X>\("}[onnx_op]
     assert re.search(entry, kernel)
 
 
@@ -717,6 +712,9 @@ def test_no_private_ub_arithmetic():
     assert re.search(r"npuq::DequantizeWorkspaceBytes\(", host["npuq_common.h"])
     assert re.search(r"npuq_host::TileQuantDequant\(", host["npuq_quant_dequant.cpp"])
     assert re.search(r"npuq_host::TileDequantize\(", host["npuq_dequantize.cpp"])
+    assert re.search(r"npuq::QuantizeTileRows\(", host["npuq_common.h"])
+    assert re.search(r"npuq::QuantizeWorkspaceBytes\(", host["npuq_common.h"])
+    assert re.search(r"npuq_host::TileQuantize\(", host["npuq_quantize.cpp"])
     readme = (CUSTOM / "README.md").read_text(encoding="utf-8")
     assert "9,400" not in readme and "refused at tiling time" not in readme
 
@@ -800,6 +798,56 @@ def test_quant_dequant_long_rows_are_accepted(tmp_path):
     # one row of 2^20 float32 columns, and an empty last axis (the kernel returns before planning)
     assert _run(exe, ["qd int8sym 0 4 3 1048576 24", "qd mxfp4 0 4 5 0 24"]) == [
         "ok 3 1 0 0 plan 0 0 1", "ok 5 1 0 0 plan - - -"]
+
+
+def _qz_plan(name: str, group: int, dtype_bytes: int, cols: int) -> tuple[int, int, int]:
+    """_qd_plan for Quantize (kernels/README.md): the block is formats.Packed's (a group even past
+    the row), and a block that is not whole 32-byte blocks of the dtype is strided to whole
+    32-byte blocks of its codes (32 elements of 8-bit codes, 64 of 4-bit)."""
+    tile, align = _plan_constant("kQdTileElems"), _plan_constant("kUbBlockBytes") // dtype_bytes
+    if name in _QD_FIXED_BLOCK:
+        block = _QD_FIXED_BLOCK[name]
+    else:
+        block = group or cols
+    stride = -(-block // align) * align
+    if stride != block:
+        code_align = 64 if name in ("int4sym", "mxfp4", "nvf4", "hif4", "hifx4_v12") else 32
+        stride = -(-block // code_align) * code_align
+    row_stride = -(-cols // block) * stride
+    if row_stride <= tile:
+        return tile // row_stride, 0, 0
+    return (0, tile // stride, 0) if stride <= tile else (0, 0, 1)
+
+
+# every configuration npuq::Quantize takes (ops.defs: not nvfp4), with scaled HiF8
+_QZ_CONFIGS = [(n, 0, "none") for n in F.names() if n != "nvfp4"] + [
+    (n, g, "none") for n in ("int8sym", "int4sym", "fp8e4m3", "fp8e5m2") for g in (7, 32, 5000)] + [
+    ("hif8", 0, "row"), ("hif8", 0, "tensor")]
+
+
+def test_quantize_tiling_is_the_kernel_plan(tmp_path):
+    """TilingNpuqQuantize (npuq_host::TileQuantize) tiles every shape npuq::Quantize takes, with
+    the Quantize kernel's own plan (tile rows, rows over the cores, HiF8 scale="tensor": two
+    32-byte slots per launched core); nvfp4 is refused as ops.defs refuses it."""
+    cases = [(name, group, scale, dtype_bytes, rows, cols, cores) for name, group, scale in _QZ_CONFIGS
+             for dtype_bytes in (4, 2) for cols in _COLS for rows, cores in _ROWS_CORES]
+    exe = _common_harness(tmp_path)
+    got = _run(exe, [f"qz {' '.join(map(str, c))}" for c in cases])
+    assert len(got) == len(cases)
+    for (name, group, scale, dtype_bytes, rows, cols, cores), line in zip(cases, got):
+        where = f"{name} group={group} scale={scale} {dtype_bytes}-byte {rows}x{cols} on {cores} cores: {line}"
+        ok, block_dim, rows_per_core, tile_rows, workspace, plan, *kernel = line.split()
+        assert ok == "ok" and plan == "plan", where
+        block_dim, rows_per_core, tile_rows, workspace = map(int, (block_dim, rows_per_core, tile_rows, workspace))
+        _check_rows(rows, cores, block_dim, rows_per_core)
+        if cols == 0:
+            assert kernel == ["-", "-", "-"] and tile_rows == 0, where
+            continue
+        assert tuple(map(int, kernel)) == _qz_plan(name, group, dtype_bytes, cols), where
+        assert tile_rows == int(kernel[0]), where
+        assert workspace == (64 * block_dim if scale == "tensor" else 0), where
+    assert _run(exe, ["qz nvfp4 0 none 4 8 64 24"]) == [
+        "bad: nvfp4 is two-level (a per-tensor scale besides the block scales); Quantize has no tensor-scale output"]
 
 
 _DQ_BLOCKS = [(n, F.get_format(n).block) for n in F.names() if F.get_format(n).block] + [
@@ -993,14 +1041,167 @@ def test_a_kernel_with_sync_all_is_mixed_type_and_batch_mode():
     amax; static, since neither the build nor the device runs here."""
     kernels = ROOT / "kernels" / "include" / "npuq"
     assert "SyncAll()" in (kernels / "block_kernel.h").read_text()
-    entry = (CUSTOM / "op_kernel" / "npuq_quant_dequant.cpp").read_text()
-    assert re.search(r"#if defined\(__CCE_AICORE__\) && __CCE_AICORE__ == 220\s*\n(\s*//.*\n)*"
-                     r"\s*KERNEL_TASK_TYPE_DEFAULT\(KERNEL_TYPE_MIX_AIV_1_0\);\s*\n#endif", entry)
-    tiling = (CUSTOM / "op_host" / "npuq_quant_dequant.cpp").read_text()
-    assert re.search(r"if \(npuq::NeedsTensorAmax\(p\) && context->SetScheduleMode\(1\) != ge::GRAPH_SUCCESS\)",
-                     tiling)
-    # the other entries never reach SyncAll: Dequantize has no tensor-amax pass, Quantize no kernel yet
-    for other in ("npuq_dequantize.cpp", "npuq_quantize.cpp"):
-        text = (CUSTOM / "op_kernel" / other).read_text()
-        assert "quant_dequant.h" not in text and "SyncAll" not in text
+    for stem, refuse in (("npuq_quant_dequant", "RefuseNpuqQuantDequant"), ("npuq_quantize", "RefuseNpuqQuantize")):
+        entry = (CUSTOM / "op_kernel" / f"{stem}.cpp").read_text()
+        assert re.search(r"#if defined\(__CCE_AICORE__\) && __CCE_AICORE__ == 220\s*\n(\s*//.*\n)*"
+                         r"\s*KERNEL_TASK_TYPE_DEFAULT\(KERNEL_TYPE_MIX_AIV_1_0\);\s*\n#endif", entry), stem
+        tiling = (CUSTOM / "op_host" / f"{stem}.cpp").read_text()
+        assert re.search(r"if \(npuq::NeedsTensorAmax\(p\) && context->SetScheduleMode\(1\) != ge::GRAPH_SUCCESS\)",
+                         tiling), stem
+        assert refuse in tiling
+    assert '#include "npuq/quantize.h"' in (CUSTOM / "op_kernel" / "npuq_quantize.cpp").read_text()
+    assert '#include "npuq/block_kernel.h"' in (kernels / "quantize.h").read_text()
+    # Dequantize has no tensor-amax pass
+    text = (CUSTOM / "op_kernel" / "npuq_dequantize.cpp").read_text()
+    assert re.findall(r'#include "npuq/(\w+)\.h"', text) == ["dequantize"] and "SyncAll" not in text
     assert "SyncAll" not in (kernels / "dequantize.h").read_text()
+
+
+# ---------------------------------------------------------------- op_host, compiled against the stubs
+
+_GE_DT = {"DT_FLOAT": 0, "DT_FLOAT16": 1, "DT_UINT8": 4, "DT_BF16": 27}
+_LIB_API_WORKSPACE = 16 << 20  # what tests/stubs' PlatformAscendC returns for GetLibApiWorkSpaceSize
+
+
+@functools.cache
+def _op_host_exe(tmp_dir: str) -> Path:
+    """op_host/*.cpp (OpDefs, TilingFuncs, InferShape / InferDataType) and op_host_harness.cc,
+    compiled with -Wall -Wextra -Werror against tests/stubs (CANN's signatures)."""
+    return _build(Path(tmp_dir), "op_host", [CUSTOM / "tests" / "op_host_harness.cc",
+                                             *sorted((CUSTOM / "op_host").glob("*.cpp"))],
+                  [STUBS, CUSTOM / "op_host", ROOT / "kernels" / "include"])
+
+
+@pytest.fixture(scope="module")
+def op_host(tmp_path_factory):
+    exe = _op_host_exe(str(tmp_path_factory.mktemp("op_host")))
+
+    def run(cases):
+        lines = _run(exe, cases)
+        head = [x for x in lines[:len(lines) - len(cases)]]
+        return head, lines[len(lines) - len(cases):]
+    return run
+
+
+def test_op_host_registers_what_the_sources_say(op_host):
+    """The OpDefs as CANN's OpDef API records them (OP_ADD, Input / Output / Attr chains,
+    AddConfig) are what the source reading above finds: one check of the other."""
+    head, _ = op_host([])
+    registered = {line.split()[1]: line.split()[2] for line in head if line.startswith("opdef ")}
+    assert registered == {v[0]: "ascend910b" for v in OURS.values()}
+    for onnx_op, (ge_type, stem, op, _) in OURS.items():
+        d = _opdef(stem)
+        io = [line.split()[2:] for line in head if line.startswith(f"io {ge_type} ")]
+        want = [[x["kind"], x["name"], str({"REQUIRED": 2, "OPTIONAL": 1}[x["param"]]),
+                 ",".join(str(_GE_DT[t]) for t in x["dtypes"]), ",".join("2" for _ in x["formats"])] for x in d["io"]]
+        assert io == want, onnx_op
+        attrs = [line.split()[2:] for line in head if line.startswith(f"attr {ge_type} ")]
+        want = [[name, str({"REQUIRED": 2, "OPTIONAL": 1}[req]), kind, "-" if default is None else str(default)]
+                for name, req, kind, default in d["attrs"]]
+        assert attrs == want, onnx_op
+        assert [a[0] for a in attrs] == [a.name for a in op.attrs]
+
+
+def _x(dtype: int, *dims: int) -> str:
+    return f"{dtype}:{','.join(map(str, dims))}"
+
+
+def test_op_host_tiling_runs(op_host, tmp_path):
+    """The TilingFuncs of op_host/*.cpp, run through CANN's context API (stubbed): the tiling
+    data is npuq::QuantDequantParams / DequantizeParams field by field, with the row split and
+    tile rows of npuq_host (the kernels' plan, checked above); batch schedule mode exactly where
+    the kernel reaches SyncAll; workspace = the library's + the kernel's; refusals fail."""
+    configs = [(n, {}) for n in F.names()] + [("hif8", {"scale": "tensor"}), ("int4sym", {"group": 32}),
+                                             ("mxfp4", {"rounding": "even", "scale_rule": "rceil"})]
+    shapes = [(8, 1024), (100, 14336), (3, 7)]
+    cases, want = [], []
+    common = _common_harness(tmp_path)
+    for name, opts in configs:
+        for dtype, nbytes in ((0, 4), (1, 2), (27, 2)):
+            for rows, cols in shapes:
+                attrs = ",".join(f"{k}={v}" for k, v in {"format": name, **opts}.items())
+                cases.append(f"tile NpuqQuantDequant 24 {_x(dtype, rows, cols)} {attrs}")
+                want.append((name, opts, nbytes, rows, cols))
+    _, got = op_host(cases)
+    expect = _run(common, [f"qd {n} {o.get('group', 0)} {b} {r} {c} 24" for n, o, b, r, c in want])
+    for case, line, (name, opts, _, rows, cols), ref in zip(cases, got, want, expect):
+        ok, block_dim, mode, workspace, *words = line.split()
+        _, ref_block, ref_per_core, ref_tile, ref_ws, *_ = ref.split()
+        assert ok == "ok" and len(words) == len(_struct_fields("QuantDequantParams")), case
+        fields = dict(zip(_struct_fields("QuantDequantParams"), map(int, words)))
+        assert (fields["rows"], fields["cols"], fields["format"]) == (rows, cols, F.names().index(name)), case
+        assert (block_dim, str(fields["rowsPerCore"]), str(fields["tileRows"])) == (ref_block, ref_per_core, ref_tile)
+        sync_all = name == "nvfp4" or opts.get("scale") == "tensor"
+        # (the common harness's qd has no scale option: the tensor amax's 32 bytes a core, as nvfp4's)
+        user = 32 * int(block_dim) if opts.get("scale") == "tensor" else int(ref_ws)
+        assert int(workspace) == _LIB_API_WORKSPACE + user, case
+        assert mode == ("1" if sync_all else "0"), case
+        assert fields["group"] == opts.get("group", 0) and fields["rounding"] == (opts.get("rounding") == "even")
+    # refusals: an unknown format, an option the format does not take, an int dtype, 0-d x;
+    # Quantize of nvfp4 (no tensor-scale output, as ops.defs), and Quantize's own bad input
+    _, got = op_host(["tile NpuqQuantDequant 24 0:4,32 format=mxfp5", "tile NpuqQuantDequant 24 0:4,32 format=hif8,group=7",
+                      "tile NpuqQuantDequant 24 3:4,32 format=mxfp4", "tile NpuqQuantDequant 24 0: format=mxfp4",
+                      "tile NpuqQuantize 24 0:4,64 format=nvfp4", "tile NpuqQuantize 24 0:4,64 format=int4sym,rounding=even",
+                      "tile NpuqQuantize 24 3:4,64 format=mxfp4", "tile NpuqQuantize 24 0: format=mxfp4"])
+    assert got == ["fail"] * 8
+    # Dequantize: the widths formats.encode writes, else refused; the tensor scale is optional
+    _, got = op_host(["tile NpuqDequantize 24 4:8,16;4:8,1;- format=mxfp4,block=32,length=32",
+                      "tile NpuqDequantize 24 4:8,8;4:8,1;0:1 format=nvfp4,block=16,length=16",
+                      "tile NpuqDequantize 24 4:8,17;4:8,1;- format=mxfp4,block=32,length=32"])
+    fields = _struct_fields("DequantizeParams")
+    first = dict(zip(fields, map(int, got[0].split()[4:])))
+    assert got[0].split()[:4] == ["ok", "8", "0", str(_LIB_API_WORKSPACE)]
+    assert (first["rows"], first["length"], first["block"], first["codeBytes"], first["scaleBytes"],
+            first["hasTensorScale"], first["format"]) == (8, 32, 32, 16, 1, 0, F.names().index("mxfp4"))
+    assert dict(zip(fields, map(int, got[1].split()[4:])))["hasTensorScale"] == 1
+    assert got[2] == "fail"
+
+
+def test_op_host_quantize_tiling_runs(op_host, tmp_path):
+    """TilingNpuqQuantize through CANN's context API (stubbed): QuantDequantParams field by field
+    for every configuration npuq::Quantize takes, with the row split, tile rows and workspace of
+    npuq_host::TileQuantize (the Quantize kernel's plan, checked by the common harness's `qz`
+    above); batch schedule mode exactly for HiF8 scale="tensor", the one that reaches SyncAll."""
+    configs = [(n, {}) for n in F.names() if n != "nvfp4"] + [
+        ("hif8", {"scale": "row"}), ("hif8", {"scale": "tensor"}), ("int4sym", {"group": 32}),
+        ("fp8e5m2", {"group": 5000}), ("mxfp4", {"rounding": "even", "scale_rule": "rceil"}),
+        ("hif8", {"saturate": 1}), ("hif4", {"variant": "amct"})]
+    shapes = [(8, 1024), (100, 14336), (3, 7), (5, 0)]
+    fields = _struct_fields("QuantDequantParams")
+    cases, want = [], []
+    for name, opts in configs:
+        for dtype, nbytes in ((0, 4), (1, 2), (27, 2)):
+            for rows, cols in shapes:
+                attrs = ",".join(f"{k}={v}" for k, v in {"format": name, **opts}.items())
+                cases.append(f"tile NpuqQuantize 24 {_x(dtype, rows, cols)} {attrs}")
+                want.append((name, opts, nbytes, rows, cols))
+    _, got = op_host(cases)
+    expect = _run(_common_harness(tmp_path), [f"qz {n} {o.get('group', 0)} {o.get('scale', 'none')} {b} {r} {c} 24"
+                                              for n, o, b, r, c in want])
+    for case, line, (name, opts, _, rows, cols), ref in zip(cases, got, want, expect):
+        ok, block_dim, mode, workspace, *words = line.split()
+        _, ref_block, ref_per_core, ref_tile, ref_ws, *_ = ref.split()
+        assert ok == "ok" and len(words) == len(fields), case
+        f = dict(zip(fields, map(int, words)))
+        assert (f["rows"], f["cols"], f["format"]) == (rows, cols, F.names().index(name)), case
+        assert (block_dim, str(f["rowsPerCore"]), str(f["tileRows"])) == (ref_block, ref_per_core, ref_tile), case
+        assert int(workspace) == _LIB_API_WORKSPACE + int(ref_ws), case
+        assert mode == ("1" if opts.get("scale") == "tensor" else "0"), case
+        assert f["scale"] == ["none", "row", "tensor"].index(opts.get("scale", "none")), case
+        assert (f["group"], f["rounding"], f["scaleRule"]) == (
+            opts.get("group", 0), int(opts.get("rounding") == "even"), int(opts.get("scale_rule") == "rceil")), case
+        assert (f["saturate"], f["variant"]) == (opts.get("saturate", 0), int(opts.get("variant") == "amct")), case
+
+
+def test_op_host_infer_runs(op_host):
+    """InferShape / InferDataType of op_host/*.cpp: QuantDequant keeps x; Dequantize gives
+    float32 (rows, length); Quantize's packed widths are defs.packed_widths."""
+    cases = ["infer NpuqQuantDequant 27:2,3,64 format=hif8", "infer NpuqQuantDequant 1:5 format=mxfp4",
+             "infer NpuqDequantize 4:8,16;4:8,1;- format=mxfp4,block=32,length=32"]
+    want = ["ok 2,3,64 27", "ok 5 1", "ok 8,32 0"]
+    for name, length in (("mxfp4", 64), ("nvfp4", 100), ("hif4", 64), ("int8sym", 7), ("hif8", 33)):
+        cases.append(f"infer NpuqQuantize 0:2,3,{length} format={name}")
+        cw, sw = defs.packed_widths(F.get_format(name), length)
+        want.append(f"ok 6,{cw};6,{sw} 4;4")
+    _, got = op_host(cases)
+    assert got == want

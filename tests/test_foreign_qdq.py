@@ -41,6 +41,7 @@ from onnx import helper
 from onnx import numpy_helper as nh
 
 from onnx_npuq import formats as F
+from onnx_npuq import npu
 from onnx_npuq.ops import bodies, functions
 from onnx_npuq.passes import pipeline, qdq, run_passes
 from onnx_npuq.runtime import OrtSession
@@ -702,20 +703,19 @@ def test_gather_of_a_quantized_table_is_hoisted():
 # ---- AMCT / msModelSlim deploy ops (default domain; shared/spec/ascend.md)
 
 
-@pytest.mark.parametrize("offset,dtype", [(0.0, 0), (3.0, 1), (-7.0, 0), (100.0, 27)])
+@pytest.mark.parametrize("offset,dtype", [(0.0, 0), (3.0, 1), (-7.0, 0), (100.0, 1)])
 def test_amct_antiquant_on_constant_weights_is_imported(offset, dtype):
-    """AscendAntiQuant(int8 W) = (W + offset) * scale cast to `dtype` (CANN's formula):
-    int8sym (offset 0) or uint8asym with zero point -offset. onnxruntime cannot run the
-    source (no such op): checked against the formula in numpy."""
+    """AscendAntiQuant(int8 W) = (W - offset) * scale cast to `dtype` (its ONNX node; the plugin
+    negates the offset for GE): int8sym (offset 0) or uint8asym with zero point offset, equal
+    to the op's own reference npu.ascend_anti_quant."""
     w = np.random.default_rng(14).integers(-128, 128, (16, 8)).astype(np.int8)
-    out_type = {0: TP.FLOAT, 1: TP.FLOAT16, 27: TP.BFLOAT16}[dtype]
+    out_type = {0: TP.FLOAT, 1: TP.FLOAT16}[dtype]
     nodes = [helper.make_node("AscendAntiQuant", ["w"], ["y"], scale=0.0123, offset=offset, dtype=dtype, sqrt_mode=0)]
     m = _model(nodes, [nh.from_array(w, "w")], w.shape, opset=11, ir=7, out_type=out_type)
     out, report, fmts = _imported(m, verify=False)
     assert fmts == ["int8sym" if offset == 0 else "uint8asym"]
     assert functions.model_opset(out) == 13  # lifted: the bodies need 13
-    want = torch.from_numpy((w.astype(np.float32) + np.float32(offset)) * np.float32(0.0123))
-    want = want.to({0: torch.float32, 1: torch.float16, 27: torch.bfloat16}[dtype])
+    want = npu.ascend_anti_quant(torch.from_numpy(w), 0.0123, offset, dtype=dtype)
     assert_same(OrtSession(out).run(torch.zeros(2))[0], want)
 
 
@@ -724,6 +724,10 @@ def test_amct_antiquant_that_cannot_be_imported_is_an_error():
     m = _model([helper.make_node("AscendAntiQuant", ["w"], ["y"], scale=0.5, offset=0.5, name="aq")],
                [nh.from_array(w, "w")], w.shape, opset=17)
     with pytest.raises(pipeline.PassError, match="offset 0.5 is not an integer.*: aq"):
+        run_passes(m, ["import-qdq"], verify=False)
+    m = _model([helper.make_node("AscendAntiQuant", ["w"], ["y"], scale=0.5, offset=0.0, dtype=27, name="aq")],
+               [nh.from_array(w, "w")], w.shape, opset=17)
+    with pytest.raises(pipeline.PassError, match=r"dtype 27 is not float32 \(0\) or float16 \(1\).*: aq"):
         run_passes(m, ["import-qdq"], verify=False)
 
 

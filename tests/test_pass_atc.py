@@ -267,7 +267,7 @@ def _bad_opset_model() -> onnx.ModelProto:
     nodes = [
         helper.make_node("DequantizeLinear", ["q4", "s"], ["d4"], name="dq_int4"),
         helper.make_node("DequantizeLinear", ["q8", "sb"], ["d8"], name="dq_blocked", axis=1, block_size=4),
-        helper.make_node("Gelu", ["x"], ["g"], name="gelu"),
+        helper.make_node("Gelu", ["x"], ["g"], name="gelu", approximate="tanh"),
         helper.make_node("Relu", ["x"], ["r"], name="fine"),
     ]
     inits = [helper.make_tensor("q4", T.INT4, [4, 8], [1] * 32), _const("s", 0.5, np.float32),
@@ -285,6 +285,23 @@ def test_lists_every_node_the_opset_cannot_express():
     assert "dq_blocked (DequantizeLinear)" in problems and "block_size=4 needs opset 21" in problems
     assert "gelu (Gelu)" in problems and "introduced in opset 20" in problems
     assert "fine" not in problems
+
+
+@pytest.mark.parametrize("opset", [11, 13, 17])
+def test_gelu_and_split_num_outputs_go_below_their_opsets(opset):
+    """Gelu-20 ("none") becomes ONNX's function body, bit-identical in onnxruntime; Split-18's
+    num_outputs becomes the sizes shape inference gives (the attribute before opset 13)."""
+    nodes = [helper.make_node("Gelu", ["x"], ["g"], name="gelu"),
+             helper.make_node("Split", ["g"], ["a", "b"], name="split", axis=1, num_outputs=2)]
+    m = _model(nodes, [_vi("x", T.FLOAT, [64, 9])], [_vi("a", T.FLOAT, [64, 5]), _vi("b", T.FLOAT, [64, 4])])
+    out = _atc(m, "default", opset=opset)  # verified: no mismatch
+    ops = [n.op_type for n in out.graph.node]
+    assert "Gelu" not in ops and ops.count("Erf") == 1
+    (split,) = [n for n in out.graph.node if n.op_type == "Split"]
+    sizes = (helper.get_attribute_value(split.attribute[[a.name for a in split.attribute].index("split")])
+             if opset < 13 else
+             numpy_helper.to_array(next(t for t in out.graph.initializer if t.name == split.input[1])).tolist())
+    assert list(sizes) == [5, 4] and "num_outputs" not in [a.name for a in split.attribute]
 
 
 @pytest.mark.parametrize("opset", [11, 12])

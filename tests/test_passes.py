@@ -230,7 +230,7 @@ def test_llama_every_pass(fmt):
     assert len(atc_model.opset_import) == 1 and not atc_model.functions
     keys = {m.key: m.value for m in atc_model.metadata_props}["onnx_npuq.atc_keys"].split(",")
     # every weight Dequantize went into a fused matmul, or stays for our custom op package
-    assert keys == (["ai.onnx::18::NPUWeightQuantBatchMatmulV2"] if fused else ["ai.onnx::18::Dequantize"])
+    assert keys == (["ai.onnx::17::NPUWeightQuantBatchMatmulV2"] if fused else ["ai.onnx::17::Dequantize"])
     assert a.mismatches == 0 and p.mismatches == 0
     same_outputs(outs[3], outs[5])  # portable(atc(m)) runs like m
 

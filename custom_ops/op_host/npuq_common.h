@@ -323,6 +323,35 @@ inline const char *TileQuantDequant(npuq::QuantDequantParams &p, uint32_t dtypeB
     return nullptr;
 }
 
+// Quantize (as TileQuantDequant, the kernels' Quantize plan and workspace: HiF8 scale="tensor"
+// two 32-byte slots per launched core around SyncAll). Refuses what npuq::Quantize has no
+// output for (NVFP4's tensor scale). Returns nullptr, or what is wrong.
+inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
+                                uint32_t &blockDim, uint64_t &userWorkspaceBytes)
+{
+    if (p.format == static_cast<uint32_t>(npuq::FormatId::NVFP4)) {
+        return "nvfp4 is two-level (a per-tensor scale besides the block scales); Quantize has no tensor-scale output";
+    }
+    if (!npuq::QuantizeSupports(p)) {
+        return "no Quantize kernel for this format";
+    }
+    if (dtypeBytes != 2 && dtypeBytes != 4) {
+        return "x must be float, float16 or bfloat16";
+    }
+    RowSplit split;
+    if (!SplitRows(p.rows, coreNum, split)) {
+        return "no AI vector core";
+    }
+    p.rowsPerCore = split.rowsPerCore;
+    p.tileRows = 0;  // the plan's "as many as fit"
+    if (p.cols != 0) {
+        p.tileRows = npuq::QuantizeTileRows(p, dtypeBytes);
+    }
+    blockDim = split.blockDim;
+    userWorkspaceBytes = npuq::QuantizeWorkspaceBytes(p, split.blockDim);
+    return nullptr;
+}
+
 // Dequantize (every field but rowsPerCore / tileRows set) on at most coreNum vector cores: sets
 // p.rowsPerCore and p.tileRows (npuq::DequantizeTileRows: 1 when rows are cut into pieces),
 // blockDim and the user workspace bytes (npuq::DequantizeWorkspaceBytes). Rows of no element

@@ -175,9 +175,8 @@ public:
         this->SetInferShape(ge::InferShapeNpuqDequantize).SetInferDataType(ge::InferDataTypeNpuqDequantize);
 
         this->AICore().SetTiling(optiling::TilingNpuqDequantize);
-        // uint8 in, float32 out: the same lists on both SoCs.
+        // ascend910b only: the kernels are not ported to ascend310p (custom_ops/README.md)
         this->AICore().AddConfig("ascend910b");
-        this->AICore().AddConfig("ascend310p");
     }
 };
 

@@ -1,15 +1,14 @@
 /**
  * NpuqQuantDequant: the GE operator behind ONNX npuq::QuantDequant (onnx_npuq.ops.defs.QUANT_DEQUANT).
  * y = fake_quant(x, format) along the last axis; x and y share one dtype (float / float16 /
- * bfloat16; no bfloat16 on Ascend310P). OpDef, InferShape / InferDataType and the TilingFunc that
+ * bfloat16). OpDef, InferShape / InferDataType and the TilingFunc that
  * fills npuq::QuantDequantParams (kernels/include/npuq/params.h).
  *
  * The GE type is NpuqQuantDequant, not QuantDequant: custom operators take precedence over
  * CANN's, so a custom type must not reuse a built-in name (CANN has Quantize / Dequantize).
  *
  * Modelled on: Ascend/samples (read in its copy tjulitianyi1997/AscendProjects) operator/AddCustomSample/FrameworkLaunch/AddCustom/op_host/add_custom.cpp
- * (TilingFunc / InferShape / OpDef / OP_ADD); CANN's SwiGlu op_host def (an OpAICoreConfig
- * "config_without_bf16" added for "ascend310p", the default lists with bfloat16 for "ascend910b");
+ * (TilingFunc / InferShape / OpDef / OP_ADD);
  * platform_ascendc::PlatformAscendC as the hicann/ops-nn tilings use it (GetCoreNumAiv,
  * GetLibApiWorkSpaceSize). The UB tiling is the kernels' (kernels/include/npuq/workspace.h).
  */
@@ -156,20 +155,8 @@ public:
         this->SetInferShape(ge::InferShapeNpuqQuantDequant).SetInferDataType(ge::InferDataTypeNpuqQuantDequant);
 
         this->AICore().SetTiling(optiling::TilingNpuqQuantDequant);
+        // ascend910b only: the kernels are not ported to ascend310p (custom_ops/README.md)
         this->AICore().AddConfig("ascend910b");
-
-        // Ascend310P has no bfloat16: its own input / output lists.
-        OpAICoreConfig config310p;
-        config310p.Input("X")
-            .ParamType(REQUIRED)
-            .DataType({ge::DT_FLOAT, ge::DT_FLOAT16})
-            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
-        config310p.Output("Y")
-            .ParamType(REQUIRED)
-            .DataType({ge::DT_FLOAT, ge::DT_FLOAT16})
-            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
-        config310p.DynamicCompileStaticFlag(true).DynamicRankSupportFlag(true).DynamicShapeSupportFlag(true);
-        this->AICore().AddConfig("ascend310p", config310p);
     }
 };
 

@@ -1,20 +1,18 @@
 /**
  * NpuqQuantize: the GE operator behind ONNX npuq::Quantize (onnx_npuq.ops.defs.QUANTIZE).
- * x (float / float16 / bfloat16; no bfloat16 on Ascend310P) -> Packed codes and scale bytes,
+ * x (float / float16 / bfloat16) -> Packed codes and scale bytes,
  * uint8, 2-D (rows = all dimensions but the last), the inputs of npuq::Dequantize.
  *
- * STATUS: OpDef, InferShape / InferDataType and tiling are complete; there is NO KERNEL yet
- * (kernels/ has no npuq::Quantize entry). The TilingFunc therefore computes everything and then
- * refuses (QUANTIZE_KERNEL_IMPLEMENTED below), so ATC fails loudly on a model with
- * npuq::Quantize instead of running the empty op_kernel stub. The tiling fields are those of
- * npuq::QuantDequantParams, which a future npuq::Quantize entry should take.
+ * The kernel is npuq::Quantize (kernels/include/npuq/quantize.h, bit-exact to formats.encode on
+ * the CPU host build): the tiling is QuantDequant's fields, with the tile rows and workspace of
+ * the kernel's own plan (npuq_host::TileQuantize). Refused: nvfp4 (two-level: no tensor-scale
+ * output, as onnx_npuq.ops.defs refuses it).
  *
  * The GE type is NpuqQuantize: CANN has its own Quantize (hicann/ops-nn quant/quantize), which
  * a custom operator of the same type would replace.
  *
  * Modelled on: Ascend/samples (read in its copy tjulitianyi1997/AscendProjects) operator/AddCustomSample/FrameworkLaunch/AddCustom/op_host/add_custom.cpp
- * (TilingFunc / InferShape / OpDef / OP_ADD), hicann/ops-nn quant/dequant_swiglu_quant/op_host/
- * dequant_swiglu_quant_def.cpp (per-SoC OpAICoreConfig input / output lists).
+ * (TilingFunc / InferShape / OpDef / OP_ADD).
  */
 #include <cstdint>
 #include <cstdio>
@@ -25,11 +23,9 @@
 
 #include "npuq_common.h"
 #include "npuq/params.h"
+#include "npuq/workspace.h"
 
 namespace optiling {
-// Flip to true once kernels/ provides npuq::Quantize and op_kernel/npuq_quantize.cpp calls it.
-constexpr bool QUANTIZE_KERNEL_IMPLEMENTED = false;
-
 static ge::graphStatus RefuseNpuqQuantize(const char *why)
 {
     std::fprintf(stderr, "[npuq] NpuqQuantize (ONNX npuq::Quantize) tiling: %s\n", why);
@@ -51,10 +47,14 @@ static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
         return RefuseNpuqQuantize(bad);
     }
 
+    uint32_t typeSize = 0;
     switch (xDesc->GetDataType()) {
         case ge::DT_FLOAT:
+            typeSize = 4;
+            break;
         case ge::DT_FLOAT16:
         case ge::DT_BF16:
+            typeSize = 2;
             break;
         default:
             return RefuseNpuqQuantize("x must be float, float16 or bfloat16");
@@ -65,44 +65,55 @@ static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
     if (bad != nullptr) {
         return RefuseNpuqQuantize(bad);
     }
-    if (o.format->id == npuq::FormatId::NVFP4) {
-        return RefuseNpuqQuantize("nvfp4 is two-level (a per-tensor scale besides the block scales); "
-                                  "Quantize has no tensor-scale output");
-    }
-    // Rows over the vector cores. There is no npuq::Quantize kernel, so no UB plan to ask:
-    // tileRows 0 ("as many as fit"), for the future kernel to clamp to its own plan (as
-    // QuantDequant's does; op_host should then report that plan's tile rows, as
-    // npuq_quant_dequant.cpp does with npuq::QuantDequantTileRows).
+
+    npuq::QuantDequantParams p;
+    p.rows = static_cast<uint32_t>(rows);
+    p.cols = static_cast<uint32_t>(cols);
+    p.rowsPerCore = 0;
+    p.tileRows = 0;
+    p.format = static_cast<uint32_t>(o.format->id);
+    p.rounding = o.rounding;
+    p.scaleRule = o.scaleRule;
+    p.saturate = o.saturate;
+    p.variant = o.variant;
+    p.group = o.group;
+    p.scale = o.scale;
+
+    // Rows over the vector cores; tile rows and user workspace from the kernel's own UB plan
+    // (npuq/workspace.h): a row longer than a tile is cut into pieces by the kernel.
     auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
     const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
-    npuq_host::RowSplit split;
-    if (!npuq_host::SplitRows(rows, coreNum, split)) {
-        return RefuseNpuqQuantize("no AI vector core");
+    uint32_t blockDim = 1;
+    uint64_t userWorkspace = 0;
+    bad = npuq_host::TileQuantize(p, typeSize, coreNum, blockDim, userWorkspace);
+    if (bad != nullptr) {
+        return RefuseNpuqQuantize(bad);
     }
 
     NpuqQuantizeTilingData tiling;
-    tiling.set_rows(static_cast<uint32_t>(rows));
-    tiling.set_cols(static_cast<uint32_t>(cols));
-    tiling.set_rowsPerCore(split.rowsPerCore);
-    tiling.set_tileRows(0);
-    tiling.set_format(static_cast<uint32_t>(o.format->id));
-    tiling.set_rounding(o.rounding);
-    tiling.set_scaleRule(o.scaleRule);
-    tiling.set_saturate(o.saturate);
-    tiling.set_variant(o.variant);
-    tiling.set_group(o.group);
-    tiling.set_scale(o.scale);
+    tiling.set_rows(p.rows);
+    tiling.set_cols(p.cols);
+    tiling.set_rowsPerCore(p.rowsPerCore);
+    tiling.set_tileRows(p.tileRows);
+    tiling.set_format(p.format);
+    tiling.set_rounding(p.rounding);
+    tiling.set_scaleRule(p.scaleRule);
+    tiling.set_saturate(p.saturate);
+    tiling.set_variant(p.variant);
+    tiling.set_group(p.group);
+    tiling.set_scale(p.scale);
 
-    if (!QUANTIZE_KERNEL_IMPLEMENTED) {
-        return RefuseNpuqQuantize("no AscendC kernel for npuq::Quantize yet (custom_ops/README.md); "
-                                  "quantize ahead of time (onnx_npuq compress pass) or use QuantDequant");
+    context->SetBlockDim(blockDim);
+    // HiF8 scale="tensor"'s tensor amax meets every core in SyncAll: all cores must start
+    // together (batch mode), as in npuq_quant_dequant.cpp
+    if (npuq::NeedsTensorAmax(p) && context->SetScheduleMode(1) != ge::GRAPH_SUCCESS) {
+        return RefuseNpuqQuantize("SetScheduleMode(1): batch mode, which SyncAll needs, was refused");
     }
-
-    context->SetBlockDim(split.blockDim);
     tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
     context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
     size_t *currentWorkspace = context->GetWorkspaceSizes(1);
-    currentWorkspace[0] = static_cast<size_t>(ascendcPlatform.GetLibApiWorkSpaceSize());
+    currentWorkspace[0] = static_cast<size_t>(ascendcPlatform.GetLibApiWorkSpaceSize()) +
+                          static_cast<size_t>(userWorkspace);
     return ge::GRAPH_SUCCESS;
 }
 }  // namespace optiling
@@ -178,24 +189,8 @@ public:
         this->SetInferShape(ge::InferShapeNpuqQuantize).SetInferDataType(ge::InferDataTypeNpuqQuantize);
 
         this->AICore().SetTiling(optiling::TilingNpuqQuantize);
+        // ascend910b only: the kernels are not ported to ascend310p (custom_ops/README.md)
         this->AICore().AddConfig("ascend910b");
-
-        // Ascend310P has no bfloat16: its own input / output lists.
-        OpAICoreConfig config310p;
-        config310p.Input("X")
-            .ParamType(REQUIRED)
-            .DataType({ge::DT_FLOAT, ge::DT_FLOAT16})
-            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
-        config310p.Output("codes")
-            .ParamType(REQUIRED)
-            .DataType({ge::DT_UINT8, ge::DT_UINT8})
-            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
-        config310p.Output("scales")
-            .ParamType(REQUIRED)
-            .DataType({ge::DT_UINT8, ge::DT_UINT8})
-            .Format({ge::FORMAT_ND, ge::FORMAT_ND});
-        config310p.DynamicCompileStaticFlag(true).DynamicRankSupportFlag(true).DynamicShapeSupportFlag(true);
-        this->AICore().AddConfig("ascend310p", config310p);
     }
 };
 

@@ -3,7 +3,7 @@
  * npuq::QuantDequantParams and calls npuq::QuantDequant from kernels/include/npuq/quant_dequant.h.
  * The computation lives in kernels/ (tested there on the CPU host build); this file only binds it
  * to the operator package. DTYPE_X is the dtype macro the build defines per compiled variant
- * (float, half, bfloat16_t; no bfloat16_t for ascend310p).
+ * (float, half, bfloat16_t; ascend910b only).
  *
  * Modelled on: Ascend/samples (read in its copy tjulitianyi1997/AscendProjects) operator/AddCustomSample/FrameworkLaunch/AddCustom/op_kernel/add_custom.cpp
  * (extern "C" __global__ __aicore__ entry named after the op type, GET_TILING_DATA, DTYPE_<INPUT>);

@@ -10,6 +10,8 @@
 //   qd <format> <group> <dtypeBytes> <rows> <cols> <coreNum>
 //       -> "ok <blockDim> <rowsPerCore> <tileRows> <userWorkspaceBytes> plan <tileRows> <chunkBlocks> <wideBlocks>"
 //          | "bad"
+//   qz <format> <group> <scale> <dtypeBytes> <rows> <cols> <coreNum>
+//       -> as qd (npuq_host::TileQuantize, PlanQuantize) | "bad: <why>"
 //   dq <format> <block> <length> <rows> <coreNum> <hasTensorScale>
 //       -> "ok <blockDim> <rowsPerCore> <tileRows> <userWorkspaceBytes> plan <tileRows> <chunked> <width>" | "bad"
 // The "ok" numbers are what the TilingFuncs compute (npuq_host::TileQuantDequant / TileDequantize);
@@ -116,6 +118,35 @@ int main()
                 continue;
             }
             const npuq::QdLayout g = npuq::PlanQuantDequant(p, dtypeBytes);
+            std::cout << g.tileRows << " " << g.chunkBlocks << " " << (g.wideBlocks ? 1 : 0) << "\n";
+        } else if (verb == "qz") {
+            // As TilingNpuqQuantize: the options (defaults but group and scale), then the tiling.
+            std::string format, scale;
+            int64_t group = 0, saturate = 0;
+            uint32_t dtypeBytes = 0, rows = 0, cols = 0;
+            uint64_t cores = 0;
+            in >> format >> group >> scale >> dtypeBytes >> rows >> cols >> cores;
+            npuq_host::FormatOptions o;
+            if (npuq_host::ParseFormatOptions(format.c_str(), npuq_host::DEFAULT_ROUNDING,
+                                              npuq_host::DEFAULT_SCALE_RULE, &saturate, npuq_host::DEFAULT_VARIANT,
+                                              &group, scale.c_str(), o) != nullptr) {
+                std::cout << "bad\n";
+                continue;
+            }
+            npuq::QuantDequantParams p{rows, cols, 0, 0, static_cast<uint32_t>(o.format->id),
+                                       o.rounding, o.scaleRule, o.saturate, o.variant, o.group, o.scale};
+            uint32_t blockDim = 0;
+            uint64_t ws = 0;
+            if (const char *why = npuq_host::TileQuantize(p, dtypeBytes, cores, blockDim, ws)) {
+                std::cout << "bad: " << why << "\n";
+                continue;
+            }
+            std::cout << "ok " << blockDim << " " << p.rowsPerCore << " " << p.tileRows << " " << ws << " plan ";
+            if (p.cols == 0) {
+                std::cout << "- - -\n";
+                continue;
+            }
+            const npuq::QdLayout g = npuq::PlanQuantize(p, dtypeBytes);
             std::cout << g.tileRows << " " << g.chunkBlocks << " " << (g.wideBlocks ? 1 : 0) << "\n";
         } else if (verb == "dq") {
             // As TilingNpuqDequantize: widths as formats.encode writes them, then the tiling.

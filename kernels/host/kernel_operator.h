@@ -10,7 +10,10 @@
 //    a block's end and the next 32-byte boundary poisoned, so a kernel that reads padding it
 //    never wrote computes NaN and fails its tests instead of passing by luck;
 //  * combinations that the kernels do not use (a Cast round mode, a reduce order, padding by
-//    DataCopyPad, ...) are rejected rather than guessed.
+//    DataCopyPad, ...) are rejected rather than guessed;
+//  * it models one SoC at a time (NPUQ_HOST_SOC, kSocTable below): a call the SoC lacks or
+//    runs differently, and a NaN operand of a float compare / Max / Min / reduce (whose NaN
+//    ordering no doc states), abort.
 // Arithmetic is IEEE-754 binary32 with round-to-nearest-even and subnormals (the build uses
 // -ffp-contract=off so no multiply-add is fused). Cores are threads; SyncAll is a real barrier.
 #pragma once
@@ -54,9 +57,114 @@ namespace npuq_host {
     std::_Exit(3);
 }
 
-// Atlas A2 (2201): TMP_UB_OFFSET = 184 KiB (impl/utils/kernel_utils_constants.h); the top
-// 8 KiB of the 192 KiB buffer is the API's own scratch (Select modes 1/2), not ours
-constexpr uint32_t kUbBytes = 184 * 1024;
+// ------------------------------------------------------------------ per-SoC model
+//
+// NPUQ_HOST_SOC=910B (the default) or 310P picks the chip. Every AscendC call below first
+// looks up its row (call, dtype overload, mode) in kSocTable: on a SoC where the row is not
+// kYes the run aborts, naming the call, the SoC and the source. Rows with `nan` order or
+// compare floats and document nothing about NaN on either chip: a NaN operand aborts, so the
+// kernels must classify NaN from bits (or mask it out) before any such call.
+// Sources: asc-devkit (mirror-cann/asc-devkit @82b89a15); c220/ and m200/ are
+// impl/basic_api/dav_c220/ (910B) and dav_m200/ (310P), doc/ is
+// docs/zh/api/SIMD-API/基础API/Memory矢量计算/. "NOT_SUPPORT" is ASCENDC_REPORT_NOT_SUPPORT,
+// empty on the NPU (impl/kernel_log.h), so such a call compiles and does nothing.
+enum class Soc { k910B, k310P };
+enum class Has : uint8_t {
+    kYes,
+    kNo,     // no overload (does not compile) or not in the SoC's documented dtype list
+    kNoOp,   // compiles (deprecated / NOT_SUPPORT / empty ASSERT) and writes nothing
+    kOther,  // runs, but computes something other than what the emulator (and kernel) expect
+};
+struct SocRow {
+    const char* call;
+    Has a2, m200;  // 910B (dav_c220), 310P (dav_m200)
+    bool nan;      // NaN ordering undocumented (both SoCs)
+    const char* source;
+};
+constexpr Has Y = Has::kYes, N = Has::kNo, NOP = Has::kNoOp, OTHER = Has::kOther;
+constexpr SocRow kSocTable[] = {
+    {"DataCopy", Y, Y, false, "c220/ and m200/kernel_operator_data_copy_impl.h DataCopyGM2UBImpl, DataCopyUB2GMImpl"},
+    {"DataCopyPad(GM->UB)", Y, NOP, false, "m200/kernel_operator_data_copy_impl.h:1292-1306 deprecated + NOT_SUPPORT"},
+    {"DataCopyPad(UB->GM)", Y, NOP, false, "m200/kernel_operator_data_copy_impl.h:1310-1322 deprecated + NOT_SUPPORT"},
+    {"Copy", Y, NOP, false, "m200/kernel_operator_data_copy_impl.h:461-475 deprecated + NOT_SUPPORT"},
+    {"Abs(float)", Y, Y, false, "c220/ and m200/kernel_operator_vec_unary_impl.h:69 AbsIntrinsicsImpl half/float"},
+    {"Not(16-bit)", Y, Y, false, "c220/ and m200/kernel_operator_vec_unary_impl.h:125 NotIntrinsicsImpl int16/uint16"},
+    {"Adds(float)", Y, Y, false, "c220/kernel_operator_vec_binary_scalar_impl.h:31, m200/...:30 half/float/int16/int32"},
+    {"Adds(int32_t)", Y, Y, false, "c220/kernel_operator_vec_binary_scalar_impl.h:31, m200/...:30 half/float/int16/int32"},
+    {"Muls(float)", Y, Y, false, "c220/kernel_operator_vec_binary_scalar_impl.h:92, m200/...:85"},
+    {"Maxs(float)", Y, Y, true, "c220/kernel_operator_vec_binary_scalar_impl.h:153, m200/...:140; doc/基础算术/Maxs.md: no NaN rule"},
+    {"Maxs(int32_t)", Y, Y, false, "c220/kernel_operator_vec_binary_scalar_impl.h:153, m200/...:140 half/float/int16/int32"},
+    {"Mins(float)", Y, Y, true, "c220/kernel_operator_vec_binary_scalar_impl.h:213, m200/...:194; doc/基础算术/Mins.md: no NaN rule"},
+    {"Mins(int32_t)", Y, Y, false, "c220/kernel_operator_vec_binary_scalar_impl.h:213, m200/...:194 half/float/int16/int32"},
+    {"ShiftLeft(int32_t)", Y, NOP, false, "c220/kernel_operator_vec_binary_scalar_impl.h:274; m200/...:249-270 NOT_SUPPORT"},
+    {"ShiftRight(int32_t)", Y, NOP, false, "c220/kernel_operator_vec_binary_scalar_impl.h:339-421 vshr (arithmetic); m200/...:275-297 NOT_SUPPORT; doc/逻辑计算/ShiftRight.md: 310P unsupported"},
+    {"ShiftRight(uint32_t)", Y, NOP, false, "c220/kernel_operator_vec_binary_scalar_impl.h:339-421 vshr (logical); m200/...:275-297 NOT_SUPPORT; doc/逻辑计算/ShiftRight.md: 310P unsupported"},
+    {"Add(float)", Y, Y, false, "c220/ and m200/kernel_operator_vec_binary_impl.h:31 half/float/int16/int32"},
+    {"Add(int32_t)", Y, Y, false, "c220/ and m200/kernel_operator_vec_binary_impl.h:31 half/float/int16/int32"},
+    {"Sub(float)", Y, Y, false, "c220/kernel_operator_vec_binary_impl.h:91, m200/...:78"},
+    {"Mul(float)", Y, Y, false, "c220/kernel_operator_vec_binary_impl.h:150, m200/...:124"},
+    {"Div(float)", Y, Y, false, "c220/kernel_operator_vec_binary_impl.h:209, m200/...:169 (rounding undocumented: NPUQ_HOST_DIV_ULP)"},
+    {"Max(float)", Y, Y, true, "c220/kernel_operator_vec_binary_impl.h:267, m200/...:215; doc/基础算术/Max.md: no NaN rule"},
+    {"And(16-bit)", Y, Y, false, "c220/kernel_operator_vec_binary_impl.h:387, m200/...:309 int16/uint16"},
+    {"Or(16-bit)", Y, Y, false, "c220/kernel_operator_vec_binary_impl.h:454, m200/...:355 int16/uint16"},
+    {"Duplicate", Y, Y, false, "c220/ and m200/kernel_operator_vec_duplicate_impl.h:31 16/32-bit types"},
+    {"CreateVecIndex(float)", Y, Y, false, "c220/kernel_operator_vec_createvecindex_impl.h:155, m200/...:144"},
+    {"CompareScalar(float)", Y, Y, true, "c220/kernel_operator_vec_cmp_impl.h:305, m200/kernel_operator_vec_cmpsel_impl.h:246; doc/比较与选择/Compares.md: no NaN rule"},
+    {"CompareScalar(int32_t, EQ)", Y, N, false, "c220/kernel_operator_vec_cmp_impl.h:359-366 vcmpvs_eq; doc/比较与选择/Compares.md: 310P half/float only"},
+    {"CompareScalar(int32_t, not EQ)", OTHER, N, false, "c220/kernel_operator_vec_cmp_impl.h:363 \"int32_t only support CMPMODE::EQ\": vcmpvs_eq whatever the mode"},
+    {"Select(float)", Y, Y, false, "c220/kernel_operator_vec_cmpsel_impl.h:163-227, m200/kernel_operator_vec_cmpsel_impl.h:462-529"},
+    {"Gather(half)", Y, Y, false, "c220/kernel_operator_vec_gather_impl.h:53-63, m200/...:40-47 GatherImpl half/float/..."},
+    {"Gather(float)", Y, Y, false, "c220/kernel_operator_vec_gather_impl.h:53-63, m200/...:40-47 GatherImpl half/float/..."},
+    {"Cast(float <- float)", Y, NOP, false, "c220/kernel_operator_vec_vconv_impl.h:513-530 vconv_f322f32*; m200/...:413-417 NOT_SUPPORT"},
+    {"Cast(half <- float, RINT)", Y, NOP, false, "c220/kernel_operator_vec_vconv_impl.h:303 vconv_f322f16r; m200/...:272-277 empty ASSERT (ODD/NONE only)"},
+    {"Cast(half <- float, NONE)", Y, Y, false, "c220/kernel_operator_vec_vconv_impl.h:332; m200/...:267 vconv_f322f16"},
+    {"Cast(bfloat16_t <- float)", Y, N, false, "c220/kernel_operator_vec_vconv_impl.h:561 vconv_f322bf16r; m200/...:29-480 no bfloat16_t overload"},
+    {"Cast(float <- bfloat16_t)", Y, N, false, "c220/kernel_operator_vec_vconv_impl.h:657 vconv_bf162f32; m200/...:29-480 no bfloat16_t overload"},
+    {"Cast(float <- half)", Y, Y, false, "c220/kernel_operator_vec_vconv_impl.h:138, m200/...:90 vconv_f162f32"},
+    {"Cast(uint8_t <- half, NONE)", Y, Y, false, "c220/kernel_operator_vec_vconv_impl.h:280, m200/...:240 vconv_f162u8; doc/类型转换/Cast.md half->uint8_t NONE on both"},
+    {"Cast(half <- uint8_t)", Y, Y, false, "c220/kernel_operator_vec_vconv_impl.h:69, m200/...:55 vconv_u82f16"},
+    {"Cast(int32_t <- half)", Y, Y, false, "c220/kernel_operator_vec_vconv_impl.h:159, m200/...:107 vconv_f162s32*"},
+    {"Cast(int32_t <- float)", Y, Y, false, "c220/kernel_operator_vec_vconv_impl.h:351, m200/...:313 vconv_f322s32*"},
+    {"WholeReduceMax(float, ORDER_ONLY_VALUE)", Y, OTHER, true, "c220/kernel_operator_vec_reduce_impl.h:195-212; m200/...:149-162 anything but VALUE_INDEX is index-first; doc/归约计算/ReduceRepeat.md: no NaN rule"},
+    {"BlockReduceSum(float)", Y, Y, false, "c220/ and m200/kernel_operator_vec_reduce_impl.h:28-32 vcgadd; doc/归约计算/ReduceDataBlock.md half/float on both"},
+    {"BlockReduceMax(float)", Y, Y, true, "c220/ and m200/kernel_operator_vec_reduce_impl.h:36; doc/归约计算/ReduceDataBlock.md: no NaN rule"},
+    {"Brcb", Y, Y, false, "c220/kernel_operator_vec_brcb_impl.h:30, m200/...:117 (a scalar loop when dstBlkStride > 1)"},
+    {"SyncAll", Y, NOP, false, "c220/kernel_operator_sync_impl.h:364-392 ffts_cross_core_sync; m200/...:113-116 NOT_SUPPORT"},
+};
+
+inline Soc ThisSoc() {
+    static const Soc soc = [] {
+        const char* v = std::getenv("NPUQ_HOST_SOC");
+        if (v == nullptr || std::strcmp(v, "910B") == 0) return Soc::k910B;
+        if (std::strcmp(v, "310P") == 0) return Soc::k310P;
+        Fatal("NPUQ_HOST_SOC=%s: the emulator models 910B and 310P", v);
+    }();
+    return soc;
+}
+inline const char* SocName() { return ThisSoc() == Soc::k910B ? "910B" : "310P"; }
+
+// The row of `call` once the SoC has it; every emulated call has a row.
+inline const SocRow& Require(const char* call) {
+    for (const SocRow& r : kSocTable) {
+        if (std::strcmp(r.call, call) != 0) continue;
+        const Has h = ThisSoc() == Soc::k910B ? r.a2 : r.m200;
+        if (h == Has::kNo) Fatal("%s: %s has no such call (the kernel would not compile): %s", call, SocName(), r.source);
+        if (h == Has::kNoOp) Fatal("%s: on %s it compiles but does nothing: %s", call, SocName(), r.source);
+        if (h == Has::kOther) Fatal("%s: on %s it computes something else: %s", call, SocName(), r.source);
+        return r;
+    }
+    Fatal("%s: not in the emulator's SoC table", call);
+}
+// A float operand of a `nan` row.
+inline void CheckNaN(const SocRow& r, float v) {
+    if (r.nan && std::isnan(v))
+        Fatal("%s: a NaN operand, whose ordering %s does not document (%s); classify NaN from bits first", r.call,
+              SocName(), r.source);
+}
+
+// Usable UB (TMP_UB_OFFSET, impl/basic_api/utils/kernel_utils_constants.h): 184 KiB on 2201
+// (the top 8 KiB of 192 are the API's scratch, Select modes 1/2), 248 KiB on 2002.
+inline uint32_t UbBytes() { return ThisSoc() == Soc::k910B ? 184 * 1024 : 248 * 1024; }
 
 // A reusable barrier over the launched cores (C++17 has no std::barrier).
 class Barrier {
@@ -107,7 +215,7 @@ inline void Launch(uint32_t blockNum, const std::function<void()>& kernel) {
             Core& c = ThisCore();
             c.blockIdx = i;
             c.blockNum = blockNum;
-            c.ub.assign(kUbBytes, 0xFF);
+            c.ub.assign(UbBytes(), 0xFF);
             c.ubUsed = 0;
             c.pipe = nullptr;
             c.barrier = &barrier;
@@ -434,9 +542,9 @@ class TPipe {
  private:
     uint32_t Take(uint64_t bytes) {
         auto& c = npuq_host::ThisCore();
-        if (c.ubUsed + bytes > npuq_host::kUbBytes)
+        if (c.ubUsed + bytes > npuq_host::UbBytes())
             npuq_host::Fatal("TPipe::InitBuffer: %llu more bytes do not fit in UB (%u of %u used)",
-                             static_cast<unsigned long long>(bytes), c.ubUsed, npuq_host::kUbBytes);
+                             static_cast<unsigned long long>(bytes), c.ubUsed, npuq_host::UbBytes());
         uint32_t addr = c.ubUsed;
         c.ubUsed += static_cast<uint32_t>(bytes);
         return addr;
@@ -450,6 +558,7 @@ inline int64_t GetBlockNum() { return npuq_host::ThisCore().blockNum; }
 
 template <bool isAIVOnly = true>
 inline void SyncAll() {
+    npuq_host::Require("SyncAll");
     auto& c = npuq_host::ThisCore();
     if (c.barrier == nullptr) npuq_host::Fatal("SyncAll outside a launch");
     c.barrier->Wait();
@@ -482,6 +591,7 @@ inline void CheckCopyType(const char* api) {
 template <typename T>
 inline void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint32_t count) {
     uint64_t bytes = static_cast<uint64_t>(count) * sizeof(T);
+    npuq_host::Require("DataCopy");
     if (count == 0 || bytes % 32 != 0) npuq_host::Fatal("DataCopy GM->UB: %llu bytes is not a positive multiple of 32", static_cast<unsigned long long>(bytes));
     dst.CheckAligned("DataCopy");
     dst.Check(0, count, "DataCopy");
@@ -491,6 +601,7 @@ inline void DataCopy(const LocalTensor<T>& dst, const GlobalTensor<T>& src, uint
 template <typename T>
 inline void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint32_t count) {
     uint64_t bytes = static_cast<uint64_t>(count) * sizeof(T);
+    npuq_host::Require("DataCopy");
     if (count == 0 || bytes % 32 != 0) npuq_host::Fatal("DataCopy UB->GM: %llu bytes is not a positive multiple of 32", static_cast<unsigned long long>(bytes));
     src.CheckAligned("DataCopy");
     src.Check(0, count, "DataCopy");
@@ -502,6 +613,7 @@ inline void DataCopy(const GlobalTensor<T>& dst, const LocalTensor<T>& src, uint
 template <typename T>
 inline void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, const DataCopyExtParams& cp,
                         const DataCopyPadExtParams<T>& pad) {
+    npuq_host::Require("DataCopyPad(GM->UB)");
     if (pad.isPad || pad.leftPadding || pad.rightPadding) npuq_host::Fatal("DataCopyPad: padding is not emulated");
     if (cp.blockCount < 1 || cp.blockCount > 4095) npuq_host::Fatal("DataCopyPad: blockCount %u outside [1, 4095]", cp.blockCount);
     if (cp.blockLen < 1 || cp.blockLen > 2097151u) npuq_host::Fatal("DataCopyPad: blockLen %u outside [1, 2^21)", cp.blockLen);
@@ -520,6 +632,7 @@ inline void DataCopyPad(const LocalTensor<T>& dst, const GlobalTensor<T>& src, c
 // UB -> GM: each block is read from a 32-byte boundary in UB, written as blockLen bytes.
 template <typename T>
 inline void DataCopyPad(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const DataCopyExtParams& cp) {
+    npuq_host::Require("DataCopyPad(UB->GM)");
     if (cp.blockCount < 1 || cp.blockCount > 4095) npuq_host::Fatal("DataCopyPad: blockCount %u outside [1, 4095]", cp.blockCount);
     if (cp.blockLen < 1 || cp.blockLen > 2097151u) npuq_host::Fatal("DataCopyPad: blockLen %u outside [1, 2^21)", cp.blockLen);
     if (cp.blockLen % sizeof(T)) npuq_host::Fatal("DataCopyPad: blockLen %u is not a whole number of elements", cp.blockLen);
@@ -620,21 +733,22 @@ inline void Binary0(const LocalTensor<T>& dst, const LocalTensor<T>& a, const Lo
     }
 }
 
-inline float FMax(float a, float b) {
-    if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<float>::quiet_NaN();
+// Max / Min of a row: NaN operands abort where the row says NaN ordering is undocumented.
+template <typename T>
+inline T Max(const npuq_host::SocRow& row, T a, T b) {
+    if constexpr (std::is_same<T, float>::value) {
+        npuq_host::CheckNaN(row, a);
+        npuq_host::CheckNaN(row, b);
+    }
     return a >= b ? a : b;
 }
-inline float FMin(float a, float b) {
-    if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<float>::quiet_NaN();
+template <typename T>
+inline T Min(const npuq_host::SocRow& row, T a, T b) {
+    if constexpr (std::is_same<T, float>::value) {
+        npuq_host::CheckNaN(row, a);
+        npuq_host::CheckNaN(row, b);
+    }
     return a <= b ? a : b;
-}
-template <typename T>
-inline T Max(T a, T b) {
-    if constexpr (std::is_same<T, float>::value) return FMax(a, b); else return a >= b ? a : b;
-}
-template <typename T>
-inline T Min(T a, T b) {
-    if constexpr (std::is_same<T, float>::value) return FMin(a, b); else return a <= b ? a : b;
 }
 
 template <typename T>
@@ -649,11 +763,13 @@ constexpr bool kBitwise = std::is_same<T, uint16_t>::value || std::is_same<T, in
 template <typename T>
 inline void Abs(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t& count) {
     static_assert(std::is_same<T, float>::value, "Abs is emulated for float");
+    npuq_host::Require("Abs(float)");
     detail::Unary(dst, src, count, "Abs", [](float v) { return npuq_host::BitsFloat(npuq_host::FloatBits(v) & 0x7FFFFFFFu); });
 }
 template <typename T>
 inline void Adds(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& s, const int32_t& count) {
     static_assert(detail::kArith<T>, "Adds: float or int32_t");
+    npuq_host::Require(std::is_same<T, float>::value ? "Adds(float)" : "Adds(int32_t)");
     detail::Unary(dst, src, count, "Adds", [s](T v) {
         if constexpr (std::is_same<T, int32_t>::value) return static_cast<T>(static_cast<uint32_t>(v) + static_cast<uint32_t>(s));
         else return v + s;
@@ -662,21 +778,25 @@ inline void Adds(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& 
 template <typename T>
 inline void Muls(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& s, const int32_t& count) {
     static_assert(std::is_same<T, float>::value, "Muls is emulated for float");
+    npuq_host::Require("Muls(float)");
     detail::Unary(dst, src, count, "Muls", [s](T v) { return v * s; });
 }
 template <typename T>
 inline void Maxs(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& s, const int32_t& count) {
-    static_assert(std::is_same<T, float>::value, "Maxs is emulated for float");
-    detail::Unary(dst, src, count, "Maxs", [s](T v) { return detail::Max(v, s); });
+    static_assert(detail::kArith<T>, "Maxs: float or int32_t");
+    const auto& row = npuq_host::Require(std::is_same<T, float>::value ? "Maxs(float)" : "Maxs(int32_t)");
+    detail::Unary(dst, src, count, "Maxs", [s, &row](T v) { return detail::Max(row, v, s); });
 }
 template <typename T>
 inline void Mins(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& s, const int32_t& count) {
-    static_assert(std::is_same<T, float>::value, "Mins is emulated for float");
-    detail::Unary(dst, src, count, "Mins", [s](T v) { return detail::Min(v, s); });
+    static_assert(detail::kArith<T>, "Mins: float or int32_t");
+    const auto& row = npuq_host::Require(std::is_same<T, float>::value ? "Mins(float)" : "Mins(int32_t)");
+    detail::Unary(dst, src, count, "Mins", [s, &row](T v) { return detail::Min(row, v, s); });
 }
 template <typename T>
 inline void Add(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {
     static_assert(detail::kArith<T>, "Add: float or int32_t");
+    npuq_host::Require(std::is_same<T, float>::value ? "Add(float)" : "Add(int32_t)");
     detail::Binary(dst, a, b, count, "Add", [](T x, T y) {
         if constexpr (std::is_same<T, int32_t>::value) return static_cast<T>(static_cast<uint32_t>(x) + static_cast<uint32_t>(y));
         else return x + y;
@@ -685,11 +805,13 @@ inline void Add(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalT
 template <typename T>
 inline void Sub(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {
     static_assert(std::is_same<T, float>::value, "Sub is emulated for float");
+    npuq_host::Require("Sub(float)");
     detail::Binary(dst, a, b, count, "Sub", [](T x, T y) { return x - y; });
 }
 template <typename T>
 inline void Mul(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {
     static_assert(std::is_same<T, float>::value, "Mul is emulated for float");
+    npuq_host::Require("Mul(float)");
     detail::Binary(dst, a, b, count, "Mul", [](T x, T y) { return x * y; });
 }
 namespace detail {
@@ -717,32 +839,44 @@ inline float PerturbedQuotient(float x, float y) {
 template <typename T>
 inline void Div(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {
     static_assert(std::is_same<T, float>::value, "Div is emulated for float");
+    npuq_host::Require("Div(float)");
     detail::Binary(dst, a, b, count, "Div", [](T x, T y) { return detail::PerturbedQuotient(x, y); });
 }
 template <typename T>
 inline void Max(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {
     static_assert(std::is_same<T, float>::value, "Max is emulated for float");
-    detail::Binary(dst, a, b, count, "Max", [](T x, T y) { return detail::Max(x, y); });
+    const auto& row = npuq_host::Require("Max(float)");
+    detail::Binary(dst, a, b, count, "Max", [&row](T x, T y) { return detail::Max(row, x, y); });
 }
 template <typename T>
 inline void And(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {
     static_assert(detail::kBitwise<T>, "And: int16_t or uint16_t");
+    npuq_host::Require("And(16-bit)");
     detail::Binary(dst, a, b, count, "And", [](T x, T y) { return static_cast<T>(x & y); });
 }
 template <typename T>
 inline void Or(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, const int32_t& count) {
     static_assert(detail::kBitwise<T>, "Or: int16_t or uint16_t");
+    npuq_host::Require("Or(16-bit)");
     detail::Binary(dst, a, b, count, "Or", [](T x, T y) { return static_cast<T>(x | y); });
 }
 template <typename T>
+inline void Not(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t& count) {
+    static_assert(detail::kBitwise<T>, "Not: int16_t or uint16_t");
+    npuq_host::Require("Not(16-bit)");
+    detail::Unary(dst, src, count, "Not", [](T v) { return static_cast<T>(~v); });
+}
+template <typename T>
 inline void ShiftLeft(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& bits, const int32_t& count) {
-    static_assert(std::is_same<T, int32_t>::value || std::is_same<T, uint32_t>::value, "ShiftLeft: 32-bit integers");
+    static_assert(std::is_same<T, int32_t>::value, "ShiftLeft is emulated for int32_t");
+    npuq_host::Require("ShiftLeft(int32_t)");
     detail::Unary(dst, src, count, "ShiftLeft", [bits](T v) { return static_cast<T>(static_cast<uint32_t>(v) << bits); });
 }
 
 template <typename T>
 inline void Duplicate(const LocalTensor<T>& dst, const T& value, const int32_t& count) {
     static_assert(sizeof(T) == 2 || sizeof(T) == 4, "Duplicate: 16- or 32-bit types");
+    npuq_host::Require("Duplicate");
     detail::Operand(dst, count, "Duplicate");
     for (int32_t i = 0; i < count; ++i) dst.Ptr()[i] = value;
 }
@@ -750,6 +884,7 @@ inline void Duplicate(const LocalTensor<T>& dst, const T& value, const int32_t& 
 template <typename T>
 inline void CreateVecIndex(LocalTensor<T> dst, const T& first, uint32_t count) {
     static_assert(std::is_same<T, float>::value, "CreateVecIndex is emulated for float");
+    npuq_host::Require("CreateVecIndex(float)");
     detail::Operand(dst, count, "CreateVecIndex");
     for (uint32_t i = 0; i < count; ++i) dst.Ptr()[i] = first + static_cast<T>(i);
 }
@@ -759,14 +894,19 @@ inline void CreateVecIndex(LocalTensor<T> dst, const T& first, uint32_t count) {
 template <typename T, typename U>
 inline void CompareScalar(const LocalTensor<U>& dst, const LocalTensor<T>& src, const T scalar, CMPMODE mode,
                           uint32_t count) {
-    static_assert(std::is_same<T, float>::value && std::is_same<U, uint8_t>::value, "CompareScalar: float -> uint8_t");
+    static_assert(detail::kArith<T> && std::is_same<U, uint8_t>::value, "CompareScalar: float or int32_t -> uint8_t");
+    const auto& row = npuq_host::Require(std::is_same<T, float>::value ? "CompareScalar(float)"
+                                         : mode == CMPMODE::EQ       ? "CompareScalar(int32_t, EQ)"
+                                                                     : "CompareScalar(int32_t, not EQ)");
+    if constexpr (std::is_same<T, float>::value) npuq_host::CheckNaN(row, scalar);
     if (count == 0 || (count * sizeof(T)) % 256 != 0) npuq_host::Fatal("CompareScalar: count %u is not a whole number of repeats", count);
     detail::Operand(src, count, "CompareScalar");
     detail::Operand(dst, count / 8, "CompareScalar");
     uint8_t* d = dst.Ptr();
     std::memset(d, 0, count / 8);
     for (uint32_t i = 0; i < count; ++i) {
-        float v = src.Ptr()[i];
+        const T v = src.Ptr()[i];
+        if constexpr (std::is_same<T, float>::value) npuq_host::CheckNaN(row, v);
         bool r = false;
         switch (mode) {
             case CMPMODE::LT: r = v < scalar; break;
@@ -785,6 +925,7 @@ template <typename T, typename U>
 inline void Select(const LocalTensor<T>& dst, const LocalTensor<U>& selMask, const LocalTensor<T>& src0, T src1,
                    SELMODE mode, uint32_t count) {
     static_assert(std::is_same<T, float>::value && std::is_same<U, uint8_t>::value, "Select: float with uint8_t mask");
+    npuq_host::Require("Select(float)");
     if (mode != SELMODE::VSEL_TENSOR_SCALAR_MODE) npuq_host::Fatal("Select(scalar): mode must be VSEL_TENSOR_SCALAR_MODE");
     detail::Operand(dst, count, "Select");
     detail::Operand(src0, count, "Select");
@@ -797,6 +938,7 @@ template <typename T, typename U>
 inline void Select(const LocalTensor<T>& dst, const LocalTensor<U>& selMask, const LocalTensor<T>& src0,
                    const LocalTensor<T>& src1, SELMODE mode, uint32_t count) {
     static_assert(std::is_same<T, float>::value && std::is_same<U, uint8_t>::value, "Select: float with uint8_t mask");
+    npuq_host::Require("Select(float)");
     if (mode != SELMODE::VSEL_TENSOR_TENSOR_MODE) npuq_host::Fatal("Select(tensor): mode must be VSEL_TENSOR_TENSOR_MODE");
     detail::Operand(dst, count, "Select");
     detail::Operand(src0, count, "Select");
@@ -810,7 +952,8 @@ inline void Select(const LocalTensor<T>& dst, const LocalTensor<U>& selMask, con
 template <typename T>
 inline void Gather(const LocalTensor<T>& dst, const LocalTensor<T>& src, const LocalTensor<uint32_t>& srcOffset,
                    const uint32_t srcBaseAddr, const uint32_t count) {
-    static_assert(sizeof(T) == 2 || sizeof(T) == 4, "Gather: 16- or 32-bit types");
+    static_assert(std::is_same<T, half>::value || std::is_same<T, float>::value, "Gather: half or float");
+    npuq_host::Require(std::is_same<T, half>::value ? "Gather(half)" : "Gather(float)");
     detail::Operand(dst, count, "Gather");
     detail::Operand(srcOffset, count, "Gather");
     src.CheckAligned("Gather");
@@ -842,8 +985,27 @@ inline int32_t ToInt32(float v, RoundMode m) {
 }
 }  // namespace detail
 
+namespace detail {
+template <typename D, typename S>
+inline const char* CastRow(RoundMode mode) {
+    if constexpr (std::is_same<D, float>::value && std::is_same<S, float>::value) return "Cast(float <- float)";
+    if constexpr (std::is_same<D, half>::value && std::is_same<S, float>::value)
+        return mode == RoundMode::CAST_NONE ? "Cast(half <- float, NONE)" : "Cast(half <- float, RINT)";
+    if constexpr (std::is_same<D, bfloat16_t>::value) return "Cast(bfloat16_t <- float)";
+    if constexpr (std::is_same<D, float>::value && std::is_same<S, bfloat16_t>::value) return "Cast(float <- bfloat16_t)";
+    if constexpr (std::is_same<D, float>::value && std::is_same<S, half>::value) return "Cast(float <- half)";
+    if constexpr (std::is_same<D, half>::value && std::is_same<S, uint8_t>::value) return "Cast(half <- uint8_t)";
+    if constexpr (std::is_same<D, uint8_t>::value && std::is_same<S, half>::value)
+        return mode == RoundMode::CAST_NONE ? "Cast(uint8_t <- half, NONE)" : "Cast(uint8_t <- half, rounding)";
+    if constexpr (std::is_same<D, int32_t>::value && std::is_same<S, half>::value) return "Cast(int32_t <- half)";
+    if constexpr (std::is_same<D, int32_t>::value && std::is_same<S, float>::value) return "Cast(int32_t <- float)";
+    return "Cast(?)";
+}
+}  // namespace detail
+
 template <typename D, typename S>
 inline void Cast(const LocalTensor<D>& dst, const LocalTensor<S>& src, const RoundMode& mode, const uint32_t count) {
+    npuq_host::Require(detail::CastRow<D, S>(mode));
     detail::Operand(dst, count, "Cast");
     detail::Operand(src, count, "Cast");
     if (sizeof(D) != sizeof(S) && dst.Addr() < src.Addr() + count * sizeof(S) && src.Addr() < dst.Addr() + count * sizeof(D))
@@ -865,6 +1027,13 @@ inline void Cast(const LocalTensor<D>& dst, const LocalTensor<S>& src, const Rou
         } else if constexpr (std::is_same<D, half>::value && std::is_same<S, uint8_t>::value) {
             if (mode != RoundMode::CAST_NONE) npuq_host::Fatal("Cast(half <- uint8_t): use CAST_NONE");
             d[i] = half(static_cast<float>(s[i]));
+        } else if constexpr (std::is_same<D, uint8_t>::value && std::is_same<S, half>::value) {
+            // vconv_f162u8: the kernels narrow only exact codes, so anything but an integer in
+            // [0, 255] is rejected rather than saturated or wrapped.
+            const float v = static_cast<float>(s[i]);
+            if (!(v >= 0.0f && v <= 255.0f) || v != std::floor(v))
+                npuq_host::Fatal("Cast(uint8_t <- half): element %u is %g, not a byte value", i, v);
+            d[i] = static_cast<uint8_t>(v);
         } else if constexpr (std::is_same<D, int32_t>::value && std::is_same<S, half>::value) {
             d[i] = detail::ToInt32(static_cast<float>(s[i]), mode);
         } else if constexpr (std::is_same<D, int32_t>::value && std::is_same<S, float>::value) {
@@ -884,6 +1053,7 @@ namespace detail {
 template <typename T>
 inline void DuplicateLanes(const LocalTensor<T>& dst, const T& value, const LaneMask& m, uint8_t repeatTimes,
                            uint16_t dstBlockStride, uint8_t dstRepeatStride) {
+    npuq_host::Require("Duplicate");
     dst.CheckAligned("Duplicate");
     for (uint32_t r = 0; r < repeatTimes; ++r)
         for (uint32_t l = 0; l < kPerRepeat<T>; ++l)
@@ -914,13 +1084,15 @@ template <typename T, bool isSetMask = true>
 inline void Max(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, uint64_t mask,
                 const uint8_t repeatTimes, const BinaryRepeatParams& p) {
     static_assert(std::is_same<T, float>::value, "Max (level 0) is emulated for float");
+    const auto& row = npuq_host::Require("Max(float)");
     detail::Binary0(dst, a, b, detail::CountMask<T>(mask, "Max"), repeatTimes, p, "Max",
-                    [](T x, T y) { return detail::Max(x, y); });
+                    [&row](T x, T y) { return detail::Max(row, x, y); });
 }
 template <typename T, bool isSetMask = true>
 inline void Mul(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, uint64_t mask,
                 const uint8_t repeatTimes, const BinaryRepeatParams& p) {
     static_assert(std::is_same<T, float>::value, "Mul (level 0) is emulated for float");
+    npuq_host::Require("Mul(float)");
     detail::Binary0(dst, a, b, detail::CountMask<T>(mask, "Mul"), repeatTimes, p, "Mul",
                     [](T x, T y) { return x * y; });
 }
@@ -928,6 +1100,7 @@ template <typename T, bool isSetMask = true>
 inline void And(const LocalTensor<T>& dst, const LocalTensor<T>& a, const LocalTensor<T>& b, uint64_t mask,
                 const uint8_t repeatTimes, const BinaryRepeatParams& p) {
     static_assert(detail::kBitwise<T>, "And: int16_t or uint16_t");
+    npuq_host::Require("And(16-bit)");
     detail::Binary0(dst, a, b, detail::CountMask<T>(mask, "And"), repeatTimes, p, "And",
                     [](T x, T y) { return static_cast<T>(x & y); });
 }
@@ -937,6 +1110,7 @@ template <typename T, bool isSetMask = true>
 inline void Copy(const LocalTensor<T>& dst, const LocalTensor<T>& src, const uint64_t mask[], const uint8_t repeatTimes,
                  const CopyRepeatParams& p) {
     static_assert(sizeof(T) == 2 || sizeof(T) == 4, "Copy: 16- or 32-bit types");
+    npuq_host::Require("Copy");
     auto m = detail::BitMask<T>(mask, "Copy");
     dst.CheckAligned("Copy");
     src.CheckAligned("Copy");
@@ -958,6 +1132,7 @@ inline void WholeReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src,
                            const int32_t repeatTimes, const int32_t dstRepStride, const int32_t srcBlkStride,
                            const int32_t srcRepStride, ReduceOrder order = ReduceOrder::ORDER_VALUE_INDEX) {
     static_assert(std::is_same<T, float>::value, "WholeReduceMax is emulated for float");
+    const auto& row = npuq_host::Require("WholeReduceMax(float, ORDER_ONLY_VALUE)");
     if (order != ReduceOrder::ORDER_ONLY_VALUE) npuq_host::Fatal("WholeReduceMax: only ORDER_ONLY_VALUE is emulated");
     if (repeatTimes < 0 || repeatTimes > 255) npuq_host::Fatal("WholeReduceMax: repeatTimes %d", repeatTimes);
     auto m = detail::CountMask<T>(static_cast<uint64_t>(mask), "WholeReduceMax");
@@ -970,7 +1145,8 @@ inline void WholeReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src,
             if (!m.Test(l)) continue;
             uint64_t i = detail::Lane<T>(r, l, srcBlkStride, srcRepStride);
             src.Check(i, 1, "WholeReduceMax");
-            acc = first ? src.Ptr()[i] : detail::FMax(acc, src.Ptr()[i]);
+            acc = first ? src.Ptr()[i] : detail::Max(row, acc, src.Ptr()[i]);
+            npuq_host::CheckNaN(row, acc);
             first = false;
         }
         uint64_t o = static_cast<uint64_t>(r) * dstRepStride;
@@ -986,6 +1162,7 @@ inline void BlockReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src,
                            const uint64_t mask[], const int32_t dstRepStride, const int32_t srcBlkStride,
                            const int32_t srcRepStride) {
     static_assert(std::is_same<T, float>::value, "BlockReduceMax is emulated for float");
+    const auto& row = npuq_host::Require("BlockReduceMax(float)");
     if (repeat < 0 || repeat > 255) npuq_host::Fatal("BlockReduceMax: repeat %d", repeat);
     auto m = detail::BitMask<T>(mask, "BlockReduceMax");
     dst.CheckAligned("BlockReduceMax");
@@ -1000,7 +1177,8 @@ inline void BlockReduceMax(const LocalTensor<T>& dst, const LocalTensor<T>& src,
                 if (!m.Test(l)) continue;
                 uint64_t i = detail::Lane<T>(r, l, srcBlkStride, srcRepStride);
                 src.Check(i, 1, "BlockReduceMax");
-                acc = any ? detail::FMax(acc, src.Ptr()[i]) : src.Ptr()[i];
+                acc = any ? detail::Max(row, acc, src.Ptr()[i]) : src.Ptr()[i];
+                npuq_host::CheckNaN(row, acc);
                 any = true;
             }
             if (!any) npuq_host::Fatal("BlockReduceMax: block %u of a repeat has no lane selected", k);
@@ -1016,6 +1194,7 @@ template <typename T>
 inline void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, const uint8_t repeatTimes,
                  const BrcbRepeatParams& p) {
     static_assert(sizeof(T) == 2 || sizeof(T) == 4, "Brcb: 16- or 32-bit types");
+    npuq_host::Require("Brcb");
     dst.CheckAligned("Brcb");
     src.CheckAligned("Brcb");
     src.Check(0, 8u * repeatTimes, "Brcb");
@@ -1032,5 +1211,54 @@ inline void Brcb(const LocalTensor<T>& dst, const LocalTensor<T>& src, const uin
             for (uint32_t j = 0; j < epb; ++j) dst.Ptr()[base + j] = vals[r * 8 + k];
         }
 }
+
+// ------------------------------------------------------------------ npuq::Quantize additions
+// (kept in one block: ShiftRight, BlockReduceSum; Cast uint8 <- half is in Cast above)
+
+// Logical (uint32) or arithmetic (int32) right shift of every element by `bits` in [0, 32]
+// (ShiftRight.md: A2 takes uint16/int16/uint32/int32).
+template <typename T>
+inline void ShiftRight(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& bits, const int32_t& count) {
+    static_assert(std::is_same<T, int32_t>::value || std::is_same<T, uint32_t>::value, "ShiftRight: 32-bit integers");
+    npuq_host::Require(std::is_same<T, int32_t>::value ? "ShiftRight(int32_t)" : "ShiftRight(uint32_t)");
+    if (static_cast<uint32_t>(bits) > 32) npuq_host::Fatal("ShiftRight: shift %u outside [0, 32]", static_cast<uint32_t>(bits));
+    detail::Unary(dst, src, count, "ShiftRight", [bits](T v) {
+        if (bits == 32) return static_cast<T>(v < 0 ? -1 : 0);
+        return static_cast<T>(v >> bits);
+    });
+}
+
+// Eight values per repeat, one per 32-byte block: the sum of the block's selected lanes (as
+// BlockReduceMax). Sums here are of small integers, exact in any order.
+template <typename T, bool isSetMask = true>
+inline void BlockReduceSum(const LocalTensor<T>& dst, const LocalTensor<T>& src, const int32_t repeat,
+                           const uint64_t mask[], const int32_t dstRepStride, const int32_t srcBlkStride,
+                           const int32_t srcRepStride) {
+    static_assert(std::is_same<T, float>::value, "BlockReduceSum is emulated for float");
+    npuq_host::Require("BlockReduceSum(float)");
+    if (repeat < 0 || repeat > 255) npuq_host::Fatal("BlockReduceSum: repeat %d", repeat);
+    auto m = detail::BitMask<T>(mask, "BlockReduceSum");
+    dst.CheckAligned("BlockReduceSum");
+    src.CheckAligned("BlockReduceSum");
+    constexpr uint32_t epb = detail::kPerBlock<T>;
+    for (int32_t r = 0; r < repeat; ++r)
+        for (uint32_t k = 0; k < 8; ++k) {
+            float acc = 0;
+            bool any = false;
+            for (uint32_t j = 0; j < epb; ++j) {
+                uint32_t l = k * epb + j;
+                if (!m.Test(l)) continue;
+                uint64_t i = detail::Lane<T>(r, l, srcBlkStride, srcRepStride);
+                src.Check(i, 1, "BlockReduceSum");
+                acc += src.Ptr()[i];
+                any = true;
+            }
+            if (!any) npuq_host::Fatal("BlockReduceSum: block %u of a repeat has no lane selected", k);
+            uint64_t o = static_cast<uint64_t>(r) * dstRepStride * 8 + k;
+            dst.Check(o, 1, "BlockReduceSum");
+            dst.Ptr()[o] = acc;
+        }
+}
+// ------------------------------------------------------------------ end of npuq::Quantize additions
 
 }  // namespace AscendC

@@ -6,6 +6,9 @@
 //       quantized along the last axis. Options: rounding=away|even, scale_rule=floor|rceil
 //       (MX), saturate=0|1 and scale=none|row|tensor (hif8), variant=quant_cy|amct (hif4),
 //       group=N (int8sym, int4sym, fp8e4m3, fp8e5m2).
+//   npuq-kernel-host encode FORMAT IN CODES SCALES ROWS COLS [same options as above]
+//       Quantize: IN as above; CODES and SCALES get formats.encode's Packed.codes and
+//       Packed.scales rows (ROWS rows each; SCALES empty for unscaled hif8).
 //   npuq-kernel-host decode FORMAT CODES SCALES OUT ROWS LENGTH [--block N] [--tensor-scale F]
 //                    [--cores N] [--tile-rows N]
 //       Dequantize formats.Packed rows: CODES holds ROWS rows of code bytes, SCALES ROWS rows of
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "entry.h"
+#include "npuq/quantize.h"
 #include "npuq/workspace.h"
 
 namespace {
@@ -54,6 +58,7 @@ void Help() {
     std::puts(
         "usage: npuq-kernel-host FORMAT IN OUT ROWS COLS [--dtype float32|float16|bfloat16] [--cores N]\n"
         "                        [--tile-rows N] [--option k=v ...]\n"
+        "       npuq-kernel-host encode FORMAT IN CODES SCALES ROWS COLS [same options]\n"
         "       npuq-kernel-host decode FORMAT CODES SCALES OUT ROWS LENGTH [--block N] [--tensor-scale F]\n"
         "                        [--cores N] [--tile-rows N]\n"
         "Runs the npuq AscendC kernels on the CPU. Tensors are raw little-endian files.\n"
@@ -163,16 +168,24 @@ void ApplyOption(npuq::QuantDequantParams& p, const std::string& kv) {
     }
 }
 
-int QuantDequantMain(const std::vector<std::string>& args) {
-    if (args.size() < 5) Usage("expected FORMAT IN OUT ROWS COLS");
+// FORMAT IN OUT... ROWS COLS [options]: `outs` output paths after IN.
+struct QuantArgs {
     npuq::QuantDequantParams p{};
-    p.format = ParseFormat(args[0]);
-    p.rows = ParseCount("ROWS", args[3], true);
-    p.cols = ParseCount("COLS", args[4], true);
     Common c;
     npuq_host::DType dtype = npuq_host::DType::kFloat32;
     uint32_t bytes = 4;
-    for (size_t i = 5; i < args.size(); ++i) {
+};
+
+QuantArgs ParseQuantArgs(const std::vector<std::string>& args, size_t outs) {
+    QuantArgs q;
+    npuq::QuantDequantParams& p = q.p;
+    Common& c = q.c;
+    npuq_host::DType& dtype = q.dtype;
+    uint32_t& bytes = q.bytes;
+    p.format = ParseFormat(args[0]);
+    p.rows = ParseCount("ROWS", args[2 + outs], true);
+    p.cols = ParseCount("COLS", args[3 + outs], true);
+    for (size_t i = 4 + outs; i < args.size(); ++i) {
         if (ParseCommon(args, i, c)) continue;
         const std::string& a = args[i];
         if (a == "--dtype") {
@@ -190,14 +203,46 @@ int QuantDequantMain(const std::vector<std::string>& args) {
         }
     }
     if (p.saturate != 0 && p.scale != 0) Usage("hif8: saturate does not combine with scale");
+    p.rowsPerCore = npuq::CeilDiv(p.rows == 0 ? 1 : p.rows, c.cores);
+    p.tileRows = c.tileRows;
+    return q;
+}
+
+int QuantDequantMain(const std::vector<std::string>& args) {
+    if (args.size() < 5) Usage("expected FORMAT IN OUT ROWS COLS");
+    QuantArgs q = ParseQuantArgs(args, 1);
+    const npuq::QuantDequantParams& p = q.p;
+    const Common& c = q.c;
+    const uint32_t bytes = q.bytes;
+    const npuq_host::DType dtype = q.dtype;
     const uint64_t elems = static_cast<uint64_t>(p.rows) * p.cols;
     std::vector<uint8_t> x = ReadFile(args[1], elems * bytes, "IN");
     std::vector<uint8_t> y(elems * bytes, 0);
-    p.rowsPerCore = npuq::CeilDiv(p.rows == 0 ? 1 : p.rows, c.cores);
-    p.tileRows = c.tileRows;
     std::vector<uint8_t> ws(npuq::QuantDequantWorkspaceBytes(p, c.cores) + 32, 0xFF);
     if (elems > 0) npuq_host::RunQuantDequant(dtype, x.data(), y.data(), ws.data(), p, c.cores);
     WriteFile(args[2], y);
+    return 0;
+}
+
+int EncodeMain(const std::vector<std::string>& args) {
+    if (args.size() < 6) Usage("encode expects FORMAT IN CODES SCALES ROWS COLS");
+    QuantArgs q = ParseQuantArgs(args, 2);
+    const npuq::QuantDequantParams& p = q.p;
+    if (!npuq::QuantizeSupports(p)) Usage("Quantize does not encode %s", kNames[p.format]);
+    const uint64_t elems = static_cast<uint64_t>(p.rows) * p.cols;
+    std::vector<uint8_t> x = ReadFile(args[1], elems * q.bytes, "IN");
+    const npuq::QdLayout g = npuq::PlanQuantize(p, q.bytes);
+    const uint32_t bits = npuq::QuantCodeBits(p.format);
+    const uint64_t blocks = p.cols == 0 ? 0 : static_cast<uint64_t>(p.rows) * g.blocksPerRow;
+    const uint64_t codeBytes = blocks * (bits == 4 ? (g.block + g.block % 2) / 2 : g.block);
+    // 0xEE: bytes the kernel does not write show up in the comparison
+    std::vector<uint8_t> codes(codeBytes + 32, 0xEE), scales(blocks * npuq::QuantScaleBytes(p) + 32, 0xEE);
+    std::vector<uint8_t> ws(npuq::QuantizeWorkspaceBytes(p, q.c.cores) + 32, 0xFF);
+    if (elems > 0) npuq_host::RunQuantize(q.dtype, x.data(), codes.data(), scales.data(), ws.data(), p, q.c.cores);
+    codes.resize(codes.size() - 32);
+    scales.resize(scales.size() - 32);
+    WriteFile(args[2], codes);
+    WriteFile(args[3], scales);
     return 0;
 }
 
@@ -285,6 +330,14 @@ void RunQuantDequant(DType dtype, uint8_t* x, uint8_t* y, uint8_t* workspace, co
         case DType::kBFloat16: RunQuantDequantBF16(x, y, workspace, p, cores); break;
     }
 }
+void RunQuantize(DType dtype, uint8_t* x, uint8_t* codes, uint8_t* scales, uint8_t* workspace,
+                 const npuq::QuantDequantParams& p, uint32_t cores) {
+    switch (dtype) {
+        case DType::kFloat32: RunQuantizeF32(x, codes, scales, workspace, p, cores); break;
+        case DType::kFloat16: RunQuantizeF16(x, codes, scales, workspace, p, cores); break;
+        case DType::kBFloat16: RunQuantizeBF16(x, codes, scales, workspace, p, cores); break;
+    }
+}
 }  // namespace npuq_host
 
 int main(int argc, char** argv) {
@@ -294,6 +347,7 @@ int main(int argc, char** argv) {
         Help();
         return 0;
     }
+    if (args[0] == "encode") return EncodeMain(std::vector<std::string>(args.begin() + 1, args.end()));
     if (args[0] == "decode") return DecodeMain(std::vector<std::string>(args.begin() + 1, args.end()));
     return QuantDequantMain(args);
 }

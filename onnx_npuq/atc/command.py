@@ -106,7 +106,7 @@ def atc_model(model, layout: str | None = None, opset: int | None = None,
     and goes through the atc pass (onnx_npuq.passes.run_passes(model, ["atc"], ...)). Large
     weights stay in external data (in `data_dir`, or the model path's folder)."""
     from ..passes import run_passes
-    from ..passes.atc import DEFAULT_OPSET, OPSET_KEY
+    from ..passes.atc import OPSET_KEY
     from ..io import data_dir_of
     from ..passes.pipeline import LAYOUT_KEY, load
 
@@ -123,8 +123,8 @@ def atc_model(model, layout: str | None = None, opset: int | None = None,
     elif layout is None:
         raise LayoutError("the model is not in an ATC layout (no onnx_npuq.layout metadata from the atc "
                           "pass): give layout='default' or 'domain' to convert it first")
-    out, _ = run_passes(model, ["atc"], verify=verify, layout=layout, data_dir=data_dir,
-                        opset=DEFAULT_OPSET if opset is None else opset)
+    given = {} if opset is None else {"opset": opset}  # (none: the atc pass picks 18, or 16 for QuantBatchMatMul)
+    out, _ = run_passes(model, ["atc"], verify=verify, layout=layout, data_dir=data_dir, **given)
     return out, True
 
 

@@ -8,14 +8,15 @@ For each node it builds the parser key ATC builds (Ascend/parser onnx_parser.cc:
 "<domain>::<opset version of that domain>::<op_type>", "" spelled "ai.onnx" and resolved only
 when the model has exactly one opset_import) and looks it up:
 
-  custom keys    passes.atc.KNOWN_KEYS (CANN's plugins and onnx_npuq's custom-op package)
-  standard keys  onnx_ops.json: versions CANN documents (supported), versions only inferred
-                 from the docs (reported as unconfirmed, not as errors), anything else missing
+  our keys       passes.atc.OUR_KEYS (onnx_npuq's custom-op package)
+  CANN's keys    onnx_op_keys.json: every key the plugins in CANN's open-source operator
+                 repositories register (ops.py; one only an experimental/ plugin registers is
+                 unconfirmed), anything else missing; "Constant" needs no plugin
 
 and reports, with the error ATC itself would print:
   E19010 (E16002 in older CANN)  "No parser is registered for Op [name, optype [key]]."
   E16005   a default-domain node in a model with more than one opset_import (GE <= 9.1)
-  EZ3003   an npuq node on a SoC family custom_ops/ builds no kernels for (ascend910b, ascend310p)
+  EZ3003   an npuq node on a SoC family custom_ops/ builds no kernels for (it builds ascend910b only)
   EZ3002   a bfloat16 tensor on a SoC without bfloat16 (Ascend310P*, Ascend910A)
   LAYOUT   no / broken ATC layout metadata (the atc pass was not run)
 Nothing here can see what only ATC can: op proto / kernel installation (E10501, EZ3003 for
@@ -29,8 +30,8 @@ from dataclasses import dataclass, field
 import onnx
 
 from ..ops import defs
-from .ops import onnx_ops
-from .soc import CUSTOM_OP_FAMILIES, soc_info
+from .ops import PARSER_OPS, parser_keys, plugins, ranges, registered_versions
+from .soc import CUSTOM_OP_FAMILIES, NO_KERNELS_WHY, soc_info
 
 ERROR, UNCONFIRMED = "error", "unconfirmed"
 
@@ -43,7 +44,6 @@ class Finding:
     key: str
     message: str
     severity: str = ERROR
-    inferred: int | None = None  # the opset version, for a standard op at a version only inferred
 
 
 @dataclass
@@ -81,26 +81,15 @@ class Report:
         if self.errors:
             head += f"; {len(self.errors)} error(s)"
         if self.unconfirmed:
-            head += (f"; {len(self.unconfirmed)} unconfirmed (a version inferred from the docs, or a "
-                     "documented limit the node may hit)")
+            head += (f"; {len(self.unconfirmed)} unconfirmed (a key only an experimental plugin registers, or "
+                     "a documented limit the node may hit)")
         return head
 
     def lines(self) -> list[str]:
-        """Findings grouped by (code, key, message): one line each, with a node count; standard
-        ops at an inferred version share one line per version."""
+        """Findings grouped by (code, key, message): one line each, with a node count."""
         groups: dict[tuple, list[Finding]] = {}
-        inferred: dict[int, Counter] = {}
         for f in self.findings:
-            if f.inferred is not None:
-                inferred.setdefault(f.inferred, Counter())[f.op] += 1
-                continue
             groups.setdefault((f.severity, f.code, f.key, f.message), []).append(f)
-        for version, ops in sorted(inferred.items()):
-            listed = ", ".join(f"{op} x{n}" if n > 1 else op for op, n in sorted(ops.items()))
-            groups[(UNCONFIRMED, "UNCONFIRMED", f"ai.onnx::{version}", "")] = [Finding(
-                "UNCONFIRMED", "", "", f"ai.onnx::{version}",
-                f"ai.onnx::{version}: CANN's docs confirm these ops only up to an older opset; v{version} is "
-                f"inferred (onnx_npuq/atc/onnx_ops.json): {listed}", UNCONFIRMED)]
         out = []
         for (severity, code, key, message), fs in sorted(groups.items(), key=lambda kv: (kv[0][0] != ERROR, kv[0][1:])):
             message = message or fs[0].message
@@ -184,7 +173,7 @@ def _layout_findings(model: onnx.ModelProto, meta: dict) -> list[Finding]:
 def preflight(model, soc_version: str, data_dir=None) -> Report:
     """Every node ATC would not find a parser / kernel for on `soc_version` (see module doc).
     `data_dir`: where a ModelProto's external data is (checked, not read)."""
-    from ..passes.atc import KNOWN_KEYS, OPSET_KEY, OUR_KEYS
+    from ..passes.atc import OPSET_KEY, OUR_KEYS
     from ..passes.pipeline import LAYOUT_KEY, load
 
     soc = soc_info(soc_version)
@@ -196,7 +185,6 @@ def preflight(model, soc_version: str, data_dir=None) -> Report:
     nodes = list(_nodes(model.graph))
     report = Report(soc.name, layout, opset, len(nodes))
     report.findings += _layout_findings(model, meta)
-    ops = onnx_ops()
     npuq_ops = set(defs.OPS)  # the ops whose kernels custom_ops/ builds (NPUDequantSwigluQuant: CANN's kernel)
 
     default_domain = [n for n in nodes if n.domain == ""]
@@ -209,6 +197,8 @@ def preflight(model, soc_version: str, data_dir=None) -> Report:
                 "pass's default or domain layout)"))
 
     for n in nodes:
+        if n.op_type in PARSER_OPS:
+            continue  # onnx_parser.cc maps it to Const itself
         if n.domain == "":
             if len(model.opset_import) != 1:
                 continue  # E16005 above
@@ -223,29 +213,32 @@ def preflight(model, soc_version: str, data_dir=None) -> Report:
             version = imports[domain]
         key = f"{domain}::{version}::{n.op_type}"
         report.keys[key] += 1
-        if key in KNOWN_KEYS:
-            if key in OUR_KEYS and n.op_type in npuq_ops and soc.family not in CUSTOM_OP_FAMILIES:
+        if key in OUR_KEYS:
+            if n.op_type in npuq_ops and soc.family not in CUSTOM_OP_FAMILIES:
                 report.findings.append(Finding(
                     "EZ3003", _who(n), n.op_type, key,
-                    f"No supported Ops kernel and engine are found for optype [{n.op_type}]: onnx_npuq's custom-op "
-                    f"package builds kernels for {', '.join(CUSTOM_OP_FAMILIES)}, not {soc.family} ({soc.name})"))
+                    f"No supported Ops kernel and engine are found for optype [{n.op_type}]: "
+                    + NO_KERNELS_WHY.get(soc.family, f"onnx_npuq's custom-op package builds kernels for "
+                                         f"{', '.join(CUSTOM_OP_FAMILIES)}, not {soc.family}") + f" ({soc.name})"))
             continue
-        spec = ops.get(n.op_type) if domain == "ai.onnx" else None
-        if spec is not None and version in spec.documented:
+        if plugins(key):
             report.findings += _constraints(n, key)
             continue
-        if spec is not None and version in spec.inferred:
+        if key in parser_keys():  # registered, but only by experimental/ plugins
+            where = "; ".join(p.cite() for p in parser_keys()[key])
             report.findings.append(Finding(
                 "UNCONFIRMED", _who(n), n.op_type, key,
-                f"{key}: {spec.describe()} (onnx_npuq/atc/onnx_ops.json); v{version} is not confirmed by a CANN "
-                "source", UNCONFIRMED, inferred=version))
+                f"{key}: only an experimental plugin registers it ({where}), outside CANN's released op set",
+                UNCONFIRMED))
             continue
-        if spec is not None:
-            why = f"CANN documents {spec.describe()}, not v{version}"
-        elif domain == "ai.onnx" and onnx.defs.has(n.op_type):
-            why = f"{n.op_type} is not in the ONNX operator list CANN documents (onnx_npuq/atc/onnx_ops.json)"
+        versions = registered_versions(domain, n.op_type)
+        if versions:
+            why = f"CANN's plugins register {domain}::{n.op_type} at opsets {ranges(versions)}, not {version}"
+        elif domain in ("ai.onnx", "npu"):
+            why = (f"no plugin in CANN's operator repositories registers {n.op_type} in domain {domain} "
+                   "(onnx_npuq/atc/onnx_op_keys.json)")
         else:
-            why = "neither CANN nor onnx_npuq's custom-op package registers this key (passes.atc.KNOWN_KEYS)"
+            why = "neither CANN nor onnx_npuq's custom-op package registers this key (passes.atc.OUR_KEYS)"
         report.findings.append(Finding(
             "E19010", _who(n), n.op_type, key,
             f"No parser is registered for Op [..., optype [{key}]]: {why}"))

@@ -48,7 +48,7 @@ def _lay_out(out, proto, path: str, layout: str | None, opset: int | None):
 def report_data(report) -> dict:
     return {"soc_version": report.soc_version, "layout": report.layout, "opset": report.opset,
             "nodes": report.nodes, "covered": report.covered, "full": report.full,
-            "keys": dict(report.keys), "findings": [vars(f) for f in report.findings]}
+            "keys": dict(report.keys), "lines": report.lines(), "findings": [vars(f) for f in report.findings]}
 
 
 def _print_report(out, report) -> None:
@@ -57,25 +57,66 @@ def _print_report(out, report) -> None:
         out.echo(f"  {line}")
 
 
-_SOC_HELP = "ATC --soc_version, e.g. Ascend910B1, Ascend310P3 (npu-smi info's Name, prefixed Ascend)."
+# Every option that is an ATC flag also takes ATC's own spelling (--soc_version, --input_shape,
+# --log, ...), so an ATC command line's flags can be pasted.
+_SOC_HELP = ("ATC --soc_version, e.g. Ascend910B1 (npu-smi info's Name, prefixed Ascend); the npuq kernels "
+             "are built for Ascend910B* only.")
+
+
+def _limit_options(f):
+    """The ATC flags whose use with a quantized deploy model ATC documents as unsupported."""
+    for option in reversed([
+            click.option("--dynamic-batch", "--dynamic_batch_size", "dynamic_batch", default=None,
+                         help='Gears for a -1 first dimension, e.g. "1,2,4,8".'),
+            click.option("--dynamic-image-size", "--dynamic_image_size", "dynamic_image_size", default=None,
+                         help='Gears for -1 H and W (NCHW), e.g. "224,224;448,448".'),
+            click.option("--dynamic-dims", "--dynamic_dims", "dynamic_dims", default=None,
+                         help='Gears for the -1 dimensions (input format ND), e.g. "16;32;64".'),
+            click.option("--precision-mode", "--precision_mode", "precision_mode", default=None,
+                         help="ATC --precision_mode (not with --precision-mode-v2)."),
+            click.option("--precision-mode-v2", "--precision_mode_v2", "precision_mode_v2", default=None,
+                         help="ATC --precision_mode_v2, e.g. fp16, origin.")]):
+        f = option(f)
+    return f
+
+
+def _print_layers(out, model, soc_version, limits: dict) -> dict:
+    """Each quantized layer's kind and why, and the ATC limits the flags hit."""
+    from ..atc.layers import deploy_warnings, quantized_layers
+
+    layers = quantized_layers(model, soc_version)
+    warnings = deploy_warnings(model, **limits)
+    if layers:
+        out.echo(f"quantized layers: {len(layers)}")
+        for layer in layers:
+            out.echo(f"  {layer.line()}")
+    for w in warnings:
+        out.echo(f"warning: {w}", err=True)
+    return {"layers": [vars(layer) for layer in layers], "warnings": warnings}
+
+
 _LAYOUT_HELP = ("ATC layout to lay a not-yet-laid-out model out in (the atc pass; default: default); given for "
                 "an ATC-layout model, it lays it out again.")
 
 
 @command(main)
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--soc", "soc_version", required=True, help=_SOC_HELP)
+@click.option("--soc", "--soc_version", "soc_version", required=True, help=_SOC_HELP)
 @click.option("--layout", type=click.Choice(["default", "domain"]), default=None, help=_LAYOUT_HELP)
-@click.option("--opset", type=int, default=None, help="Standard opset of the ATC layout (11..18; default 18).")
+@click.option("--opset", type=int, default=None, help="Standard opset of the ATC layout (11..18; default 17).")
 @click.option("--as-is", "as_is", is_flag=True, help="Check the file as it is: no atc pass in memory.")
 @click.option("--strict", is_flag=True, help="Exit 1 on unconfirmed nodes too.")
-def check(out, model, soc_version, layout, opset, as_is, strict):
+@_limit_options
+def check(out, model, soc_version, layout, opset, as_is, strict, dynamic_batch, dynamic_image_size, dynamic_dims,
+          precision_mode, precision_mode_v2):
     """Would ATC find a parser (and kernel, and dtypes) for every node? Exit 0 if so, 1 if not.
 
     A model not yet in an ATC layout is laid out in memory by the atc pass first (unless
     --as-is). Errors are what ATC would stop on (E19010 no parser, E16005, EZ3003 no kernel
-    for the SoC, EZ3002 bfloat16 on a SoC without it); UNCONFIRMED nodes use an opset version
-    only inferred from CANN's docs or a documented op limit.
+    for the SoC, EZ3002 bfloat16 on a SoC without it); UNCONFIRMED nodes use a key only an
+    experimental CANN plugin registers, or may hit a documented op limit. Each quantized layer
+    is listed with how it would run (native int8 cube, weight-only matmul, our custom kernel,
+    folded) and why; the gear and precision flags warn where ATC documents a limit.
     """
     from ..atc import preflight, soc_info
 
@@ -85,41 +126,45 @@ def check(out, model, soc_version, layout, opset, as_is, strict):
         proto, _ = _lay_out(out, proto, model, layout, opset)
     report = preflight(proto, soc_version, _data_dir(model))
     _print_report(out, report)
-    out.result(report_data(report))
+    layers = _print_layers(out, proto, soc_version, dict(
+        dynamic_batch=dynamic_batch, dynamic_image_size=dynamic_image_size, dynamic_dims=dynamic_dims,
+        precision_mode=precision_mode, precision_mode_v2=precision_mode_v2))
+    out.result({**report_data(report), **layers})
     if not report.full or (strict and report.unconfirmed):
         raise click.exceptions.Exit(1)
 
 
 @command(main)
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--soc", "soc_version", required=True, help=_SOC_HELP)
+@click.option("--soc", "--soc_version", "soc_version", required=True, help=_SOC_HELP)
 @click.option("-o", "--output", "stem", required=True, type=click.Path(dir_okay=False),
               help="Output stem: ATC writes STEM.om; the laid-out model goes to STEM.atc.onnx.")
-@click.option("--input-shape", "input_shapes", multiple=True,
+@click.option("--input-shape", "--input_shape", "input_shapes", multiple=True,
               help='ATC --input_shape, e.g. "input_ids:1,-1" (repeat or join inputs with ";"). '
                    "Required for inputs with open dimensions.")
-@click.option("--dynamic-batch", default=None, help='Gears for a -1 first dimension, e.g. "1,2,4,8".')
-@click.option("--dynamic-image-size", default=None, help='Gears for -1 H and W (NCHW), e.g. "224,224;448,448".')
-@click.option("--dynamic-dims", default=None, help='Gears for the -1 dimensions (input format ND), e.g. "16;32;64".')
-@click.option("--input-format", type=click.Choice(["ND", "NCHW", "NCDHW"]), default="ND", show_default=True,
+@_limit_options
+@click.option("--input-format", "--input_format", "input_format", type=click.Choice(["ND", "NCHW", "NCDHW"]),
+              default="ND", show_default=True,
               help="ATC --input_format (ND for token ids and --dynamic-dims).")
-@click.option("--precision-mode", default=None, help="ATC --precision_mode (not with --precision-mode-v2).")
-@click.option("--precision-mode-v2", default=None, help="ATC --precision_mode_v2, e.g. fp16, origin.")
 @click.option("--keep-fp32", type=click.Choice(["keep_dtype", "origin", "none"]), default="keep_dtype",
               show_default=True,
               help="How custom nodes keep their dtypes: a generated --keep_dtype file (STEM.keep_dtype.cfg), "
                    "--precision_mode_v2=origin for the whole graph, or nothing.")
-@click.option("--keep-dtype", "keep_dtype", type=click.Path(dir_okay=False), default=None,
+@click.option("--keep-dtype", "--keep_dtype", "keep_dtype", type=click.Path(dir_okay=False), default=None,
               help="Your own --keep_dtype file, used instead of the generated one.")
 @click.option("--log", type=click.Choice(["debug", "info", "warning", "error", "null"]), default="error",
               show_default=True, help="ATC --log.")
 @click.option("--atc-arg", "atc_args", multiple=True, help="Another ATC flag, as --flag=value (repeat).")
 @click.option("--layout", type=click.Choice(["default", "domain"]), default=None, help=_LAYOUT_HELP)
-@click.option("--opset", type=int, default=None, help="Standard opset of the ATC layout (11..18; default 18).")
+@click.option("--opset", type=int, default=None,
+              help="Standard opset of the ATC layout (11..18; default 17, or 16 with QuantBatchMatMul).")
+@click.option("--weights", type=click.Choice(["auto", "fold", "packed"]), default="auto", show_default=True,
+              help="Packed weights: auto folds (fold-weights) those the SoC has no kernel of its own for, "
+                   "fold folds every one, packed keeps them all (smaller; decoded per inference).")
 @click.option("--force", is_flag=True, help="Convert even when the preflight finds errors.")
 @click.option("--require-atc", is_flag=True, help="Exit 1 when atc is not on PATH (default: print the command, exit 0).")
 def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_image_size, dynamic_dims, input_format,
-            precision_mode, precision_mode_v2, keep_fp32, keep_dtype, log, atc_args, layout, opset, force,
+            precision_mode, precision_mode_v2, keep_fp32, keep_dtype, log, atc_args, layout, opset, weights, force,
             require_atc):
     """ONNX -> ATC-layout ONNX -> .om: preflight, write STEM.atc.onnx (+ STEM.keep_dtype.cfg),
     then run atc when it is on PATH.
@@ -136,6 +181,7 @@ def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_
 
     soc_info(soc_version)
     proto = _load(model)
+    proto, layout, opset, folding = _weights(out, proto, model, soc_version, weights, layout, opset)
     laid_out, converted = _lay_out(out, proto, model, layout, opset)
     cmd = plan_command(laid_out if converted else model, soc_version, stem,
                        input_shapes=";".join(input_shapes) if input_shapes else None, dynamic_batch=dynamic_batch,
@@ -144,8 +190,11 @@ def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_
                        keep_fp32=keep_fp32, log=log, extra=list(atc_args), data_dir=_data_dir(model))
     report = preflight(cmd.model, soc_version, cmd.data_dir)
     _print_report(out, report)
-    data = {"preflight": report_data(report), "argv": cmd.argv, "command": cmd.shell(), "written": [],
-            "atc": "not run", "om": None}
+    layers = _print_layers(out, cmd.model, soc_version, dict(
+        dynamic_batch=dynamic_batch, dynamic_image_size=dynamic_image_size, dynamic_dims=dynamic_dims,
+        precision_mode=precision_mode, precision_mode_v2=precision_mode_v2))
+    data = {"preflight": {**report_data(report), **layers}, "argv": cmd.argv, "command": cmd.shell(), "written": [],
+            "atc": "not run", "om": None, "weights": folding}
 
     def finish(status: str, code: int = 0):
         data["atc"] = status
@@ -178,6 +227,42 @@ def convert(out, model, soc_version, stem, input_shapes, dynamic_batch, dynamic_
     out.echo(f"wrote {cmd.om_path}")
     data["om"] = str(cmd.om_path)
     finish("ok")
+
+
+def _weights(out, proto, path: str, soc_version: str, mode: str, layout, opset):
+    """convert --weights: the model with its packed weights folded as `mode` says (the
+    fold-weights pass; an ATC-layout model goes back to portable for it and is laid out again
+    as it was), the layout / opset to lay it out with, and what was done ({mode, notes}),
+    printed a line per layer."""
+    from ..atc.soc import CUSTOM_OP_FAMILIES, soc_info
+    from ..passes import run_passes
+    from ..passes.atc import OPSET_KEY, to_portable
+    from ..passes.pipeline import LAYOUT_KEY
+
+    packed = [n for n in proto.graph.node if n.op_type == "Dequantize" and n.domain in ("npuq", "")]
+    if not packed:
+        return proto, layout, opset, _say(out, mode, ["no packed weights"])
+    if mode == "packed":
+        soc = soc_info(soc_version)
+        where = ("onnx_npuq's Dequantize kernel decodes it per inference" if soc.family in CUSTOM_OP_FAMILIES else
+                 f"no Dequantize kernel for {soc.family}: ATC stops with EZ3003 (fold it)")
+        return proto, layout, opset, _say(out, mode, [f"{n.name or n.output[0]}: packed, {where}" for n in packed])
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if LAYOUT_KEY in meta:
+        proto = to_portable(proto, _data_dir(path))
+        layout = layout or meta[LAYOUT_KEY]
+        if opset is None and meta.get(OPSET_KEY, "").isdigit():
+            opset = int(meta[OPSET_KEY])
+    folded, (report,) = run_passes(proto, ["fold-weights"], verify=False, data_dir=_data_dir(path), soc=soc_version,
+                                   fold_native=mode == "fold")
+    return folded, layout, opset, _say(out, mode, report.notes)
+
+
+def _say(out, mode: str, notes: list[str]) -> dict:
+    out.echo(f"weights ({mode}):")
+    for note in notes:
+        out.echo(f"  {note}")
+    return {"mode": mode, "notes": notes}
 
 
 def _npz_inputs(path: str, names: list[str]) -> list:
@@ -307,8 +392,7 @@ def _compare(out, proto, data_dir, arrays, names, outputs) -> list:
     results = []
     for name, w, g in zip(names, want, outputs):
         r = compare(name, w, _to_torch(g))
-        out.echo(f"compare {name}: {r.mismatches} mismatches, max |diff| {r.max_abs:g}, "
-                 f"max rel {r.max_rel:g}, cosine {r.cosine:.6f}")
+        out.echo(f"compare {r.describe()}")
         results.append(vars(r))
     return results
 

@@ -171,11 +171,14 @@ def quant_options(f):
     return f
 
 
-def quantized(model_spec, weights, activations, recipe, exclude, inputs):
-    """(float model, quantized model, example inputs)."""
+def quantized(model_spec, weights, activations, recipe, exclude, inputs, seed: int = 0):
+    """(float model, quantized model, example inputs). The model is built under a fixed torch
+    seed, so a factory that initializes randomly builds the same weights for export and verify."""
     import copy
     import dataclasses
     import warnings
+
+    import torch
 
     from ..nn import Recipe, quantize_model
 
@@ -184,7 +187,8 @@ def quantized(model_spec, weights, activations, recipe, exclude, inputs):
     if exclude:
         rec = dataclasses.replace(rec, exclude=(*rec.exclude, *exclude))
     rec = rec.with_defaults(parse_format(weights), parse_format(activations))
-    example = parse_inputs(inputs) if inputs else None
+    example = parse_inputs(inputs, seed) if inputs else None
+    torch.manual_seed(0)
     model, own_example = load_model(model_spec)
     example = example if example is not None else own_example
     if example is None:
@@ -229,7 +233,10 @@ def export(out, model, weights, activations, recipe, exclude, inputs, output, ex
     _, q, example = quantized(model, weights, activations, recipe, exclude, inputs)
     report = q.npuq_report
     out.echo(str(report))
-    proto = export_onnx(q, example, output, external_data=external_data)
+    names = [v.split(":")[0] for v in inputs] if inputs else None  # the names --input gave
+    if names is not None and len(set(names)) != len(names):
+        raise ValueError(f"--input: input names must differ, got {', '.join(names)}")
+    proto = export_onnx(q, example, output, external_data=external_data, input_names=names)
     size = os.path.getsize(output)
     out.echo(f"{model}: wrote {output} ({size / 1024:.1f} KiB, {len(proto.graph.node)} nodes)")
     out.result({"output": output, "bytes": size, "quantized_layers": len(report.layers),
@@ -249,9 +256,8 @@ def verify(out, model, onnx_file, weights, activations, recipe, exclude, inputs,
     from ..runtime.ort import verify as run_verify
 
     proto = load_onnx(onnx_file)  # a bad file fails before the model is built and quantized
-    _, q, example = quantized(model, weights, activations, recipe, exclude, inputs)
+    _, q, example = quantized(model, weights, activations, recipe, exclude, inputs, seed)
     results = run_verify(q, example, proto, layers=layers)
     for r in results:
-        out.echo(f"{r.name}: {tuple(r.shape)} {r.mismatches} mismatches, max |diff| {r.max_abs:.3g}, "
-                 f"max rel {r.max_rel:.3g}, cosine {r.cosine:.7f}")
+        out.echo(r.describe())
     out.result([vars(r) for r in results])

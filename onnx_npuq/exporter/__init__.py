@@ -27,7 +27,7 @@ import onnx
 import torch
 
 from ..errors import ExternalDataError
-from ..io import external_refs, file_mode, open_external, proto_bytes, read_external_range
+from ..io import INPUT_SHAPES_KEY, external_refs, file_mode, open_external, proto_bytes, read_external_range
 from ..ops import functions, npu_ops
 from ..ops.defs import TRANSLATIONS
 
@@ -61,15 +61,37 @@ def _default_dynamic_shapes(args: tuple):
 LAYERS_KEY = "onnx_npuq.layers"  # JSON {module name: tensor name} of each weight layer's output
 
 
+def _example_shapes(proto: onnx.ModelProto, program) -> dict[str, list[int]]:
+    """The example inputs' shapes by graph input name: shapes that run, for whoever needs test
+    inputs of a model whose dimensions are symbolic (a CNN cannot run on 3x3 images)."""
+    try:
+        args, kwargs = program.example_inputs
+    except (AttributeError, TypeError, ValueError):
+        return {}
+    tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    init = {t.name for t in proto.graph.initializer}
+    names = [v.name for v in proto.graph.input if v.name not in init]
+    if len(names) != len(tensors):
+        return {}
+    return {n: list(t.shape) for n, t in zip(names, tensors)}
+
+
 def _layer_outputs(proto: onnx.ModelProto, model: torch.nn.Module) -> dict[str, str]:
     """The output tensor of every weight layer (nn.is_weight_layer: Linear, conv, Conv1D,
-    Embedding, float or quantized), from the exporter's per-node name scopes (the module's
-    last node in graph order), for per-layer comparisons."""
+    Embedding, float or quantized), for per-layer comparisons: the last node of the module's
+    name scope that computes on data, i.e. depends on a graph input other than through its
+    shape. (The scope's last node alone can be shape arithmetic a later module needs, e.g. a
+    Flatten's sizes after a Conv.)"""
     from ..nn import is_weight_layer
 
     wanted = {name for name, m in model.named_modules() if name and is_weight_layer(m)}
+    init = {t.name for t in proto.graph.initializer}
+    data = {v.name for v in proto.graph.input if v.name not in init}
     found = {}
     for node in proto.graph.node:
+        if node.op_type in ("Shape", "Size") or not any(i in data for i in node.input):
+            continue
+        data.update(node.output)
         meta = {e.key: e.value for e in node.metadata_props}
         try:
             scopes = ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]"))
@@ -152,6 +174,9 @@ def _finish(prog, model: torch.nn.Module, keep_metadata: bool) -> onnx.ModelProt
     layers = _layer_outputs(proto, model)
     if layers:
         proto.metadata_props.add(key=LAYERS_KEY, value=json.dumps(layers, sort_keys=True))
+    shapes = _example_shapes(proto, prog.exported_program)
+    if shapes:
+        proto.metadata_props.add(key=INPUT_SHAPES_KEY, value=json.dumps(shapes))
     if not keep_metadata:
         strip_metadata(proto)
     return functions.attach(proto)

@@ -161,6 +161,13 @@ def _dequantize(
     codes: torch.Tensor, scales: torch.Tensor, tensor_scale: torch.Tensor | None,
     format: str, block: int, length: int,
 ) -> torch.Tensor:
+    return dequantize_rows(codes, scales, tensor_scale, format, block, length)
+
+
+def dequantize_rows(codes: torch.Tensor, scales: torch.Tensor, tensor_scale: torch.Tensor | None,
+                    format: str, block: int, length: int) -> torch.Tensor:
+    """What an npuq::Dequantize node computes: formats' decode of its inputs and attributes,
+    float32 (rows, length)."""
     rows = codes.shape[0]
     p = formats.Packed(format=format, codes=codes, scales=scales, shape=(rows, length), axis=1,
                        dtype=torch.float32, block=block, tensor_scale=tensor_scale)

@@ -30,7 +30,7 @@ _ATTR_TYPES = {onnx.defs.OpSchema.AttrType.STRING: (AttributeProto.STRING, "a st
                onnx.defs.OpSchema.AttrType.FLOAT: (AttributeProto.FLOAT, "a float")}
 _TYPE_NAMES = {f"tensor({onnx.helper.tensor_dtype_to_string(t).split('.')[-1].lower()})": t
                for t in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.UINT8,
-                         TensorProto.INT8, TensorProto.INT32, TensorProto.INT64)}
+                         TensorProto.INT8, TensorProto.INT32, TensorProto.INT64, TensorProto.UINT64)}
 
 
 # ------------------------------------------------------------------ validation

@@ -45,9 +45,11 @@ VERSION = 1
 OPSET = 21
 
 # GE DataType codes used by the torch_npu symbolics
-DT_FLOAT16, DT_INT8, DT_INT32, DT_UINT8, DT_INT4 = 1, 2, 3, 4, 29
+DT_FLOAT, DT_FLOAT16, DT_INT8, DT_INT32, DT_UINT8, DT_BF16, DT_INT4 = 0, 1, 2, 3, 4, 27, 29
+_GE_TYPES = {DT_FLOAT: TensorProto.FLOAT, DT_FLOAT16: TensorProto.FLOAT16, DT_INT8: TensorProto.INT8,
+             DT_INT32: TensorProto.INT32, DT_BF16: TensorProto.BFLOAT16}
 
-_I, _F = OpSchema.AttrType.INT, OpSchema.AttrType.FLOAT
+_I, _F, _S = OpSchema.AttrType.INT, OpSchema.AttrType.FLOAT, OpSchema.AttrType.STRING
 _FLOATS = ("tensor(float)", "tensor(float16)", "tensor(bfloat16)")
 _ANY = _FLOATS + ("tensor(int8)", "tensor(uint8)", "tensor(int32)", "tensor(int64)")
 
@@ -108,8 +110,55 @@ NPU_DEQUANT_SWIGLU_QUANT = _npu_op(
     doc="torch_npu.npu_dequant_swiglu_quant (no torch_npu exporter): dequant -> SwiGLU -> int8 "
         "quant; inputs in the order of the Python signature, keyword scalars as attributes.",
 )
+QUANT_BATCH_MATMUL = _npu_op(
+    "QuantBatchMatMul",
+    # GE QuantBatchMatmulV3's input order (hicann/ops-nn matmul/quant_batch_matmul_v3/op_graph/
+    # quant_batch_matmul_v3_proto.h), which its ONNX plugin maps by position: bias before
+    # pertoken_scale, unlike torch_npu's keyword order.
+    inputs=(("x1", "I", False), ("x2", "I", False), ("scale", "S", False), ("offset", "F", True),
+            ("bias", "B", True), ("pertoken_scale", "F", True)),
+    outputs=(("y", "Y"),),
+    types=(("I", ("tensor(int8)",)), ("S", ("tensor(float)", "tensor(int64)", "tensor(bfloat16)")),
+           ("F", ("tensor(float)",)), ("B", ("tensor(int32)",) + _FLOATS),
+           ("Y", ("tensor(int8)", "tensor(float16)", "tensor(bfloat16)", "tensor(int32)"))),
+    attrs=(Attr("dtype", _I, DT_FLOAT16), Attr("transpose_x1", _I, 0), Attr("transpose_x2", _I, 0)),
+    doc="torch_npu.npu_quant_matmul (no torch_npu exporter; CANN's ONNX plugin for QuantBatchMatmulV3): "
+        "int8 x1 @ x2 (+ int32 bias), dequantized with scale [* pertoken_scale] (+ float bias) to "
+        "dtype 2 int8, 1 float16, 27 bfloat16 or 3 int32.",
+)
+# AMCT's / msModelSlim's deploy ops (default domain in their models; passes.atc puts them there):
+# attributes as CANN's ONNX plugins read them (hicann/ops-nn quant/ascend_quant/framework/
+# ascend_quant_onnx_plugin.cpp, quant/ascend_dequant/framework/ascend_dequant_onnx_plugin.cpp).
+ASCEND_QUANT = _npu_op(
+    "AscendQuant",
+    inputs=(("x", "T", False),),
+    outputs=(("y", "Y"),),
+    types=(("T", _FLOATS), ("Y", ("tensor(int8)",))),
+    attrs=(Attr("scale", _F), Attr("offset", _F, 0.0), Attr("sqrt_mode", _I, 0), Attr("round_mode", _S, "Round"),
+           Attr("dst_type", _S, "INT8")),
+    doc="CANN AscendQuant: saturate_int8(rint(x * scale + offset)) in float16 steps (scale = 1 / the "
+        "activation scale).",
+)
+ASCEND_DEQUANT = _npu_op(
+    "AscendDequant",
+    inputs=(("x", "X", False), ("deq_scale", "D", False)),
+    outputs=(("y", "Y"),),
+    types=(("X", ("tensor(int32)",)), ("D", ("tensor(uint64)",)), ("Y", ("tensor(float)", "tensor(float16)"))),
+    attrs=(Attr("sqrt_mode", _I, 0), Attr("relu_flag", _I, 0), Attr("dtype", _I, DT_FLOAT)),
+    doc="CANN AscendDequant: int32 x * deq_scale (float32 in bits 31..0 of the UINT64, per channel "
+        "along axis 1) as float32 (dtype 0) or float16 (dtype 1).",
+)
+ASCEND_ANTI_QUANT = _npu_op(
+    "AscendAntiQuant",
+    inputs=(("x", "X", False),),
+    outputs=(("y", "Y"),),
+    types=(("X", ("tensor(int8)",)), ("Y", ("tensor(float)", "tensor(float16)"))),
+    attrs=(Attr("scale", _F), Attr("offset", _F, 0.0), Attr("dtype", _I, DT_FLOAT), Attr("sqrt_mode", _I, 0)),
+    doc="CANN AscendAntiQuant (ONNX attributes): (x - offset) * scale as float32 (dtype 0) or float16 (1).",
+)
 OPS = {op.name: op for op in (NPU_QUANTIZE, NPU_DYNAMIC_QUANT, NPU_WEIGHT_QUANT_BATCH_MATMUL_V2,
-                              NPU_DEQUANT_SWIGLU_QUANT)}
+                              NPU_DEQUANT_SWIGLU_QUANT, QUANT_BATCH_MATMUL, ASCEND_QUANT, ASCEND_DEQUANT,
+                              ASCEND_ANTI_QUANT)}
 
 
 def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
@@ -123,6 +172,12 @@ def _out_types(op_type: str, attrs: dict, types: list[int]) -> list[int]:
         return [T.INT32 if attrs.get("dst_type", DT_INT8) == DT_INT4 else T.INT8, T.FLOAT]
     if op_type == "NPUWeightQuantBatchMatmulV2":
         return [T.INT8 if len(types) > 4 and types[4] else types[0]]
+    if op_type == "QuantBatchMatMul":
+        return [_GE_TYPES.get(attrs.get("dtype", DT_FLOAT16), T.FLOAT16)]
+    if op_type == "AscendQuant":
+        return [T.INT8]
+    if op_type in ("AscendDequant", "AscendAntiQuant"):
+        return [T.FLOAT16 if attrs.get("dtype", DT_FLOAT) == DT_FLOAT16 else T.FLOAT]
     return [T.INT8, T.FLOAT]
 
 
@@ -151,6 +206,21 @@ def _out_shapes(op_type: str, attrs: dict, types: list[int], shapes: list) -> li
                 return [[x[0], w[1]]]
             return [[x[0], w[1] * 8 if isinstance(w[1], int) else None]]
         return [[x[0], None]]
+    if op_type in ("AscendQuant", "AscendDequant", "AscendAntiQuant"):
+        return [x]
+    if op_type == "QuantBatchMatMul":
+        w = shapes[1]
+        if w is None or len(x) < 2 or len(w) < 2:
+            return [None]
+        if attrs.get("transpose_x1", 0):
+            x = x[:-2] + [x[-1], x[-2]]
+        if attrs.get("transpose_x2", 0):
+            w = w[:-2] + [w[-1], w[-2]]
+        a, b = x[:-2], w[:-2]
+        n = max(len(a), len(b))
+        a, b = [1] * (n - len(a)) + a, [1] * (n - len(b)) + b
+        batch = [p if q == 1 else q if p == 1 else p if p == q else None for p, q in zip(a, b)]
+        return [batch + [x[-2], w[-1]]]
     return [x[:-1] + [div(x[-1], 2)], x[:-1]]
 
 
@@ -295,6 +365,54 @@ def _(x, weight_scale, activation_scale, bias, quant_scale, quant_offset, group_
     return y, x.new_empty(x.shape[:-1], dtype=torch.float32)
 
 
+_QMM_CODE = {v: k for k, v in npu.QUANT_MATMUL_OUT.items()}
+
+
+@torch.library.custom_op("npuq_npu::quant_matmul", mutates_args=())
+def _quant_matmul(x1: torch.Tensor, x2: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor | None,
+                  pertoken_scale: torch.Tensor | None, bias: torch.Tensor | None, dtype: int) -> torch.Tensor:
+    with _computing():
+        return npu.npu_quant_matmul(x1, x2, scale, offset=offset, pertoken_scale=pertoken_scale, bias=bias,
+                                    output_dtype=_QMM_CODE[dtype])
+
+
+@_quant_matmul.register_fake
+def _(x1, x2, scale, offset, pertoken_scale, bias, dtype):
+    batch = torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])
+    return x1.new_empty((*batch, x1.shape[-2], x2.shape[-1]), dtype=_QMM_CODE[dtype])
+
+
+@torch.library.custom_op("npuq_npu::ascend_quant", mutates_args=())
+def _ascend_quant(x: torch.Tensor, scale: float, offset: float, sqrt_mode: bool) -> torch.Tensor:
+    return npu.ascend_quant(x, scale, offset, sqrt_mode=sqrt_mode)
+
+
+@_ascend_quant.register_fake
+def _(x, scale, offset, sqrt_mode):
+    return x.new_empty(x.shape, dtype=torch.int8)
+
+
+@torch.library.custom_op("npuq_npu::ascend_dequant", mutates_args=())
+def _ascend_dequant(x: torch.Tensor, deq_scale: torch.Tensor, sqrt_mode: bool, relu_flag: bool,
+                    dtype: int) -> torch.Tensor:
+    return npu.ascend_dequant(x, deq_scale, sqrt_mode=sqrt_mode, relu_flag=relu_flag, dtype=dtype)
+
+
+@_ascend_dequant.register_fake
+def _(x, deq_scale, sqrt_mode, relu_flag, dtype):
+    return x.new_empty(x.shape, dtype=torch.float16 if dtype == DT_FLOAT16 else torch.float32)
+
+
+@torch.library.custom_op("npuq_npu::ascend_anti_quant", mutates_args=())
+def _ascend_anti_quant(x: torch.Tensor, scale: float, offset: float, sqrt_mode: bool, dtype: int) -> torch.Tensor:
+    return npu.ascend_anti_quant(x, scale, offset, sqrt_mode=sqrt_mode, dtype=dtype)
+
+
+@_ascend_anti_quant.register_fake
+def _(x, scale, offset, sqrt_mode, dtype):
+    return x.new_empty(x.shape, dtype=torch.float16 if dtype == DT_FLOAT16 else torch.float32)
+
+
 # ------------------------------------------------------------------ torch_npu-signature wrappers
 
 
@@ -339,6 +457,28 @@ def npu_dequant_swiglu_quant(x, *, weight_scale=None, activation_scale=None, bia
         float(glu_bias)))
 
 
+def npu_quant_matmul(x1, x2, scale, *, offset=None, pertoken_scale=None, bias=None, output_dtype=None):
+    """torch_npu.npu_quant_matmul through torch.ops.npuq_npu.quant_matmul (exports as npu::QuantBatchMatMul)."""
+    code = npu.QUANT_MATMUL_OUT[torch.int8 if output_dtype is None else output_dtype]
+    return torch.ops.npuq_npu.quant_matmul(x1, x2, scale, offset, pertoken_scale, bias, code)
+
+
+def ascend_quant(x, scale: float, offset: float = 0.0, *, sqrt_mode: bool = False):
+    """npu.ascend_quant through torch.ops.npuq_npu.ascend_quant (exports as npu::AscendQuant)."""
+    return torch.ops.npuq_npu.ascend_quant(x, float(scale), float(offset), bool(sqrt_mode))
+
+
+def ascend_dequant(x, deq_scale, *, sqrt_mode: bool = False, relu_flag: bool = False, dtype: int = DT_FLOAT):
+    """npu.ascend_dequant through torch.ops.npuq_npu.ascend_dequant; deq_scale the int64 bits of
+    npu.pack_deq_scale (exported as the UINT64 ONNX wants)."""
+    return torch.ops.npuq_npu.ascend_dequant(x, deq_scale, bool(sqrt_mode), bool(relu_flag), int(dtype))
+
+
+def ascend_anti_quant(x, scale: float, offset: float = 0.0, *, sqrt_mode: bool = False, dtype: int = DT_FLOAT):
+    """npu.ascend_anti_quant through torch.ops.npuq_npu.ascend_anti_quant (npu::AscendAntiQuant)."""
+    return torch.ops.npuq_npu.ascend_anti_quant(x, float(scale), float(offset), bool(sqrt_mode), int(dtype))
+
+
 # ------------------------------------------------------------------ export lowering
 
 
@@ -373,7 +513,30 @@ def _lower_dequant_swiglu_quant(x, weight_scale, activation_scale, bias, quant_s
         clamp_limit=clamp_limit, glu_alpha=glu_alpha, glu_bias=glu_bias)
 
 
+def _lower_quant_matmul(x1, x2, scale, offset, pertoken_scale, bias, dtype: int):
+    return _OPS["QuantBatchMatMul"](x1, x2, scale, offset, bias, pertoken_scale, dtype=dtype,
+                                    transpose_x1=0, transpose_x2=0)
+
+
+def _lower_ascend_quant(x, scale: float, offset: float, sqrt_mode: bool):
+    return _OPS["AscendQuant"](x, scale=scale, offset=offset, sqrt_mode=int(sqrt_mode), round_mode="Round",
+                               dst_type="INT8")
+
+
+def _lower_ascend_dequant(x, deq_scale, sqrt_mode: bool, relu_flag: bool, dtype: int):
+    u64 = onnxscript.opset18.Cast(deq_scale, to=TensorProto.UINT64)  # torch has no uint64 arithmetic
+    return _OPS["AscendDequant"](x, u64, sqrt_mode=int(sqrt_mode), relu_flag=int(relu_flag), dtype=dtype)
+
+
+def _lower_ascend_anti_quant(x, scale: float, offset: float, sqrt_mode: bool, dtype: int):
+    return _OPS["AscendAntiQuant"](x, scale=scale, offset=offset, dtype=dtype, sqrt_mode=int(sqrt_mode))
+
+
 TRANSLATIONS = {
+    torch.ops.npuq_npu.ascend_anti_quant.default: _lower_ascend_anti_quant,
+    torch.ops.npuq_npu.ascend_quant.default: _lower_ascend_quant,
+    torch.ops.npuq_npu.ascend_dequant.default: _lower_ascend_dequant,
+    torch.ops.npuq_npu.quant_matmul.default: _lower_quant_matmul,
     torch.ops.npuq_npu.quantize.default: _lower_quantize,
     torch.ops.npuq_npu.dynamic_quant.default: _lower_dynamic_quant,
     torch.ops.npuq_npu.weight_quant_batchmatmul.default: _lower_weight_quant_batchmatmul,
@@ -474,7 +637,12 @@ class _G(_Body):
 
 
 # attribute values an op accepts, beyond their type (the bodies check dtype codes themselves)
-_CHOICES = {("NPUQuantize", "div_mode"): (0, 1), ("NPUDequantSwigluQuant", "activate_left"): (0, 1),
+_CHOICES = {("NPUQuantize", "div_mode"): (0, 1), ("AscendQuant", "sqrt_mode"): (0, 1),
+            ("AscendDequant", "sqrt_mode"): (0, 1), ("AscendDequant", "relu_flag"): (0, 1),
+            ("AscendDequant", "dtype"): (DT_FLOAT, DT_FLOAT16), ("AscendAntiQuant", "dtype"): (DT_FLOAT, DT_FLOAT16),
+            ("AscendAntiQuant", "sqrt_mode"): (0, 1), ("QuantBatchMatMul", "dtype"): tuple(_GE_TYPES),
+            ("QuantBatchMatMul", "transpose_x1"): (0, 1), ("QuantBatchMatMul", "transpose_x2"): (0, 1),
+            ("NPUDequantSwigluQuant", "activate_left"): (0, 1),
             ("NPUDequantSwigluQuant", "quant_mode"): (0, 1), ("NPUDequantSwigluQuant", "swiglu_mode"): (0, 1)}
 _MINIMUM = {("NPUWeightQuantBatchMatmulV2", "antiquant_group_size"): 0}
 
@@ -494,6 +662,10 @@ def _attrs_with_defaults(op_type: str, attrs: dict) -> dict:
                                  f"{', '.join(map(str, _CHOICES[op_type, a.name]))}")
             if (op_type, a.name) in _MINIMUM and v < _MINIMUM[op_type, a.name]:
                 raise ValueError(f"npu::{op_type}: attribute {a.name} is {v}, below {_MINIMUM[op_type, a.name]}")
+        elif a.type == _S:
+            v = v.decode() if isinstance(v, bytes) else v
+            if v != a.default:  # round_mode "Round", dst_type "INT8": the only ones implemented
+                raise ValueError(f"npu::{op_type}: attribute {a.name} is {v!r}; only {a.default!r} is implemented")
         else:
             if not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
                 raise ValueError(f"npu::{op_type}: attribute {a.name} must be a finite float, got {v!r:.40}")
@@ -513,7 +685,7 @@ def _present(op_type: str, inputs: Sequence[int] | None) -> tuple[int, ...]:
 
 # inputs whose element type changes the body: int32 bias (added before the dequant), int4
 # weights packed in int32, int64 scales packed by npu_trans_quant_param
-_TYPED = {"NPUDequantSwigluQuant": (3,), "NPUWeightQuantBatchMatmulV2": (1, 2, 4)}
+_TYPED = {"NPUDequantSwigluQuant": (3,), "NPUWeightQuantBatchMatmulV2": (1, 2, 4), "QuantBatchMatMul": (2, 4)}
 
 
 def overload_key(op_type: str, attrs: dict, inputs: Sequence[int] | None = None) -> str:
@@ -708,7 +880,107 @@ def _dequant_swiglu_quant_body(g: _G, a: dict, p) -> None:
     g.output("scale", g.op("Reshape", scale, lead))
 
 
+def _quant_batch_matmul_body(g: _G, a: dict, p) -> None:
+    """npu.npu_quant_matmul; p[2] / p[4]: the element types of scale / bias (see overload_key)."""
+    dtype = a["dtype"]
+    T = TensorProto
+    x1, x2 = "x1", "x2"
+    if a["transpose_x1"]:  # (2-D operands: a function body does not know the rank)
+        x1 = g.op("Transpose", x1, perm=[1, 0])
+    if a["transpose_x2"]:
+        x2 = g.op("Transpose", x2, perm=[1, 0])
+    acc = g.op("MatMulInteger", x1, x2)  # exact int32 (onnxruntime: int8 x int8)
+    int_bias = p[4] == T.INT32
+    float_bias = bool(p[4]) and not int_bias
+    if int_bias:
+        acc = g.op("Add", acc, "bias")
+    if dtype == DT_INT32:
+        if float_bias:
+            raise ValueError("npu::QuantBatchMatMul: an int32 output takes no float bias")
+        g.output("y", g.op("Identity", acc))
+        return
+    v = g.cast_f(acc)
+    fb = g.cast_f("bias") if float_bias else None
+    if p[5]:  # per-token: float32 scale * pertoken, float bias after
+        if p[2] == T.INT64 or dtype not in (DT_FLOAT16, DT_BF16):
+            raise ValueError("npu::QuantBatchMatMul: pertoken_scale takes a float scale and a float16 / bfloat16 output")
+        v = g.op("Mul", g.op("Mul", v, g.cast_f("scale")), g.op("Unsqueeze", "pertoken_scale", g.i(-1)))
+        if fb:
+            v = g.op("Add", v, fb)
+        g.output("y", g.op("Cast", v, to=_GE_TYPES[dtype]))
+        return
+    if dtype == DT_BF16:
+        if p[2] == T.INT64:
+            raise ValueError("npu::QuantBatchMatMul: a bfloat16 output takes a float scale")
+        s = g.cast_f("scale")
+        if not float_bias:  # truncated when per tensor (one value)
+            one = g.op("Equal", g.op("Size", "scale"), g.k(1))
+            s = g.op("Where", one, g.trunc_fp19(s), s)
+        v = g.op("Mul", v, s)
+        if fb:
+            v = g.op("Add", v, fb)
+        g.output("y", g.op("Cast", v, to=T.BFLOAT16))
+        return
+    if dtype not in (DT_INT8, DT_FLOAT16) or float_bias:
+        raise ValueError(f"npu::QuantBatchMatMul: dtype {dtype} with these inputs is not a supported combination")
+    if p[2] == T.INT64:
+        s, o = g.packed_scale("scale")
+    else:
+        s = g.trunc_fp19(g.cast_f("scale"))
+        if p[3]:  # round half away from zero, clamped to [-256, 255] (npu_trans_quant_param)
+            off = "offset"
+            o = g.op("Mul", g.op("Sign", off), g.op("Floor", g.op("Add", g.op("Abs", off), g.f(0.5))))
+            o = g.op("Clip", o, g.f(-256.0), g.f(255.0))
+        else:
+            o = g.f(0.0)
+    if dtype == DT_FLOAT16:
+        g.output("y", g.op("Cast", g.op("Mul", v, s), to=T.FLOAT16))
+        return
+    r = g.op("Add", g.op("Clip", g.op("Round", g.op("Mul", v, s)), g.f(-256.0), g.f(255.0)), o)
+    g.output("y", g.op("Cast", g.op("Clip", r, g.f(-128.0), g.f(127.0)), to=T.INT8))
+
+
+def _ascend_quant_body(g: _G, a: dict, p) -> None:
+    """npu.ascend_quant: each float16 step emulated in float32 and rounded to float16 (the product
+    of two float16 values is exact in float32; their sum rounded twice is still RNE: 24 >= 2p + 2)."""
+    def f16(v):
+        return g.cast_f(g.op("Cast", v, to=TensorProto.FLOAT16))
+
+    s = g.f(float(np.float16(np.float32(a["scale"]))))
+    v = f16(g.op("Mul", f16("x"), s))
+    if a["sqrt_mode"]:
+        v = f16(g.op("Mul", v, s))
+    v = f16(g.op("Add", v, g.f(float(np.float16(np.float32(a["offset"]))))))
+    g.output("y", g.round_sat(v, -128, 127, TensorProto.INT8))
+
+
+def _ascend_dequant_body(g: _G, a: dict, p) -> None:
+    s, _ = g.packed_scale(g.op("Cast", g.op("Reshape", "deq_scale", g.i(-1)), to=TensorProto.INT64))
+    if a["sqrt_mode"]:
+        s = g.op("Mul", s, s)
+    # (C,) -> (C, 1, ..., 1): per channel along axis 1 whatever x's rank
+    ones = g.op("ConstantOfShape", g.op("Sub", g.op("Shape", g.op("Shape", "x")), g.i(2)),
+                value=numpy_helper.from_array(np.array([1], np.int64)))
+    s = g.op("Reshape", s, g.op("Concat", g.i(-1), ones, axis=0))
+    v = g.op("Mul", g.cast_f("x"), s)
+    if a["relu_flag"]:
+        v = g.op("Relu", v)
+    g.output("y", g.op("Cast", v, to=TensorProto.FLOAT16 if a["dtype"] == DT_FLOAT16 else TensorProto.FLOAT))
+
+
+def _ascend_anti_quant_body(g: _G, a: dict, p) -> None:
+    s = g.f(a["scale"])
+    v = g.op("Mul", g.op("Sub", g.cast_f("x"), g.f(a["offset"])), s)
+    if a["sqrt_mode"]:
+        v = g.op("Mul", v, s)
+    g.output("y", g.op("Cast", v, to=TensorProto.FLOAT16 if a["dtype"] == DT_FLOAT16 else TensorProto.FLOAT))
+
+
 _BODIES = {
+    "AscendAntiQuant": _ascend_anti_quant_body,
+    "AscendQuant": _ascend_quant_body,
+    "AscendDequant": _ascend_dequant_body,
+    "QuantBatchMatMul": _quant_batch_matmul_body,
     "NPUQuantize": _quantize_body,
     "NPUDynamicQuant": _dynamic_quant_body,
     "NPUWeightQuantBatchMatmulV2": _weight_quant_batchmatmul_body,

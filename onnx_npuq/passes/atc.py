@@ -1,6 +1,6 @@
 """ATC layouts (pass `atc`) and back (pass `portable`): the model Huawei's ATC parses.
 
-    model, _ = run_passes(m, ["atc"], layout="default", opset=18)   # then atc --framework=5
+    model, _ = run_passes(m, ["atc"], layout="default", opset=17)   # then atc --framework=5
     runnable = to_portable(model)                                  # onnxruntime runs it again
 
 How ATC finds a node's parser (Ascend/parser parser/onnx/onnx_parser.cc,
@@ -48,9 +48,14 @@ from ..io import LARGE_TENSOR_BYTES, checker_copy
 from ..ops import defs, npu_ops
 from .graph import constant, constant_array
 from .pipeline import LAYOUT_KEY, PassError, register
+from .w8a8 import from_atc_form, to_atc_form
 
 LAYOUTS = ("default", "domain")
-DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 18, 11, 18  # ATC documents standard opsets 11..18
+# ATC documents standard opsets 11..18. Default 17: CANN's docs scope ONNX support to ONNX 1.12
+# (opset 17), and it is the one opset at which CANN's plugins (atc/onnx_op_keys.json) register
+# every key of the built-in decoder, MiniLM and the digits CNN (at 18 there is no
+# ai.onnx::18::ReduceL2; below 15 the exports' Shape start/end and Reshape allowzero do not go).
+DEFAULT_OPSET, MIN_OPSET, MAX_OPSET = 17, 11, 18
 PORTABLE_OPSET = npu_ops.OPSET  # the opset the function bodies (and the exporter) use: 21
 
 KEYS_KEY = "onnx_npuq.atc_keys"  # sorted, comma-separated keys of the custom nodes
@@ -87,6 +92,23 @@ CANN_KEYS: dict[str, str] = {
     # ai.onnx::11..19::NPUWeightQuantBatchMatmulV2 (torch_npu's name)
     **_plugin(_WQBMM, "WeightQuantBatchMatmulV2", "NPUWeightQuantBatchMatmulV2", range(11, 20)),
 }
+# Plugins registered under ai.onnx keys only (no npu:: key): the node goes into the standard
+# domain in both layouts ("" / "ai.onnx"), so the model's standard opset must be among them.
+# Read in hicann/ops-nn at commit e5c3fa93 (2026-08-22).
+_QBMM = "hicann/ops-nn: matmul/quant_batch_matmul_v3/framework/quant_batch_matmulV3_onnx_plugin.cpp"
+STANDARD_DOMAIN_OPS: dict[tuple[str, str], tuple[str, range]] = {
+    # QuantBatchMatmulV3: ai.onnx::8..16::QuantBatchMatMul (not 17 and later)
+    (npu_ops.DOMAIN, "QuantBatchMatMul"): (_QBMM, range(8, 17)),
+    # AMCT's deploy ops: ai.onnx::8..22::AscendQuant / AscendDequant
+    (npu_ops.DOMAIN, "AscendQuant"): ("hicann/ops-nn: quant/ascend_quant/framework/ascend_quant_onnx_plugin.cpp",
+                                      range(8, 23)),
+    (npu_ops.DOMAIN, "AscendDequant"): ("hicann/ops-nn: quant/ascend_dequant/framework/"
+                                        "ascend_dequant_onnx_plugin.cpp", range(8, 23)),
+    (npu_ops.DOMAIN, "AscendAntiQuant"): ("hicann/ops-nn: quant/ascend_anti_quant/framework/"
+                                          "ascend_anti_quant_onnx_plugin.cpp", range(8, 23)),
+}
+for (_d, _op), (_src, _versions_) in STANDARD_DOMAIN_OPS.items():
+    CANN_KEYS.update({f"ai.onnx::{v}::{_op}": _src for v in _versions_})
 # hicann/ops-nn quant/dequant_swiglu_quant has no framework/ directory (no ONNX plugin), and
 # torch_npu has no ONNX symbolic for it: NPUDequantSwigluQuant is ours to register, like npuq.
 
@@ -102,9 +124,9 @@ KNOWN_KEYS: dict[str, str] = {**CANN_KEYS, **OUR_KEYS}
 # WeightQuantBatchMatmulV2 (not NPUWeightQuantBatchMatmulV2) in the npu domain.
 ATC_NAMES = {("domain", npu_ops.DOMAIN, "NPUWeightQuantBatchMatmulV2"): "WeightQuantBatchMatmulV2"}
 
-# Standard ops whose CANN parser keys at opsets 16..18 we could not confirm: the only public
-# plugin found registers ai.onnx::10..15::DequantizeLinear (for AscendAntiQuant).
-_UNCONFIRMED = {"DequantizeLinear", "QuantizeLinear"}
+# Standard ops no plugin in CANN's operator repositories registers at any opset (atc/
+# onnx_op_keys.json): ATC takes QDQ only through AMCT's deploy ops.
+_UNREGISTERED = {"DequantizeLinear", "QuantizeLinear"}
 
 
 def key(domain: str, version: int, op: str) -> str:
@@ -230,6 +252,9 @@ def _restore(graph: gs.Graph, metadata: dict) -> None:
     undoes `_lay_out`; on any other it only spells the standard domain "" (a model may use
     "ai.onnx", which onnx.checker and version_converter do not take for nodes)."""
     origin = origin_map(metadata) if LAYOUT_KEY in metadata else {}
+    if LAYOUT_KEY in metadata:
+        from_atc_form(graph)  # int8 Conv / Gemm / MatMul between AscendQuant and AscendDequant
+        graph.cleanup()
     opset = _standard_opset(graph)
     for node in _nodes(graph):
         node.domain, node.op = _portable_name(node.domain or "", node.op, origin)
@@ -316,9 +341,10 @@ _INPUT_ATTRIBUTES = {**{op: (18, 1, "axes") for op in _REDUCE}, "ReduceSum": (13
 _SOFTMAX = ("Softmax", "LogSoftmax", "Hardmax")  # one axis since 13; 2-D coercion before
 
 
-def _tensor_info(graph: gs.Graph) -> dict[str, tuple[int, int | None]]:
-    """(element type, rank) of every tensor, by onnx shape inference on an exported copy:
-    value_info may be missing (hand-built models), and gs has no FP4 / E8M0 dtypes."""
+def _tensor_info(graph: gs.Graph) -> dict[str, tuple]:
+    """(element type, rank, dims: ints, None where unknown) of every tensor, by onnx shape
+    inference on an exported copy: value_info may be missing (hand-built models), and gs has
+    no FP4 / E8M0 dtypes."""
     try:
         model = onnx.shape_inference.infer_shapes(
             checker_copy(gs.export_onnx(graph, do_type_check=False), LARGE_TENSOR_BYTES))
@@ -330,13 +356,14 @@ def _tensor_info(graph: gs.Graph) -> dict[str, tuple[int, int | None]]:
         for v in [*g.input, *g.output, *g.value_info]:
             tt = v.type.tensor_type
             if v.type.HasField("tensor_type") and tt.elem_type:
-                info[v.name] = (tt.elem_type, len(tt.shape.dim) if tt.HasField("shape") else None)
+                dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim)
+                info[v.name] = (tt.elem_type, len(dims), dims) if tt.HasField("shape") else (tt.elem_type, None, None)
         for t in g.initializer:
-            info[t.name] = (t.data_type, len(t.dims))
+            info[t.name] = (t.data_type, len(t.dims), tuple(t.dims))
         for n in g.node:
             for a in n.attribute:
                 if n.op_type == "Constant" and a.name == "value":
-                    info[n.output[0]] = (a.t.data_type, len(a.t.dims))
+                    info[n.output[0]] = (a.t.data_type, len(a.t.dims), tuple(a.t.dims))
                 for sub in [a.g] * (a.type == onnx.AttributeProto.GRAPH) + list(a.graphs):
                     walk(sub)
 
@@ -348,6 +375,25 @@ def _constant(tensor) -> np.ndarray | None:
     """The value of a constant input (initializer or Constant node), else None."""
     c = constant(tensor)
     return None if c is None else constant_array(c)
+
+
+def _split_sizes(node: gs.Node, target: int, info) -> str | None:
+    """Split's num_outputs (opset 18) as the `split` sizes older opsets take, read from the
+    outputs' inferred lengths along the axis (ONNX-18: equal chunks, the last one smaller)."""
+    if node.op != "Split" or target >= 18 or "num_outputs" not in node.attrs:
+        return None
+    sizes = []
+    for out in node.outputs:
+        _, rank, dims = info.get(out.name, (0, None, None))
+        d = dims[node.attrs.get("axis", 0) % rank] if dims else None
+        if d is None:
+            return f"num_outputs={node.attrs['num_outputs']} with output lengths shape inference does not know"
+        sizes.append(d)
+    del node.attrs["num_outputs"]
+    while len(node.inputs) > 1:
+        del node.inputs[-1]
+    node.inputs.append(gs.Constant(f"{node.name or node.outputs[0].name}.split", np.array(sizes, np.int64)))
+    return None
 
 
 def _inputs_to_attribute(node: gs.Node, target: int) -> str | None:
@@ -463,6 +509,7 @@ def _lower_node(node: gs.Node, source: int, target: int, info) -> list[str]:
         return []  # the same definition: nothing to do
     why = [reason for (op, v), reason in _CHANGED.items()
            if op == node.op and old.since_version < v <= new.since_version]
+    why += filter(None, [_split_sizes(node, target, info)])
     if node.op in _INPUT_ATTRIBUTES:
         why += filter(None, [_inputs_to_attribute(node, target)])
     if node.op in _SOFTMAX:
@@ -475,11 +522,40 @@ def _lower_node(node: gs.Node, source: int, target: int, info) -> list[str]:
     return why
 
 
+def _expand_gelu(graph: gs.Graph, target: int, info) -> None:
+    """Gelu (opset 20; CANN's plugins register no ai.onnx::*::Gelu key, only npu::1::NPUGeluV2)
+    below opset 20, as ONNX's own function body for approximate="none": 0.5 * X * (1 + Erf(X /
+    sqrt 2)), with X * (float32) sqrt(1/2) as onnxruntime's Gelu kernel computes it, so the
+    outputs stay bit-identical (checked on 2^20 values and +-0, +-inf, NaN). Float32 only; any
+    other Gelu is left for _lower to report."""
+    if target >= 20:
+        return
+    for g in _graphs(graph):
+        for node in [n for n in g.nodes if n.op == "Gelu" and (n.domain or "") in STANDARD]:
+            x, y = node.inputs[0], node.outputs[0]
+            if node.attrs.get("approximate", "none") != "none" or info.get(x.name, (0,))[0] != onnx.TensorProto.FLOAT:
+                continue
+            name = node.name or y.name
+            c = {k: gs.Constant(f"{name}.{k}", np.array(v, np.float32))
+                 for k, v in (("sqrt_half", np.sqrt(0.5)), ("one", 1.0), ("half", 0.5))}
+            scaled, erf, phi, half_x = (gs.Variable(f"{name}.{k}", dtype=np.float32)
+                                        for k in ("scaled", "erf", "phi", "half_x"))
+            node.outputs.clear()
+            node.inputs.clear()
+            g.nodes += [gs.Node("Mul", f"{name}.mul", inputs=[x, c["sqrt_half"]], outputs=[scaled]),
+                        gs.Node("Erf", f"{name}.erf", inputs=[scaled], outputs=[erf]),
+                        gs.Node("Add", f"{name}.add", inputs=[erf, c["one"]], outputs=[phi]),
+                        gs.Node("Mul", f"{name}.half", inputs=[c["half"], x], outputs=[half_x]),
+                        gs.Node("Mul", f"{name}.out", inputs=[half_x, phi], outputs=[y])]
+        g.cleanup().toposort()
+
+
 def _lower(graph: gs.Graph, target: int) -> None:
     """Relabel every standard node from the graph's opset down to `target`, or fail listing
     each node that cannot be expressed there and why."""
     source = _standard_opset(graph)
     info = _tensor_info(graph)
+    _expand_gelu(graph, target, info)
     problems = []
     for node in _nodes(graph):
         if (node.domain or "") in STANDARD:
@@ -494,6 +570,17 @@ def _lower(graph: gs.Graph, target: int) -> None:
 # ---------------------------------------------------------------- layout
 
 
+def _standard_limit(graph: gs.Graph) -> tuple[int, list[str]] | None:
+    """(highest opset, the nodes) when the graph has ops CANN registers at ai.onnx opsets only."""
+    limit, who = None, []
+    for node in _nodes(graph):
+        found = STANDARD_DOMAIN_OPS.get((node.domain or "", node.op))
+        if found is not None:
+            limit = min(limit or 99, max(found[1]))
+            who.append(_who(node))
+    return None if limit is None else (limit, who)
+
+
 def _lay_out(graph: gs.Graph, layout: str, opset: int) -> tuple[set[str], dict[str, str]]:
     """Move nodes into the layout's domains and names; the keys used and the origin map."""
     keys, origin, problems = set(), {}, []
@@ -503,7 +590,9 @@ def _lay_out(graph: gs.Graph, layout: str, opset: int) -> tuple[set[str], dict[s
             version = CUSTOM[domain][node.op].version
             portable = f"{domain}::{node.op}"
             node.op = ATC_NAMES.get((layout, domain, node.op), node.op)
-            if layout == "default":
+            if (domain, node.op) in STANDARD_DOMAIN_OPS:  # ai.onnx::<opset>::<op> in both layouts
+                node.domain, version = ("" if layout == "default" else "ai.onnx"), opset
+            elif layout == "default":
                 node.domain, version = "", opset
                 if _schema(node.op, opset) is not None:
                     problems.append(f"{_who(node)}: {portable} would be read as the standard "
@@ -531,12 +620,22 @@ def atc(graph: gs.Graph, ctx) -> None:
     layout, opset = _options(ctx.options)
     _restore(graph, ctx.metadata)  # an ATC-layout input starts again from its portable form
     _check_custom(graph)
+    limit = _standard_limit(graph)
+    if limit is not None and opset > limit[0]:
+        if "opset" in ctx.options:
+            raise PassError(f"atc: CANN registers these ops at ai.onnx opsets up to {limit[0]} only, "
+                            f"not {opset} (STANDARD_DOMAIN_OPS)", limit[1])
+        ctx.note(f"opset {limit[0]} instead of {opset}: CANN registers {', '.join(limit[1][:3])} "
+                 f"at ai.onnx opsets up to {limit[0]} only")
+        opset = limit[0]
     _drop_functions(graph, ctx)
     source = _standard_opset(graph)
     if source < opset:
         _upgrade(graph, opset)
     elif source > opset:
         _lower(graph, opset)
+    if to_atc_form(graph, lambda: _tensor_info(graph)):  # (int8 Conv / Gemm: not expressible at any opset)
+        graph.cleanup()
     keys, origin = _lay_out(graph, layout, opset)
     ctx.metadata.update({
         LAYOUT_KEY: layout,
@@ -545,10 +644,10 @@ def atc(graph: gs.Graph, ctx) -> None:
         ORIGIN_KEY: ",".join(f"{k}={v}" for k, v in sorted(origin.items())),
     })
     ctx.note(f"layout {layout}, opset {source} -> {opset}; keys: {', '.join(sorted(keys)) or 'none'}")
-    unconfirmed = sorted({n.op for n in _nodes(graph) if n.op in _UNCONFIRMED})
-    if unconfirmed:
-        ctx.note(f"{', '.join(unconfirmed)} at opset {opset}: no public CANN plugin confirms the key "
-                 "(the one found registers ai.onnx::10..15::DequantizeLinear)")
+    unregistered = sorted({n.op for n in _nodes(graph) if n.op in _UNREGISTERED})
+    if unregistered:
+        ctx.note(f"{', '.join(unregistered)}: no CANN plugin registers it at any opset (ATC stops with "
+                 "E19010; onnx-npuq check lists them)")
 
 
 @register("portable", exact=True)
@@ -627,6 +726,14 @@ def checker_view(model: onnx.ModelProto) -> onnx.ModelProto:
     used = sorted({n.domain for n in proto_nodes(view.graph)} & set(CUSTOM))
     del view.opset_import[:]
     view.opset_import.extend([helper.make_opsetid("", opset), *_custom_imports(used)])
+    if any(n.op_type == "AscendQuant" for n in view.graph.node):  # int8 Conv / Gemm: the integer ops
+        graph = gs.import_onnx(view)
+        from_atc_form(graph)
+        new = gs.export_onnx(graph.cleanup().toposort(), do_type_check=False)
+        new.ir_version = view.ir_version
+        del new.opset_import[:]
+        new.opset_import.extend(view.opset_import)
+        view = new
     return view
 
 

@@ -1,5 +1,7 @@
 """`fuse-npu`: patterns the NPU runs as one torch_npu-compatible kernel.
 
+- W8A8 (int8sym weights, int8 activations): passes/w8a8.py (QuantBatchMatMul for per-token
+  activations, AMCT's AscendQuant / AscendDequant form for static per-tensor ones);
 - weight-only int8 / int4: npuq::Dequantize (int8sym / int4sym, per channel or group) ->
   [Cast] -> Transpose -> MatMul [-> Add bias]  =>  npu::NPUWeightQuantBatchMatmulV2 over
   x cast to float16 (or bfloat16), weights int8 (K, N) / int4 packed int32 (K, N / 8);
@@ -20,6 +22,7 @@ from .. import formats, npu
 from ..ops import npu_ops
 from ..ops.defs import DOMAIN, format_from_attrs
 from .graph import constant, constant_array, detach_outputs
+from . import w8a8
 from .pipeline import Context, register
 
 COMPUTE_DTYPES = {"float16": (np.float16, 10), "bfloat16": (None, 16)}  # numpy type, ONNX code
@@ -279,5 +282,8 @@ def drop_repeated_quant_dequant(graph: gs.Graph, ctx: Context) -> int:
 def fuse_npu(graph: gs.Graph, ctx: Context) -> None:
     """Weight-only MatMuls and dequant-SwiGLU-quant into torch_npu kernels; repeated fake-quant out."""
     drop_repeated_quant_dequant(graph, ctx)
+    w8a8.fuse_dynamic(graph, ctx)  # before the weight-only fusion takes the same weights
+    w8a8.fuse_static(graph, ctx)
+    w8a8.fuse_requant(graph, ctx)
     fuse_weight_matmul(graph, ctx)
     fuse_dequant_swiglu_quant(graph, ctx)

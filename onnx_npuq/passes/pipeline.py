@@ -21,10 +21,11 @@ applies to the graph and the tensors the passes create, not to the model.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,7 +35,7 @@ import torch
 from onnx_graphsurgeon.logger import G_LOGGER
 
 from ..errors import ModelError
-from ..io import (LARGE_TENSOR_BYTES, check_model, checker_copy, data_dir_of, external_refs, load_external_data,
+from ..io import (INPUT_SHAPES_KEY, LARGE_TENSOR_BYTES, check_model, checker_copy, data_dir_of, external_refs, load_external_data,
                   load_model, model_bytes)
 from ..ops import functions
 from ..runtime.ort import OrtSession, compare
@@ -299,11 +300,19 @@ def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str],
     return model
 
 
-def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3) -> list[torch.Tensor]:
-    """One random tensor per graph input: symbolic dimensions are `dim`; integer inputs
-    (token ids) in [0, 8), floats standard normal."""
+def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3,
+                  shapes: Mapping[str, Sequence[int]] | None = None) -> list[torch.Tensor]:
+    """One random tensor per graph input: integer inputs (token ids) in [0, 8), floats standard
+    normal. A symbolic dimension takes its size from `shapes` ({input: shape}), else from the
+    example shape the exporter recorded (io.INPUT_SHAPES_KEY), else `dim`."""
+    recorded = _recorded_shapes(model)
+    shapes = {**recorded, **(shapes or {})}
     g = torch.Generator().manual_seed(seed)
     init = {t.name for t in model.graph.initializer}
+    inputs = [v.name for v in model.graph.input if v.name not in init]
+    unknown = sorted(set(shapes) - set(inputs) - set(recorded))
+    if unknown:
+        raise ModelError(f"the model has no input {unknown[0]!r} (inputs: {', '.join(inputs)})")
     out = []
     for v in model.graph.input:
         if v.name in init:
@@ -311,8 +320,13 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3) -> list[t
         if not v.type.HasField("tensor_type"):
             raise ModelError(f"graph input {v.name!r} is not a tensor: no random input for it")
         tt = v.type.tensor_type
+        given = shapes.get(v.name)
+        if given is not None and len(given) != len(tt.shape.dim):
+            raise ModelError(f"graph input {v.name!r} has rank {len(tt.shape.dim)}, its given shape "
+                             f"{list(given)} has rank {len(given)}")
         # a negative dim_value (some tools write -1) is as good as a symbol
-        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else dim for d in tt.shape.dim]
+        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0
+                 else int(given[i]) if given is not None else dim for i, d in enumerate(tt.shape.dim)]
         if math.prod(shape) > MAX_RANDOM_ELEMENTS:
             raise ModelError(f"graph input {v.name!r} has shape {shape}: {math.prod(shape)} elements is too many "
                              f"for a random test input (at most {MAX_RANDOM_ELEMENTS})")
@@ -331,6 +345,19 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3) -> list[t
         else:
             out.append(torch.randint(0, 8, shape, generator=g).to(dtype))
     return out
+
+
+def _recorded_shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+    """The exporter's example shapes, where they are well-formed (a foreign file may hold anything)."""
+    raw = next((p.value for p in model.metadata_props if p.key == INPUT_SHAPES_KEY), None)
+    try:
+        shapes = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    if not isinstance(shapes, dict):
+        return {}
+    return {k: v for k, v in shapes.items() if isinstance(v, list)
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in v)}
 
 
 def _runnable(model: onnx.ModelProto, data_dir: str | None) -> onnx.ModelProto:
@@ -354,9 +381,11 @@ def _quiet_graphsurgeon():
 
 
 def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: int = 0,
-             data_dir: str | os.PathLike | None = None, **options) -> tuple[onnx.ModelProto, Report]:
+             data_dir: str | os.PathLike | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
+             **options) -> tuple[onnx.ModelProto, Report]:
     """Run one named pass; returns the new model and its report. `data_dir`: the folder of
-    the model's external data (see the module doc)."""
+    the model's external data (see the module doc); `input_shapes`: sizes of the verification
+    inputs' symbolic dimensions (random_inputs)."""
     if name not in PASSES:
         raise PassError(f"unknown pass {name!r}; passes: {', '.join(PASSES)}")
     p = PASSES[name]
@@ -371,7 +400,7 @@ def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: in
     report = Report(name, op_counts(model), op_counts(out), model_bytes(model), model_bytes(out), ctx.notes,
                     weights_changed=not _same_weights(model, out))
     if verify:
-        feeds = random_inputs(model, seed)
+        feeds = random_inputs(model, seed, shapes=input_shapes)
         fold = report.bytes_before <= VERIFY_FOLDING_MAX_BYTES
         if not fold:
             report.notes.append(f"verified without onnxruntime's constant folding (the model is past "
@@ -384,14 +413,18 @@ def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: in
         report.mismatches = sum(r.mismatches for r in results)
         report.max_abs = max((r.max_abs for r in results), default=0.0)
         if p.exact and report.mismatches:
-            raise PassError(f"pass {name} changed onnxruntime outputs, which it must not",
+            unfolded = "" if fold else " (verified without constant folding, where onnxruntime's CPU runs a " \
+                "float16 Cast feeding a float16 op unrounded and picks other Conv kernels for constant weights: " \
+                "a pass that folds such a Cast or weight can show as a mismatch; --no-verify skips it)"
+            raise PassError(f"pass {name} changed onnxruntime outputs, which it must not{unfolded}",
                             [f"{r.name}: {r.mismatches} mismatches, max |diff| {r.max_abs:g}"
                              for r in results if r.mismatches])
     return out, report
 
 
 def run_passes(model, names: Sequence[str], *, verify: bool = True, seed: int = 0,
-               data_dir: str | os.PathLike | None = None, **options) -> tuple[onnx.ModelProto, list[Report]]:
+               data_dir: str | os.PathLike | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
+               **options) -> tuple[onnx.ModelProto, list[Report]]:
     """Run the named passes in order on a ModelProto or a path. A model with external data
     keeps its large initializers on disk, and so does the result: save() and OrtSession()
     take it with `data_dir=` the input's folder (`io.data_dir_of(path)`), as this takes a
@@ -400,6 +433,7 @@ def run_passes(model, names: Sequence[str], *, verify: bool = True, seed: int = 
     model = load(model, data_dir)
     reports = []
     for name in names:
-        model, report = run_pass(model, name, verify=verify, seed=seed, data_dir=data_dir, **options)
+        model, report = run_pass(model, name, verify=verify, seed=seed, data_dir=data_dir,
+                                 input_shapes=input_shapes, **options)
         reports.append(report)
     return model, reports

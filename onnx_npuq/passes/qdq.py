@@ -18,8 +18,8 @@ block of a row sees one scale (and one zero point). The data type picks the form
   two) in blocks of 32;
 - INT32 (biases: scale = activation scale x weight scale) with a float32 scale: folded into
   the float32 constant it computes (the same bytes; no format holds 32-bit integers);
-- AMCT / msModelSlim's AscendAntiQuant on a constant INT8 weight ((x + offset) * scale,
-  CANN's formula, cast to its dtype): as a DequantizeLinear with zero point -offset. Their
+- AMCT / msModelSlim's AscendAntiQuant on a constant INT8 weight ((x - offset) * scale as its
+  ONNX node reads, cast to its dtype): as a DequantizeLinear with zero point offset. Their
   int8 activation pipeline (AscendQuant -> Conv / MatMul on int8 weights -> AscendDequant
   with the UINT64 deq_scale) is ATC's alone: onnxruntime has no kernels, nothing could be
   checked, and it holds no DequantizeLinear: a PassError says so, with the decoded scales.
@@ -622,7 +622,8 @@ def hoist_dq(graph: gs.Graph, ctx: Context) -> int:
 # ------------------------------------------------------------------ AMCT / msModelSlim deploy ops
 
 AMCT_OPS = ("AscendQuant", "AscendDequant", "AscendAntiQuant")  # default domain (shared/spec/ascend.md)
-GE_FLOAT_TYPES = {0: TensorProto.FLOAT, 1: TensorProto.FLOAT16, 27: TensorProto.BFLOAT16}  # ge::DataType
+# ge::DataType codes AscendAntiQuant may output (ops-nn ascend_anti_quant_proto.h: DT_FLOAT, DT_FLOAT16)
+ANTIQUANT_OUT_TYPES = {0: TensorProto.FLOAT, 1: TensorProto.FLOAT16}
 
 
 def is_amct(node: gs.Node, op: str) -> bool:
@@ -639,29 +640,30 @@ def deq_scale_parts(deq_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _antiquant_operands(node: gs.Node, graph: gs.Graph) -> _Operands:
-    """AscendAntiQuant(x) = (x + offset) * scale (CANN's aclnnAscendAntiQuant), cast to
-    `dtype`: on constant INT8 data with an integral offset it is DequantizeLinear's
-    float32(x - zero point) * scale with zero point -offset."""
+    """AscendAntiQuant(x) = (x - offset) * scale cast to `dtype` (npu.ascend_anti_quant: CANN's
+    ONNX plugin negates the offset attribute for the GE op's (x + offset) * scale): on constant
+    INT8 data with an integral offset it is DequantizeLinear's float32(x - zero point) * scale
+    with zero point offset."""
     data = constant(node.inputs[0], graph) if node.inputs else None
     if data is None:
         raise Unfit("data is not a constant")
     if constant_type(data) != TensorProto.INT8:
         raise Unfit(f"{_type_name(constant_type(data))} data")
     if node.attrs.get("sqrt_mode", 0):
-        raise Unfit("sqrt_mode: (x + offset) * scale * scale rounds twice")
+        raise Unfit("sqrt_mode: (x - offset) * scale * scale rounds twice")
     if "scale" not in node.attrs:
         raise Unfit("no scale attribute")
     offset = float(node.attrs.get("offset", 0.0))
     if offset != round(offset) or not -255 <= offset <= 255:
         raise Unfit(f"offset {offset:g} is not an integer in [-255, 255]")
-    out_type = GE_FLOAT_TYPES.get(int(node.attrs.get("dtype", 1)))
+    out_type = ANTIQUANT_OUT_TYPES.get(int(node.attrs.get("dtype", 0)))  # the plugin's default: DT_FLOAT
     if out_type is None:
-        raise Unfit(f"dtype {node.attrs.get('dtype')} is not float32, float16 or bfloat16")
+        raise Unfit(f"dtype {node.attrs.get('dtype')} is not float32 (0) or float16 (1)")
     x = constant_array(data)
     if x.size == 0:
         raise Unfit("empty tensor")
     return _Operands(data, TensorProto.INT8, x, np.array(node.attrs["scale"], np.float32), TensorProto.FLOAT,
-                     np.array(-int(offset), np.int32), 1, 0, out_type)
+                     np.array(int(offset), np.int32), 1, 0, out_type)
 
 
 def plan_antiquant(node: gs.Node, graph: gs.Graph) -> _Plan:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -12,6 +12,8 @@ import onnxruntime as ort
 import torch
 
 from ..errors import ModelError
+from .metrics import describe as metrics_line
+from .metrics import msprobe_metrics, precision_errors
 from ..io import (LARGE_TENSOR_BYTES, MAX_PROTOBUF_BYTES, check_model, checker_copy, data_dir_of, external_refs,
                   load_model, proto_bytes, shell)
 
@@ -130,13 +132,22 @@ class Comparison:
     max_rel: float
     mismatches: int  # elements not bit-identical (NaN == NaN)
     cosine: float
+    metrics: dict = field(default_factory=dict)  # msprobe's metrics by name (runtime.metrics)
+    precision_errors: list = field(default_factory=list)  # those past msprobe's thresholds
 
     @property
     def exact(self) -> bool:
         return self.mismatches == 0
 
+    def describe(self) -> str:
+        """One line: bit-exactness, then msprobe's judged metrics and verdict."""
+        return (f"{self.name}: {tuple(self.shape)} {self.mismatches} mismatches, max |diff| {self.max_abs:g}, "
+                f"max rel {self.max_rel:g}; {metrics_line(self.metrics, self.precision_errors)}")
+
 
 def compare(name: str, expected: torch.Tensor, got: torch.Tensor) -> Comparison:
+    """`got` against the golden `expected`: bit-exactness, and msprobe's metrics (`got` is
+    msprobe's "my output", `expected` its ground truth)."""
     if tuple(expected.shape) != tuple(got.shape):
         raise ValueError(f"output {name!r}: shape {tuple(got.shape)} != {tuple(expected.shape)}")
     e, g = expected.detach().float().flatten(), got.detach().float().flatten()
@@ -147,8 +158,10 @@ def compare(name: str, expected: torch.Tensor, got: torch.Tensor) -> Comparison:
     finite = ~torch.isnan(e) & ~torch.isnan(g)
     ef, gf = e[finite], g[finite]
     cos = torch.nn.functional.cosine_similarity(ef, gf, dim=0).item() if ef.numel() else 1.0
+    metrics = msprobe_metrics(g.numpy().reshape(got.shape), e.numpy().reshape(expected.shape))
     return Comparison(name, tuple(expected.shape), diff.max().item() if diff.numel() else 0.0,
-                      rel.max().item() if rel.numel() else 0.0, int((~same).sum()), cos)
+                      rel.max().item() if rel.numel() else 0.0, int((~same).sum()), cos, metrics,
+                      precision_errors(metrics))
 
 
 def _flatten(out) -> list[torch.Tensor]:

@@ -13,7 +13,7 @@
 // 32768 (torchao's clamp), times the scale; NaN for a row (tensor) holding NaN or Inf.
 #pragma once
 
-#include "npuq/vec.h"
+#include "npuq/encode.h"
 
 namespace npuq {
 
@@ -40,7 +40,7 @@ class HiF8Family {
         }
         const uint32_t n = vec::Whole(nb * stride);
         if (scale_ == HiF8Scale::ROW) {
-            vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+            vec::AbsFill(s.abs, x, s, n);
             vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);  // may fold s.abs: Element recomputes it
         } else {
             AscendC::Duplicate(s.b[0], tensorAmax_, static_cast<int32_t>(vec::Whole(nb)));
@@ -59,11 +59,76 @@ class HiF8Family {
         Scaled(s, x, y, 1, stride);
     }
 
+    // Quantize: HiF8 bytes (formats' HIF8 table of the element values; NaN 0x80, +-Inf
+    // 0x6F / 0xEF); scaled: the NaN byte in a row (tensor) holding NaN or Inf, and each row's
+    // float32 scale (amax / 32768, NaN where NaN is held, +Inf where Inf but no NaN is).
+    // `nan` is the tensor's NaN flag (scale="tensor").
+    __aicore__ inline void Encode(const vec::Scratch& s, const enc::Tables& e, const AscendC::LocalTensor<float>& x,
+                                  const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride,
+                                  const AscendC::LocalTensor<uint8_t>& codes,
+                                  const AscendC::LocalTensor<uint8_t>& scales) const {
+        const uint32_t n = vec::Whole(nb * stride);
+        if (scale_ == HiF8Scale::NONE) {
+            Element(s, x, y, n);
+            enc::TableCodes(s, e, y, nb * stride, 8, codes);
+            return;
+        }
+        if (scale_ == HiF8Scale::ROW) {
+            enc::NanBlocks(s, x, s.b[5], nb, stride);
+            vec::AbsFill(s.abs, x, s, n);
+            vec::BlockMax(s.b[0], s.abs, nb, stride, s.tmp);
+        } else {
+            AscendC::Duplicate(s.b[0], tensorAmax_, static_cast<int32_t>(vec::Whole(nb)));
+            AscendC::Duplicate(s.b[5], tensorNan_, static_cast<int32_t>(vec::Whole(nb)));
+        }
+        EncodeScaled(s, e, x, y, nb, stride, codes, scales);
+    }
+
+    // A piece of a row longer than a tile (scaled: the row's amax and NaN flag, or the tensor's).
+    __aicore__ inline void EncodeBlock(const vec::Scratch& s, const enc::Tables& e, const AscendC::LocalTensor<float>& x,
+                                       const AscendC::LocalTensor<float>& y, uint32_t stride, float amax, float nan,
+                                       const AscendC::LocalTensor<uint8_t>& codes,
+                                       const AscendC::LocalTensor<uint8_t>& scales) const {
+        if (scale_ == HiF8Scale::NONE) {
+            Element(s, x, y, vec::Whole(stride));
+            enc::TableCodes(s, e, y, stride, 8, codes);
+            return;
+        }
+        const bool row = scale_ == HiF8Scale::ROW;
+        AscendC::Duplicate(s.b[0], row ? amax : tensorAmax_, static_cast<int32_t>(kRepeatFloats));
+        AscendC::Duplicate(s.b[5], row ? nan : tensorNan_, static_cast<int32_t>(kRepeatFloats));
+        EncodeScaled(s, e, x, y, 1, stride, codes, scales);
+    }
+
+    __aicore__ inline void SetTensorNan(float nan) { tensorNan_ = nan; }
+
+    __aicore__ inline enc::Table TableOf() const { return enc::Table::HIF8; }
+
  private:
-    // s.b[0] holds each block's amax (+Inf for a block with NaN or Inf). x is overwritten with
-    // x / div: it is the kernel's float32 copy of the tile, not read again.
+    __aicore__ inline void EncodeScaled(const vec::Scratch& s, const enc::Tables& e, const AscendC::LocalTensor<float>& x,
+                                        const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride,
+                                        const AscendC::LocalTensor<uint8_t>& codes,
+                                        const AscendC::LocalTensor<uint8_t>& scales) const {
+        const uint32_t n = vec::Whole(nb * stride);
+        ScaledLevels(s, x, y, nb, stride);
+        enc::FiniteBlockLanes(s, s.b[6], nb, stride);
+        AscendC::Select(y, s.mask2, y, vec::kNaN, AscendC::SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
+        enc::TableCodes(s, e, y, nb * stride, 8, codes);
+        enc::StoredScale(s, scales.ReinterpretCast<float>(), s.b[1], s.b[5], s.b[6], nb);
+    }
+
     __aicore__ inline void Scaled(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
                                   const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
+        ScaledLevels(s, x, y, nb, stride);
+        vec::Expand(s.e0, s.b[1], nb, stride);
+        AscendC::Mul(y, y, s.e0, static_cast<int32_t>(vec::Whole(nb * stride)));
+    }
+
+    // s.b[0] holds each block's amax (+Inf for a block with NaN or Inf). x is overwritten with
+    // x / div: it is the kernel's float32 copy of the tile, not read again. The element values
+    // into y, each block's scale (NaN for a NaN / Inf block) into s.b[1], finite ones in s.bmask.
+    __aicore__ inline void ScaledLevels(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                        const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
         using namespace AscendC;
         const uint32_t n = vec::Whole(nb * stride);
         const int32_t ni = static_cast<int32_t>(n);
@@ -72,18 +137,16 @@ class HiF8Family {
         const LocalTensor<float>& amax = s.b[0];
         const LocalTensor<float>& scale = s.b[1];
         const LocalTensor<float>& div = s.b[2];
-        CompareScalar(s.bmask, amax, vec::kInf, CMPMODE::LT, nbw);
+        vec::FiniteMask(s.bmask, amax, nbw);
         Select(amax, s.bmask, amax, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Duplicate(div, 32768.0f, c);
         Div(scale, amax, div, c);                                  // amax / 32768
-        CompareScalar(s.bmask2, scale, 0.0f, CMPMODE::GT, nbw);
+        vec::NonZeroMask(s.bmask2, scale, nbw);
         Select(div, s.bmask2, scale, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Select(scale, s.bmask, scale, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         vec::Expand(s.e0, div, nb, stride);
         Div(x, x, s.e0, ni);
         Element(s, x, y, n);
-        vec::Expand(s.e0, scale, nb, stride);
-        Mul(y, y, s.e0, ni);
     }
 
     // The spec's element rule on x into y (n whole repeats).
@@ -94,7 +157,7 @@ class HiF8Family {
         const LocalTensor<float>& a = s.abs;
         const LocalTensor<float>& step = s.e0;
         const LocalTensor<float>& f = s.e1;  // 2^-p
-        Abs(a, x, ni);
+        vec::AbsFill(a, x, s, n);                  // |x|, NaN as +Inf: every compare below is NaN-free
         vec::Pow2Floor(step, a, s, n);             // 2^E; +Inf for Inf and NaN
         Maxs(step, step, 0x1p-22f, ni);            // E = -23 (and below) rounds on the 2^-22 grid
         Duplicate(f, 0.125f, ni);                  // p = 3 ...
@@ -105,12 +168,16 @@ class HiF8Family {
         Div(y, a, step, ni);
         vec::RoundAway(y, n);
         Mul(y, y, step, ni);
-        // Overrides, last one wins; the compares are false for NaN, so NaN is restored last.
+        // Overrides, last one wins: zero, overflow (Inf and NaN included), then NaN, found from
+        // the bits: |x| is not NaN where max(bits(|x|), bits(+Inf)) == bits(+Inf).
         CompareScalar(s.mask, a, 0x1p-23f, CMPMODE::GE, n);
         Select(y, s.mask, y, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
         CompareScalar(s.mask, a, 40960.0f, CMPMODE::LT, n);
         Select(y, s.mask, y, overflow_, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
-        CompareScalar(s.mask, a, vec::kInf, CMPMODE::LE, n);
+        const LocalTensor<int32_t> bits = s.tmp.ReinterpretCast<int32_t>();
+        vec::AndConst(s.tmp, x, s.absMask, n);
+        Maxs(bits, bits, vec::kInfBits, ni);
+        CompareScalar(s.mask, bits, vec::kInfBits, CMPMODE::EQ, n);
         Select(y, s.mask, y, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
         vec::CopySign(y, x, s.tmp, s, n);
         Adds(y, y, 0.0f, ni);                      // -0 + 0 = +0: HiF8 has a single zero
@@ -132,6 +199,7 @@ class HiF8Family {
     float overflow_ = vec::kInf;
     HiF8Scale scale_ = HiF8Scale::NONE;
     float tensorAmax_ = 0.0f;
+    float tensorNan_ = 0.0f;
 };
 
 }  // namespace npuq

@@ -10,7 +10,7 @@
 // ts to SetTensorScale before the quantizing pass.
 #pragma once
 
-#include "npuq/vec.h"
+#include "npuq/encode.h"
 
 namespace npuq {
 
@@ -35,6 +35,45 @@ class NvFp4Family {
 
     __aicore__ inline void Run(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
                                const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
+        Levels<false>(s, x, y, nb, stride);
+        vec::Expand(s.e0, s.b[3], nb, stride);
+        AscendC::Mul(y, y, s.e0, static_cast<int32_t>(vec::Whole(nb * stride)));
+    }
+
+    // Quantize (NVF4; NVFP4's tensor scale has no output): E2M1 codes and the E4M3 byte of
+    // each block scale, 0x7F for a NaN block. A normal E4M3 value's byte is its top 12 bits
+    // minus (127 - 7) << 3, a subnormal's (m * 2^-9) is m.
+    __aicore__ inline void Encode(const vec::Scratch& s, const enc::Tables& e, const AscendC::LocalTensor<float>& x,
+                                  const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride,
+                                  const AscendC::LocalTensor<uint8_t>& codes,
+                                  const AscendC::LocalTensor<uint8_t>& scales) const {
+        using namespace AscendC;
+        const uint32_t nbw = vec::Whole(nb);
+        const int32_t c = static_cast<int32_t>(nbw);
+        Levels<true>(s, x, y, nb, stride);
+        enc::TableCodes(s, e, y, nb * stride, 4, codes);
+        const LocalTensor<float>& sf = s.b[1];
+        const LocalTensor<float>& normal = s.b[4];
+        const LocalTensor<float>& sub = s.b[5];
+        ShiftRight(normal.ReinterpretCast<uint32_t>(), sf.ReinterpretCast<uint32_t>(), 20u, c);
+        enc::SmallU32ToFloat(normal, normal.ReinterpretCast<uint32_t>(), s.b[6].ReinterpretCast<uint32_t>(), nbw);
+        Adds(normal, normal, -960.0f, c);
+        Muls(sub, sf, 512.0f, c);
+        CompareScalar(s.bmask2, sf, 0x1p-6f, CMPMODE::GE, nbw);
+        Select(sub, s.bmask2, normal, sub, SELMODE::VSEL_TENSOR_TENSOR_MODE, nbw);
+        Select(sub, s.bmask, sub, 127.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
+        enc::ToBytes(scales, sub, s.b[6].ReinterpretCast<half>(), nb);
+    }
+
+    __aicore__ inline enc::Table TableOf() const { return enc::Table::E2M1; }
+
+ private:
+    // Signed E2M1 values into y, the E4M3 scale into s.b[1], the multiplier (NaN for a NaN
+    // block) into s.b[3], finite blocks in s.bmask. kEncode: y as formats.encode codes it, NaN
+    // where |x| / mult is not finite (NaN / Inf elements).
+    template <bool kEncode>
+    __aicore__ inline void Levels(const vec::Scratch& s, const AscendC::LocalTensor<float>& x,
+                                  const AscendC::LocalTensor<float>& y, uint32_t nb, uint32_t stride) const {
         using namespace AscendC;
         const uint32_t n = vec::Whole(nb * stride);
         const uint32_t nbw = vec::Whole(nb);
@@ -44,27 +83,25 @@ class NvFp4Family {
         const LocalTensor<float>& div = s.b[2];
         const LocalTensor<float>& mult = s.b[3];
         const LocalTensor<float>& t = s.b[4];
-        vec::AbsFill(s.abs, x, s.mask, vec::kInf, n);
+        vec::AbsFill(s.abs, x, s, n);                      // NaN/Inf make their block's amax Inf
         vec::BlockMax(amax, s.abs, nb, stride, s.tmp);
-        CompareScalar(s.bmask, amax, vec::kInf, CMPMODE::LT, nbw);
+        vec::FiniteMask(s.bmask, amax, nbw);
         Select(amax, s.bmask, amax, 0.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Duplicate(t, twoLevel_ ? den_ : 6.0f, c);
         Div(sf, amax, t, c);
-        Mins(sf, sf, 448.0f, c);
-        vec::RoundToGrid(sf, t, vec::Grid{0x1p-6f, 0x1p-3f, 448.0f, false}, s, nbw);  // E4M3, RNE
+        vec::RoundToGrid(sf, t, vec::Grid{0x1p-6f, 0x1p-3f, 448.0f, false}, s, nbw);  // min 448, E4M3 RNE
         if (twoLevel_) Muls(mult, sf, ts_, c); else Muls(mult, sf, 1.0f, c);
-        CompareScalar(s.bmask2, mult, 0.0f, CMPMODE::GT, nbw);
+        vec::NonZeroMask(s.bmask2, mult, nbw);
         Select(div, s.bmask2, mult, 1.0f, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         Select(mult, s.bmask, mult, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, nbw);
         vec::Expand(s.e0, div, nb, stride);
-        Div(y, s.abs, s.e0, static_cast<int32_t>(n));
+        Div(y, s.abs, s.e0, static_cast<int32_t>(n));         // Inf in NaN blocks
+        if constexpr (kEncode) vec::FiniteMask(s.mask2, y, n);  // y in [0, +Inf]: from the bits
         vec::RoundToGrid(y, s.tmp, vec::Grid{1.0f, 0.5f, 6.0f, false}, s, n);      // E2M1, RNE
         vec::CopySign(y, x, s.tmp, s, n);
-        vec::Expand(s.e0, mult, nb, stride);
-        Mul(y, y, s.e0, static_cast<int32_t>(n));
+        if constexpr (kEncode) Select(y, s.mask2, y, vec::kNaN, SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
     }
 
- private:
     bool twoLevel_ = false;
     float ts_ = 1.0f;
     float den_ = 6.0f;

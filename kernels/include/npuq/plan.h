@@ -73,11 +73,63 @@ struct QdLayout {
     bool wideBlocks;       // tileRows == chunkBlocks == 0: a block spans several tiles
 };
 
-NPUQ_AICORE inline QdLayout PlanQuantDequant(const QuantDequantParams& p, uint32_t dtypeBytes) {
+// Bits of one element code of Quantize's output (4-bit codes are packed two per byte).
+NPUQ_AICORE inline uint32_t QuantCodeBits(uint32_t format) {
+    switch (static_cast<FormatId>(format)) {
+        case FormatId::HIF4:
+        case FormatId::HIFX4_V12:
+        case FormatId::MXFP4:
+        case FormatId::NVF4:
+        case FormatId::NVFP4:
+        case FormatId::INT4SYM: return 4;
+        default: return 8;
+    }
+}
+
+// The formats npuq::Quantize encodes: every one npuq::Quantize takes (onnx_npuq.ops.defs: not
+// NVFP4, whose per-tensor scale has no output).
+NPUQ_AICORE inline bool QuantizeSupports(const QuantDequantParams& p) {
+    switch (static_cast<FormatId>(p.format)) {
+        case FormatId::HIF8:
+        case FormatId::HIF4:
+        case FormatId::HIFX4_V12:
+        case FormatId::MXFP4:
+        case FormatId::MXFP8E4M3:
+        case FormatId::MXFP8E5M2:
+        case FormatId::NVF4:
+        case FormatId::INT8SYM:
+        case FormatId::INT4SYM:
+        case FormatId::FP8E4M3:
+        case FormatId::FP8E5M2: return true;
+        default: return false;
+    }
+}
+
+// Scale bytes per block of Quantize's output (formats' scale_bytes; scaled HiF8: a float32
+// per row, its block).
+NPUQ_AICORE inline uint32_t QuantScaleBytes(const QuantDequantParams& p) {
+    switch (static_cast<FormatId>(p.format)) {
+        case FormatId::HIF8: return p.scale != 0 ? 4 : 0;
+        case FormatId::MXFP4:
+        case FormatId::MXFP8E4M3:
+        case FormatId::MXFP8E5M2:
+        case FormatId::NVF4:
+        case FormatId::NVFP4: return 1;
+        default: return 4;
+    }
+}
+
+// codeBits 0: QuantDequant. Quantize (codeBits 4 or 8): a block that is not a whole number of
+// 32-byte blocks of the dtype gets a stride of whole 32-byte blocks of codes as well, so that
+// the codes of every block start on a 32-byte boundary in UB (one DMA block each).
+NPUQ_AICORE inline QdLayout PlanBlocks(const QuantDequantParams& p, uint32_t dtypeBytes, uint32_t codeBits) {
     QdLayout g{};
     const uint32_t align = kUbBlockBytes / dtypeBytes;
     g.block = QuantBlock(p);
+    // Quantize writes formats.Packed, whose block is the group even past the row (zero codes)
+    if (codeBits != 0 && IsSymFormat(p.format) && p.group != 0) g.block = p.group;
     g.blockStride = RoundUp(g.block, align);
+    if (codeBits != 0 && g.blockStride != g.block) g.blockStride = RoundUp(g.block, kUbBlockBytes * 8 / codeBits);
     g.blocksPerRow = CeilDiv(p.cols, g.block);
     g.rowStride = g.blocksPerRow * g.blockStride;
     if (g.rowStride <= kQdTileElems) {
@@ -89,6 +141,14 @@ NPUQ_AICORE inline QdLayout PlanQuantDequant(const QuantDequantParams& p, uint32
         g.wideBlocks = true;
     }
     return g;
+}
+
+NPUQ_AICORE inline QdLayout PlanQuantDequant(const QuantDequantParams& p, uint32_t dtypeBytes) {
+    return PlanBlocks(p, dtypeBytes, 0);
+}
+
+NPUQ_AICORE inline QdLayout PlanQuantize(const QuantDequantParams& p, uint32_t dtypeBytes) {
+    return PlanBlocks(p, dtypeBytes, QuantCodeBits(p.format));
 }
 
 // Dequantize tiles: `tileRows` rows of `width` output columns, or (chunked) one row cut into

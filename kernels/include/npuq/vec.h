@@ -20,6 +20,8 @@ constexpr float kInf = __builtin_inff();
 constexpr float kNaN = __builtin_nanf("");
 constexpr uint32_t kExpMask = 0x7F800000u;   // float32 exponent field
 constexpr uint32_t kSignMask = 0x80000000u;
+constexpr uint32_t kAbsMask = 0x7FFFFFFFu;
+constexpr int32_t kInfBits = 0x7F800000;     // +Inf; NaN bits (sign clear) are above it
 constexpr uint64_t kLowHalves = 0x0F0F0F0F0F0F0F0Full;   // lanes 0-3 of every 8-lane block
 constexpr uint64_t kHighHalves = 0xF0F0F0F0F0F0F0F0ull;  // lanes 4-7
 constexpr uint32_t kMaxRepeat = 255;
@@ -34,12 +36,13 @@ struct Scratch {
     LocalTensor<uint8_t> mask, mask2;          // compare results for tile-sized operands
     LocalTensor<uint8_t> bmask, bmask2;        // compare results for per-block operands
     LocalTensor<bfloat16_t> bf;                // bfloat16 round trips
-    LocalTensor<uint32_t> expMask, signMask;   // one repeat of the constant each
+    LocalTensor<uint32_t> expMask, signMask, absMask;   // one repeat of the constant each
 };
 
 __aicore__ inline void InitConstants(const Scratch& s) {
     AscendC::Duplicate(s.expMask, kExpMask, static_cast<int32_t>(kRepeatFloats));
     AscendC::Duplicate(s.signMask, kSignMask, static_cast<int32_t>(kRepeatFloats));
+    AscendC::Duplicate(s.absMask, kAbsMask, static_cast<int32_t>(kRepeatFloats));
 }
 
 // dst = src & c over n floats, c being one repeat that every repeat reads (src1 stride 0).
@@ -72,14 +75,42 @@ __aicore__ inline void CopySign(const LocalTensor<float>& y, const LocalTensor<f
     AscendC::Or(yb, yb, tmp.ReinterpretCast<uint16_t>(), static_cast<int32_t>(2 * n));
 }
 
-// |x|, with NaN and +-Inf replaced by `fill`: +Inf makes a block's maximum non-finite, which
-// is how a block learns it holds NaN or Inf without relying on how Max orders NaN; 0 leaves
-// them out of the maximum (NVFP4's tensor amax is over finite values).
-__aicore__ inline void AbsFill(const LocalTensor<float>& dst, const LocalTensor<float>& x,
-                               const LocalTensor<uint8_t>& mask, float fill, uint32_t n) {
-    AscendC::Abs(dst, x, static_cast<int32_t>(n));
-    AscendC::CompareScalar(mask, dst, kInf, AscendC::CMPMODE::LT, n);  // false for NaN and Inf
-    AscendC::Select(dst, mask, dst, fill, AscendC::SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
+// NaN, Inf and subnormals are classified from bits with integer operations, never by float
+// compares or Max/Min: A2 documents no NaN ordering for them (Compares.md, Max.md,
+// ReduceRepeat.md), nor subnormal handling; CANN's own IsFinite (ops-math
+// math/is_finite/op_kernel/is_finite.h) also works on the exponent bits. A2 compares int32
+// for EQ only (Compares.md), so "v < c" is built as min(v, c) == c or EQ plus Not. For
+// v >= +0 the int32 order of the bits is the float order (subnormals, +Inf and NaN included).
+
+// |x| with NaN as +Inf (the sign bit cleared, then int32 min with +Inf's bits): NaN-free, and
+// a block holding NaN or Inf gets an infinite maximum.
+__aicore__ inline void AbsFill(const LocalTensor<float>& dst, const LocalTensor<float>& x, const Scratch& s,
+                               uint32_t n) {
+    AndConst(dst, x, s.absMask, n);
+    AscendC::Mins(dst.ReinterpretCast<int32_t>(), dst.ReinterpretCast<int32_t>(), kInfBits, static_cast<int32_t>(n));
+}
+
+// mask bit i = v[i] is not +0: NOT (bits == 0). For v >= +0 (subnormals count as non-zero).
+__aicore__ inline void NonZeroMask(const LocalTensor<uint8_t>& mask, const LocalTensor<float>& v, uint32_t n) {
+    AscendC::CompareScalar(mask, v.ReinterpretCast<int32_t>(), 0, AscendC::CMPMODE::EQ, n);
+    const LocalTensor<uint16_t> m = mask.ReinterpretCast<uint16_t>();
+    AscendC::Not(m, m, static_cast<int32_t>(n / 16));
+}
+
+// mask bit i = v[i] is finite: NOT (bits == +Inf's). For v in [+0, +Inf] (AbsFill's output or
+// a maximum of it).
+__aicore__ inline void FiniteMask(const LocalTensor<uint8_t>& mask, const LocalTensor<float>& v, uint32_t n) {
+    AscendC::CompareScalar(mask, v.ReinterpretCast<int32_t>(), kInfBits, AscendC::CMPMODE::EQ, n);
+    const LocalTensor<uint16_t> m = mask.ReinterpretCast<uint16_t>();
+    AscendC::Not(m, m, static_cast<int32_t>(n / 16));
+}
+
+// |x| with NaN and +-Inf as 0 (NVFP4's tensor amax is over finite values).
+__aicore__ inline void AbsFinite(const LocalTensor<float>& dst, const LocalTensor<float>& x,
+                                 const LocalTensor<uint8_t>& mask, const Scratch& s, uint32_t n) {
+    AbsFill(dst, x, s, n);
+    FiniteMask(mask, dst, n);
+    AscendC::Select(dst, mask, dst, 0.0f, AscendC::SELMODE::VSEL_TENSOR_SCALAR_MODE, n);
 }
 
 // The spec's ties-away rounding, exactly as written: floor(v + 0.5). CAST_ROUND (true ties
@@ -110,16 +141,19 @@ struct Grid {
     bool away;      // ties away (floor(v + 0.5)) or to even
 };
 
-// Rounds y in place onto g; `step` is clobbered. y / step is exact (a power of two).
+// Rounds y in place onto g; `step` is clobbered. y / step is exact (a power of two). The
+// saturation comes first: the rounding is monotonic and keeps maxv, so min(round(y), maxv) =
+// round(min(y, maxv)), and an infinite y (a NaN block's lanes) never meets Inf / Inf.
+// y must not be NaN.
 __aicore__ inline void RoundToGrid(const LocalTensor<float>& y, const LocalTensor<float>& step, const Grid& g,
                                    const Scratch& s, uint32_t n) {
+    AscendC::Mins(y, y, g.maxv, static_cast<int32_t>(n));
     Pow2Floor(step, y, s, n);
     AscendC::Maxs(step, step, g.minPow2, static_cast<int32_t>(n));
     AscendC::Muls(step, step, g.ulp, static_cast<int32_t>(n));
     AscendC::Div(y, y, step, static_cast<int32_t>(n));
     if (g.away) RoundAway(y, n); else RoundEven(y, n);
     AscendC::Mul(y, y, step, static_cast<int32_t>(n));
-    AscendC::Mins(y, y, g.maxv, static_cast<int32_t>(n));
 }
 
 // Zeroes elements [begin, end) of x: a bit-masked Duplicate for the lanes before the next
@@ -160,10 +194,12 @@ __aicore__ inline void ZeroBlockTails(const LocalTensor<float>& x, uint32_t coun
 // one WholeReduceMax repeat each. Longer ones are first folded onto their first 64 lanes with
 // element-wise Max, which overwrites src: all blocks at once with a repeat per block while the
 // block stride fits a repeat stride, else block by block, halving (such blocks are few per
-// tile), and then moved into `tmp` at a stride of 64 for the final reduce.
+// tile), and then moved into `tmp` at a stride of 64 for the final reduce. dst is zero from
+// nb to Whole(nb): the whole-repeat operations on per-block arrays never meet stale UB (NaN).
 __aicore__ inline void BlockMax(const LocalTensor<float>& dst, const LocalTensor<float>& src, uint32_t nb,
                                 uint32_t stride, const LocalTensor<float>& tmp) {
     constexpr uint32_t kStep = 248;  // repeats per call, a multiple of 8 so dst[b] stays aligned
+    AscendC::Duplicate(dst, 0.0f, static_cast<int32_t>(Whole(nb)));
     if (stride > kRepeatFloats && stride / 8 > kMaxRepeat) {
         uint64_t all[2] = {~0ull, 0};
         for (uint32_t b = 0; b < nb; ++b) {
@@ -194,7 +230,8 @@ __aicore__ inline void BlockMax(const LocalTensor<float>& dst, const LocalTensor
                                 AscendC::ReduceOrder::ORDER_ONLY_VALUE);
 }
 
-// dst[b * stride + i] = src[b] for i < stride: every block gets its value back. Short blocks
+// dst[b * stride + i] = src[b] for i < stride: every block gets its value back; the lanes up
+// to Whole(nb * stride) get later values of src (whole repeats of it are read). Short blocks
 // (up to 8 x 32 bytes) use Brcb, which writes one value to a whole 32-byte block; a block of
 // k such blocks takes k Brcb passes, the j-th filling the j-th 32-byte block of every block.
 // Longer blocks are few per tile: read each value on the scalar unit and Duplicate it.
@@ -213,6 +250,9 @@ __aicore__ inline void Expand(const LocalTensor<float>& dst, const LocalTensor<f
     AscendC::SetFlag<AscendC::HardEvent::V_S>(ev);
     AscendC::WaitFlag<AscendC::HardEvent::V_S>(ev);
     for (uint32_t b = 0; b < nb; ++b) AscendC::Duplicate(dst[b * stride], src.GetValue(b), static_cast<int32_t>(stride));
+    // The lanes up to the next whole repeat get src[nb], as Brcb's last group of 8 gives them.
+    const uint32_t end = Whole(nb * stride);
+    if (end > nb * stride) AscendC::Duplicate(dst[nb * stride], src.GetValue(nb), static_cast<int32_t>(end - nb * stride));
 }
 
 // Elements from two per-8 arrays holding a value per half-block of 4: lanes 0-3 of 8-lane
@@ -228,10 +268,13 @@ __aicore__ inline void ExpandHalves(const LocalTensor<float>& dst, const LocalTe
                       AscendC::CopyRepeatParams(1, 1, 8, 8));
 }
 
-// The two maxima of every 8-lane block of src: over lanes 0-3 into lo, over lanes 4-7 into hi.
+// The two maxima of every 8-lane block of src: over lanes 0-3 into lo, over lanes 4-7 into hi;
+// both zero from n / 8 to Whole(n / 8).
 __aicore__ inline void HalfBlockMax(const LocalTensor<float>& lo, const LocalTensor<float>& hi,
                                     const LocalTensor<float>& src, uint32_t n) {
     const uint32_t repeats = n / kRepeatFloats;
+    AscendC::Duplicate(lo, 0.0f, static_cast<int32_t>(Whole(n / 8)));
+    AscendC::Duplicate(hi, 0.0f, static_cast<int32_t>(Whole(n / 8)));
     uint64_t mlo[2] = {kLowHalves, 0};
     uint64_t mhi[2] = {kHighHalves, 0};
     for (uint32_t r = 0; r < repeats; r += kMaxRepeat) {

@@ -19,6 +19,17 @@ inline uint32_t QuantDequantWorkspaceBytes(const QuantDequantParams& p, uint32_t
     return NeedsTensorAmax(p) ? coreNum * kUbBlockBytes : 0u;
 }
 
+// Quantize (HiF8 scale="tensor" only; NVFP4 has no Quantize): two 32-byte slots per core,
+// its amax and whether it saw a NaN (the stored scale is NaN then, +Inf for Inf alone).
+inline uint32_t QuantizeWorkspaceBytes(const QuantDequantParams& p, uint32_t coreNum) {
+    return NeedsTensorAmax(p) ? 2 * coreNum * kUbBlockBytes : 0u;
+}
+
+// Rows per tile the Quantize kernel will use for p (0 when rows are cut into pieces).
+inline uint32_t QuantizeTileRows(const QuantDequantParams& p, uint32_t dtypeBytes) {
+    return PlanQuantize(p, dtypeBytes).tileRows;
+}
+
 inline uint32_t DequantizeWorkspaceBytes(const DequantizeParams&, uint32_t) { return 0u; }
 
 // Rows per tile the QuantDequant kernel will use for p (p.tileRows == 0: as many as fit);
