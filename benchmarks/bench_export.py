@@ -1,22 +1,26 @@
 """Export cost and what it buys: onnx_npuq.export vs torch.onnx.export, file size vs theory,
 onnxruntime latency of quantized vs fp32.
 
-    python benchmarks/bench_export.py [--hidden 1024] [--layers 4] [--formats mxfp4 int4sym hif8]
-                                      [--seq 128] [--repeat 20] [--markdown]
+    python benchmarks/bench_export.py [--size 64m|256m|2g | --hidden 1024 --layers 4 ...]
+                                      [--formats mxfp4 int4sym hif8] [--seq 128] [--repeat 20] [--markdown]
 
 The model is the built-in LLaMA-style decoder (onnx_npuq.models.TinyDecoder, random weights,
-no download); quantized variants keep lm_head in fp32. Every export, and every onnxruntime
-session whose memory is reported, runs in a fresh interpreter, so peak RSS (ru_maxrss, which
-counts the ~0.3 GiB of Python and the libraries) is that step's own. Latency is measured in
-one process holding every session: per round each model runs once, the ratio to fp32 is
-the median of per-round ratios (this shared machine's load moves by up to 2x).
+no download; --size: the presets of bench_onnx.py, 2g the decoder of tests/test_large.py);
+quantized variants keep lm_head in fp32. Every export, and every onnxruntime session (plain,
+default options) whose memory is reported, runs in a fresh interpreter, so peak RSS (VmHWM,
+which counts the ~0.3 GiB of Python and the libraries) is that step's own. Export time is
+compared with torch's own `torch.onnx.export(dynamo=True)` of the same model (for a
+quantized one with the npuq translation table, the least torch needs to export it), in one
+process per model, alternately, after a warm-up of each (the median of per-round ratios).
+Latency is measured in one process holding every session: per round each model runs once,
+the ratio to fp32 is the median of per-round ratios (this shared machine's load moves by up
+to 2x).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,7 +35,10 @@ HERE = Path(__file__).resolve()
 
 
 def _peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    """VmHWM: ru_maxrss would start at the parent's peak, which Linux carries over fork and exec."""
+    from bench_onnx import peak_bytes
+
+    return peak_bytes()
 
 
 def _rss() -> int:
@@ -90,14 +97,46 @@ def child_export(args) -> dict:
 
 
 def child_session(args) -> dict:
-    """One onnxruntime session (as OrtSession makes it) from a file: creation time, memory."""
-    from onnx_npuq.runtime import OrtSession
+    """A plain onnxruntime.InferenceSession (default options) from a file: creation time, memory."""
+    import onnxruntime as ort
 
     t0 = time.perf_counter()
-    session = OrtSession(Path(args.dir) / f"{args.what}.onnx")
+    session = ort.InferenceSession(Path(args.dir) / f"{args.what}.onnx", providers=["CPUExecutionProvider"])
     created = time.perf_counter() - t0
-    session.run(_ids(args))
+    session.run(None, {session.get_inputs()[0].name: _ids(args).numpy()})
     return {"session_s": created, "peak": _peak()}
+
+
+def child_timing(args) -> dict:
+    """Export time of onnx_npuq.export / torch's plain export of one model (fp32 or a format),
+    in this one process, alternately after a warm-up of each: the median of per-round ratios."""
+    from onnx_npuq.nn import quantize_model
+    from onnx_npuq.ops import npu_ops
+    from onnx_npuq.ops.defs import TRANSLATIONS
+
+    model, ids = _model(args), _ids(args)
+    table = None
+    if args.what != "fp32":
+        quantize_model(model, weights=args.what, recipe={"exclude": ["lm_head"]})
+        table = {**TRANSLATIONS, **npu_ops.TRANSLATIONS}  # what torch needs for the npuq ops
+    out = Path(args.dir) / "timing"
+
+    def theirs():
+        torch.onnx.export(model, (ids,), out.with_suffix(".torch.onnx"), dynamo=True, custom_translation_table=table)
+
+    def ours():
+        onnx_npuq.export(model, (ids,), out.with_suffix(".npuq.onnx"))
+
+    times: dict = {theirs: [], ours: []}
+    for fn in times:  # warm-up
+        fn()
+    for _ in range(args.export_repeat):
+        for fn in times:
+            t0 = time.perf_counter()
+            fn()
+            times[fn].append(time.perf_counter() - t0)
+    return {"torch_s": statistics.median(times[theirs]), "ours_s": statistics.median(times[ours]),
+            "x_torch": statistics.median(o / t for o, t in zip(times[ours], times[theirs], strict=True))}
 
 
 def child_latency(args) -> dict:
@@ -119,13 +158,14 @@ def child_latency(args) -> dict:
     return {n: {"run_s": statistics.median(times[n]), "x_fp32": ratios[n]} for n in names}
 
 
-CHILDREN = {"export": child_export, "session": child_session, "latency": child_latency}
+CHILDREN = {"export": child_export, "session": child_session, "latency": child_latency, "timing": child_timing}
 
 
 def _child(kind: str, what: str, args) -> dict:
     cmd = [sys.executable, os.fspath(HERE), "--child", kind, "--what", what, "--dir", args.dir,
            "--hidden", str(args.hidden), "--layers", str(args.layers), "--heads", str(args.heads),
-           "--vocab", str(args.vocab), "--seq", str(args.seq), "--repeat", str(args.repeat)]
+           "--vocab", str(args.vocab), "--seq", str(args.seq), "--repeat", str(args.repeat),
+           "--export-repeat", str(args.export_repeat)]
     if args.intermediate:
         cmd += ["--intermediate", str(args.intermediate)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -153,6 +193,7 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=["64m", "256m", "2g"], help="a preset of bench_onnx.py (overrides the shape)")
     ap.add_argument("--hidden", type=int, default=1024)
     ap.add_argument("--intermediate", type=int, default=0, help="default: 2.75 x hidden")
     ap.add_argument("--layers", type=int, default=4)
@@ -160,12 +201,19 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--export-repeat", type=int, default=3, help="rounds of the interleaved export timing")
     ap.add_argument("--formats", nargs="*", default=["mxfp4", "int4sym", "hif8"])
     ap.add_argument("--markdown", action="store_true", help="print the tables as markdown")
     ap.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
     ap.add_argument("--what", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.size:
+        from bench_onnx import SIZES
+
+        c = SIZES[args.size]
+        args.hidden, args.intermediate, args.layers = c["hidden"], c["intermediate"], c["layers"]
+        args.heads, args.vocab = c["heads"], c["vocab_size"]
     if args.child:
         print(json.dumps(CHILDREN[args.child](args)))
         return
@@ -175,6 +223,7 @@ def main() -> None:
         c = _config(args)
         names = ["fp32", *args.formats]
         exports = {w: _child("export", w, args) for w in ["torch", "fp32-external", *names]}
+        timing = {n: _child("timing", n, args) for n in names}
         sessions = {n: _child("session", n, args) for n in names}
         latency = _child("latency", ",".join(names), args)
     fp32_bytes = exports["fp32"]["fp32_bytes"]
@@ -195,15 +244,20 @@ def main() -> None:
     print(_table(["export (fresh process each)", "quantize s", "export s", "RSS before MiB", "peak RSS MiB",
                   "peak - before MiB", "file MiB"], rows, md))
     print()
+    rows = [[f"`{n}`" if n != "fp32" else "fp32", f"{t['torch_s']:.1f}", f"{t['ours_s']:.1f}", f"{t['x_torch']:.2f}"]
+            for n, t in timing.items()]
+    print(_table(["export time (one process, alternating)", "torch.onnx.export s", "onnx_npuq.export s",
+                  "x torch's"], rows, md))
+    print()
 
     rows = []
     for n in names:
         e, s, lat = exports[n], sessions[n], latency[n]
         rows.append([f"`{n}`" if n != "fp32" else "fp32", _mib(e["size"]), f"{e['size'] / e['theory']:.3f}",
-                     f"{s['session_s'] * 1e3:.0f}", _mib(s["peak"]), f"{lat['run_s'] * 1e3:.1f}",
-                     f"{lat['x_fp32']:.2f}"])
-    print(_table(["model", "MiB", "size / theory", "session creation ms", "session peak RSS MiB", "run ms",
-                  "latency / fp32"], rows, md))
+                     f"{s['session_s'] * 1e3:.0f}", _mib(s["peak"]), f"{s['peak'] / sessions['fp32']['peak']:.2f}",
+                     f"{lat['run_s'] * 1e3:.1f}", f"{lat['x_fp32']:.2f}"])
+    print(_table(["model", "MiB", "size / theory", "session creation ms", "session peak RSS MiB", "peak / fp32",
+                  "run ms", "latency / fp32"], rows, md))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 """Fake-quant and encode time per format, as a ratio to `out.copy_(x)` in the same process.
 
-    python benchmarks/bench_formats.py [--size 4096] [--repeat 9] [--markdown]
+    python benchmarks/bench_formats.py [--size 4096] [--repeat 7] [--markdown]
 
-Medians of `--repeat` runs after one warm-up. Import onnx_npuq before torch (as here) so
-large tensors use transparent huge pages (see the README).
+torch is imported first, as user scripts do: the speed must not depend on import order
+(onnx_npuq puts its large outputs on transparent huge pages itself). Each operation gets
+two warm-up calls (the first compiles), then `--repeat` runs, each right after a copy;
+the ratio is the median of the per-run op/copy ratios. Timing is wall clock.
 """
 import argparse
+import resource
 import statistics
 import time
 
-import onnx_npuq  # noqa: F401  (first: sets THP_MEM_ALLOC_ENABLE before torch allocates)
-import torch
+import torch  # noqa: I001  (first, on purpose)
+
 from onnx_npuq import formats
 
 
@@ -20,52 +23,66 @@ def _ms(fn) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def timed_vs_copy(fn, copy, repeat: int):
-    """-> (median ms of fn, median of per-round fn/copy ratios); copy timed beside each run."""
+    """-> (median ms of fn, median of per-run fn/copy ratios, median page faults per run)."""
     fn()
-    copy()
-    times, ratios = [], []
+    fn()
+    times, ratios, faults = [], [], []
     for _ in range(repeat):
         c = _ms(copy)
+        f0 = _faults()
         t = _ms(fn)
+        faults.append(_faults() - f0)
         times.append(t)
         ratios.append(t / c)
-    return statistics.median(times), statistics.median(ratios)
+    return statistics.median(times), statistics.median(ratios), statistics.median(faults)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=4096)
-    ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--formats", nargs="*", default=formats.names())
-    ap.add_argument("--markdown", action="store_true", help="print a README table")
+    ap.add_argument("--markdown", action="store_true", help="print README tables")
     args = ap.parse_args()
 
     torch.manual_seed(0)
     x = torch.randn(args.size, args.size)
     out = torch.empty_like(x)
     copy = lambda: out.copy_(x)  # noqa: E731
+    copy()
     copy_ms = statistics.median(_ms(copy) for _ in range(args.repeat))
-    rows = []
+    results = {"fake-quant": [], "encode": []}
     for name in args.formats:
         fmt = formats.get_format(name)
-        fq = timed_vs_copy(lambda f=fmt: f.fake_quant(x), copy, args.repeat)
-        en = timed_vs_copy(lambda f=fmt: f.encode(x), copy, args.repeat)
-        rows.append((name, *fq, *en))
+        xb = x.reshape(-1, fmt.block_for(x.shape[-1]))
+        compiled = fmt._use_compile(xb)
+        path = "compiled" if compiled else "eager"
+        enc_path = "compiled" if compiled and (fmt.compile_encode or formats.get_backend() == "compile") else "eager"
+        results["fake-quant"].append((name, path, *timed_vs_copy(lambda f=fmt: f.fake_quant(x), copy, args.repeat)))
+        results["encode"].append((name, enc_path, *timed_vs_copy(lambda f=fmt: f.encode(x), copy, args.repeat)))
 
-    threads = torch.get_num_threads()
-    head = f"{args.size}x{args.size} float32, {threads} threads, copy {copy_ms:.2f} ms, medians of {args.repeat}"
-    if args.markdown:
-        print(f"{head}\n")
-        print("| format | fake-quant ms | x copy | encode ms | x copy |")
-        print("|---|---:|---:|---:|---:|")
-        for name, fq, fr, en, er in rows:
-            print(f"| `{name}` | {fq:.1f} | {fr:.1f} | {en:.1f} | {er:.1f} |")
-    else:
-        print(head)
-        print(f"{'format':<11} {'fake ms':>8} {'x copy':>7} {'encode ms':>10} {'x copy':>7}")
-        for name, fq, fr, en, er in rows:
-            print(f"{name:<11} {fq:8.1f} {fr:7.1f} {en:10.1f} {er:7.1f}")
+    with open("/proc/loadavg") as fh:
+        load = fh.read().split()[0]
+    head = (f"{args.size}x{args.size} float32, torch imported first, {torch.get_num_threads()} threads, "
+            f"copy {copy_ms:.2f} ms, medians of {args.repeat} after 2 warm-up calls, load {load}")
+    print(head)
+    for op, rows in results.items():
+        print()
+        if args.markdown:
+            print(f"| {op} | " + " | ".join(f"`{r[0]}`" for r in rows) + " |")
+            print("|---|" + "---:|" * len(rows))
+            print("| x copy | " + " | ".join(f"{r[3]:.1f}" for r in rows) + " |")
+            print("| ms | " + " | ".join(f"{r[2]:.1f}" for r in rows) + " |")
+            print("| path | " + " | ".join(r[1] for r in rows) + " |")
+        else:
+            print(f"{op:<11} {'path':>8} {'ms':>8} {'x copy':>7} {'faults':>7}")
+            for name, path, ms, ratio, faults in rows:
+                print(f"{name:<11} {path:>8} {ms:8.1f} {ratio:7.2f} {faults:7.0f}")
 
 
 if __name__ == "__main__":

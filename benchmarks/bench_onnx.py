@@ -1,77 +1,173 @@
-"""Exported LLaMA-style model: file size vs theory, session creation, onnxruntime latency.
+"""Plain onnxruntime sessions of onnx_npuq exports: session peak memory and steady-state
+latency of each weight format's export against the fp32 export's.
 
-    python benchmarks/bench_onnx.py [--hidden 512] [--layers 2] [--formats mxfp4 hif4 ...]
+    python benchmarks/bench_onnx.py [--size 64m|256m|2g] [--formats mxfp4 int4sym ...]
+                                    [--seq 64] [--repeat 20] [--markdown]
 
-Each weight format's export is compared with the fp32 export of the same model, in one
-process: the latency ratio is the median of per-round ratios (quantized / fp32).
+The model is onnx_npuq.models.TinyDecoder (random weights): 64m has 61 MiB of fp32 weights,
+256m 230 MiB, 2g is the 2.28 GB decoder of tests/test_large.py (`make test-slow`), exported
+with external data. Quantized variants keep lm_head in fp32.
+
+Every export and every session runs in a fresh interpreter, and its peak is VmHWM (the
+process's own resident high-water mark; ru_maxrss would start at the parent's, which Linux
+carries over fork and exec). A session is `onnxruntime.InferenceSession(path)` with default
+options, as a user makes it: created, then run once. onnxruntime constant-folds the decoding
+of every packed weight while it creates the session; the peak holds what the folding keeps.
+Latency: the fp32 and the format's sessions in one process, run alternately; the ratio is
+the median of per-round ratios (the machine's load moves by up to 2x).
+The 2g size needs about 5 GiB (two sessions for the latency) and some minutes per format.
 """
+from __future__ import annotations
+
 import argparse
-import copy
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import onnx_npuq  # noqa: F401  (first: huge pages before torch allocates)
-import torch
-import transformers
-from onnx_npuq import formats
-from onnx_npuq.exporter import Logits
-from onnx_npuq.nn import QuantLinear, quantize_model
-from onnx_npuq.runtime import OrtSession
+HERE = Path(__file__).resolve()
+SIZES = {
+    "64m": {"vocab_size": 4096, "hidden": 512, "intermediate": 1408, "layers": 4, "heads": 8, "kv_heads": 4},
+    "256m": {"vocab_size": 4096, "hidden": 1024, "intermediate": 2816, "layers": 4, "heads": 16, "kv_heads": 8},
+    "2g": {"vocab_size": 1024, "hidden": 2048, "intermediate": 5632, "layers": 12, "heads": 16, "kv_heads": 8},
+}
+DEFAULT_FORMATS = ["mxfp4", "nvfp4", "hif4", "hif8", "int4sym", "int8sym", "fp8e4m3"]
 
 
-def _ms(fn) -> float:
+def peak_bytes() -> int:
+    """This process's resident high-water mark (VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def _ids(args):
+    import numpy as np
+
+    vocab = SIZES[args.size]["vocab_size"]
+    return np.random.default_rng(1).integers(0, vocab, (1, args.seq)).astype(np.int64)
+
+
+def _path(args, what: str) -> Path:
+    return Path(args.dir) / f"{what}.onnx"
+
+
+# ------------------------------------------------------------------ children (one step each)
+
+
+def child_export(args) -> dict:
+    import onnx_npuq  # first: huge pages before torch allocates
+    import torch
+    from onnx_npuq.models import DecoderConfig, TinyDecoder
+    from onnx_npuq.nn import quantize_model
+
+    torch.manual_seed(0)
+    model = TinyDecoder(DecoderConfig(**SIZES[args.size])).eval()
+    fp32_bytes = sum(p.numel() * 4 for p in model.parameters())
+    if args.what != "fp32":
+        quantize_model(model, weights=args.what, recipe={"exclude": ["lm_head"]})
+    ids = torch.from_numpy(_ids(args))
     t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3
+    onnx_npuq.export(model, (ids,), _path(args, args.what), external_data=True if args.size == "2g" else None)
+    return {"export_s": time.perf_counter() - t0, "fp32_bytes": fp32_bytes}
+
+
+def child_session(args) -> dict:
+    import onnxruntime as ort
+
+    t0 = time.perf_counter()
+    session = ort.InferenceSession(_path(args, args.what), providers=["CPUExecutionProvider"])
+    created = time.perf_counter() - t0
+    session.run(None, {session.get_inputs()[0].name: _ids(args)})
+    return {"session_s": created, "peak": peak_bytes()}
+
+
+def child_latency(args) -> dict:
+    import onnxruntime as ort
+
+    names = ["fp32", args.what]
+    sessions = {n: ort.InferenceSession(_path(args, n), providers=["CPUExecutionProvider"]) for n in names}
+    feed = {sessions["fp32"].get_inputs()[0].name: _ids(args)}
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for n in names:  # warm-up
+        sessions[n].run(None, feed)
+    for _ in range(args.repeat):
+        for n in names:
+            t0 = time.perf_counter()
+            sessions[n].run(None, feed)
+            times[n].append(time.perf_counter() - t0)
+    return {"run_s": statistics.median(times[args.what]), "fp32_run_s": statistics.median(times["fp32"]),
+            "x_fp32": statistics.median(q / r for q, r in zip(times[args.what], times["fp32"], strict=True))}
+
+
+CHILDREN = {"export": child_export, "session": child_session, "latency": child_latency}
+
+
+def _child(kind: str, what: str, args) -> dict:
+    cmd = [sys.executable, os.fspath(HERE), "--child", kind, "--what", what, "--dir", args.dir,
+           "--size", args.size, "--seq", str(args.seq), "--repeat", str(args.repeat)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"{kind} {what} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ the report
+
+
+def table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(r) + " |" for r in [header, *rows]]
+        lines.insert(1, "|---|" + "---:|" * (len(header) - 1))
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in [header, *rows])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--size", choices=list(SIZES), default="64m")
+    ap.add_argument("--formats", nargs="*", default=DEFAULT_FORMATS)
     ap.add_argument("--seq", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=30)
-    ap.add_argument("--formats", nargs="*", default=formats.names())
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    ap.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
+    ap.add_argument("--what", help=argparse.SUPPRESS)
+    ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        print(json.dumps(CHILDREN[args.child](args)))
+        return
 
-    torch.manual_seed(0)
-    h = args.hidden
-    cfg = transformers.LlamaConfig(hidden_size=h, intermediate_size=2 * h, num_hidden_layers=args.layers,
-                                   num_attention_heads=8, num_key_value_heads=4, vocab_size=1024,
-                                   max_position_embeddings=256)
-    base = transformers.LlamaForCausalLM(cfg).eval()
-    ids = torch.randint(0, 1024, (1, args.seq))
-    out = Path(tempfile.mkdtemp(prefix="npuq-bench-"))
-
-    onnx_npuq.export(Logits(base), (ids,), out / "fp32.onnx")
-    ref = OrtSession(out / "fp32.onnx")
-    ref.run(ids)
-    print(f"LLaMA hidden {h}, {args.layers} layers, seq {args.seq}; fp32 file "
-          f"{(out / 'fp32.onnx').stat().st_size / 2**20:.2f} MiB; medians of {args.repeat}")
-    print(f"{'format':<11} {'MiB':>6} {'x theory':>8} {'session ms':>10} {'run ms':>7} {'x fp32':>6}")
-    for name in args.formats:
-        model = copy.deepcopy(base)
-        quantize_model(model, weights=name, recipe={"exclude": ["lm_head"]})
-        path = out / f"{name}.onnx"
-        onnx_npuq.export(Logits(model), (ids,), path)
-        quantized = [m for m in model.modules() if isinstance(m, QuantLinear)]
-        other = sum(p.numel() * 4 for n, p in model.named_parameters() if "layers." not in n or "norm" in n)
-        theory = other + sum(q.in_features * q.out_features * q.bits_per_weight / 8 for q in quantized)
-        size = path.stat().st_size
-        t0 = time.perf_counter()
-        sess = OrtSession(path)
-        created = (time.perf_counter() - t0) * 1e3
-        sess.run(ids)
-        times, ratios = [], []
-        for _ in range(args.repeat):
-            r = _ms(lambda: ref.run(ids))
-            q = _ms(lambda: sess.run(ids))  # noqa: B023
-            times.append(q)
-            ratios.append(q / r)
-        print(f"{name:<11} {size / 2**20:6.2f} {size / theory:8.3f} {created:10.0f} "
-              f"{statistics.median(times):7.2f} {statistics.median(ratios):6.2f}")
+    with tempfile.TemporaryDirectory(prefix="npuq-bench-onnx-") as tmp:
+        args.dir = tmp
+        fp32 = _child("export", "fp32", args)
+        ref = _child("session", "fp32", args)
+        rows = [["fp32", f"{ref['peak'] / 2**20:.0f}", "1.00", f"{ref['session_s']:.1f}", "", "1.00"]]
+        for name in args.formats:
+            _child("export", name, args)
+            s = _child("session", name, args)
+            lat = _child("latency", name, args)
+            rows.append([f"`{name}`", f"{s['peak'] / 2**20:.0f}", f"{s['peak'] / ref['peak']:.2f}",
+                         f"{s['session_s']:.1f}", f"{lat['run_s'] * 1e3:.1f}", f"{lat['x_fp32']:.2f}"])
+            rows[0][4] = f"{lat['fp32_run_s'] * 1e3:.1f}"
+            _path(args, name).unlink()
+            for extra in Path(tmp).glob(f"{name}.onnx.data"):
+                extra.unlink()
+    c = SIZES[args.size]
+    print(f"TinyDecoder {args.size}: hidden {c['hidden']}, intermediate {c['intermediate']}, {c['layers']} layers, "
+          f"vocab {c['vocab_size']}: {fp32['fp32_bytes'] / 2**20:.0f} MiB of fp32 weights; input 1x{args.seq}; "
+          f"{os.cpu_count()} CPUs; plain onnxruntime.InferenceSession, peak = VmHWM of a fresh process; "
+          f"latency: medians of {args.repeat}\n")
+    print(table(["model", "session peak MiB", "peak / fp32", "session creation s", "run ms", "latency / fp32"],
+                rows, args.markdown))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """onnx-npuq: low-bit quantized PyTorch models to ONNX and Ascend .om."""
 import os
 
-# Large CPU tensors on transparent huge pages fault ~4x faster; torch reads this once, so
-# it only takes effect when onnx_npuq is imported before torch. A user's setting wins.
+# Large CPU tensors on transparent huge pages fault ~4x faster. torch reads this at its
+# first CPU allocation, so it acts only when that comes after this import; a user's
+# setting wins. The formats' outputs do not depend on it (formats.base.new_empty advises
+# them onto huge pages itself); it helps the rest (a model's tensors, export buffers).
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 __version__ = "0.1.0"

@@ -43,25 +43,51 @@ def test_compiled_equals_eager(cfg, backend):
         assert_same(F.fake_quant(inp, name, axis=axis, **opts), expected, f"{name} axis {axis}")
 
 
+# Each compile takes seconds: the fast suite encodes a format of each packing path (E8M0 +
+# 4-bit codes, HiF4's bit-packed scales, float32 scale bytes + an odd nibble, E4M3 scales,
+# unpacked HiF8); `make test-slow` every configuration.
+_ENCODE_FAST = {("mxfp4", ()), ("hif4", ()), ("int4sym", (("group", 7),)), ("nvfp4", ()), ("hif8", ())}
+
+
+@pytest.mark.parametrize("cfg", [
+    c if (c[0], tuple(c[1].items())) in _ENCODE_FAST else pytest.param(c, marks=pytest.mark.slow)
+    for c in FORMAT_CONFIGS
+], ids=config_id)
+def test_compiled_encode_equals_eager(cfg, backend):
+    name, opts = cfg
+    x = hard_input(seed=1)
+    x[11, 128:192] = torch.randn(64) * 2.0**-126  # a group of subnormals only
+    for axis, inp in ((-1, x), (0, x.t().contiguous())):
+        backend("eager")
+        expected = F.encode(inp, name, axis=axis, **opts)
+        backend("compile")
+        got = F.encode(inp, name, axis=axis, **opts)
+        assert torch.equal(got.codes, expected.codes), f"{name} axis {axis} codes"
+        assert torch.equal(got.scales, expected.scales), f"{name} axis {axis} scales"
+        assert_same(got.decode(), expected.decode(), f"{name} axis {axis} decode")
+
+
 def test_auto_compiles_only_large_cpu_tensors(backend, monkeypatch):
     calls = []
-    real = base.Format._compiled_fake
-    monkeypatch.setattr(base.Format, "_compiled_fake", lambda self: calls.append(1) or real(self))
+    real = base.Format._compiled
+    monkeypatch.setattr(base.Format, "_compiled", lambda self, kind: calls.append(kind) or real(self, kind))
+    big = torch.randn(64, 128)
+    expected = F.fake_quant(big, "mxfp8e4m3")
     backend("auto")
     monkeypatch.setattr(base, "COMPILE_MIN_ELEMENTS", 1 << 12)
     small = torch.randn(4, 256)
     F.fake_quant(small, "mxfp8e4m3")
+    F.encode(small, "mxfp8e4m3")
     assert calls == []
-    big = torch.randn(64, 128)
-    assert_same(F.fake_quant(big, "mxfp8e4m3"), F.get_format("mxfp8e4m3")._fake_all(big.view(-1, 32), None).view(64, 128))
-    assert calls == [1]
+    assert_same(F.fake_quant(big, "mxfp8e4m3"), expected)
+    assert calls == ["fake"]
 
 
 def test_auto_falls_back_to_eager_when_compile_fails(backend, monkeypatch):
-    def broken(self):
+    def broken(self, kind):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(base.Format, "_compiled_fake", broken)
+    monkeypatch.setattr(base.Format, "_compiled", broken)
     monkeypatch.setattr(base, "COMPILE_MIN_ELEMENTS", 1)
     backend("auto")
     x = torch.randn(8, 64)
@@ -76,7 +102,7 @@ def test_auto_falls_back_to_eager_when_compile_fails(backend, monkeypatch):
 
 
 def test_compile_backend_raises_instead_of_falling_back(backend, monkeypatch):
-    monkeypatch.setattr(base.Format, "_compiled_fake", lambda self: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(base.Format, "_compiled", lambda self, kind: (_ for _ in ()).throw(RuntimeError("boom")))
     backend("compile")
     with pytest.raises(RuntimeError, match="boom"):
         F.fake_quant(torch.randn(4, 32), "mxfp4")

@@ -366,3 +366,38 @@ def test_negate_keeps_negative_zero():
     v = np.array([0.0, -0.0, 1.5, -2.0, 3e38, -3e38, 1e-45, -1e-45], np.float32)
     y = _run_helper(lambda g, x: g.copysign(g.op("Mul", g.op("Abs", x), g.f(0.0)), x), v)
     np.testing.assert_array_equal(y.view(np.uint32), np.copysign(np.float32(0), v).view(np.uint32))
+
+
+
+def _linear_model(w_nodes: list, inits: list, functions: list) -> onnx.ModelProto:
+    """x (2, 96) @ Transpose(w (48, 96)), w made by `w_nodes` from `inits`."""
+    nodes = [*w_nodes, onnx.helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]),
+             onnx.helper.make_node("MatMul", ["x", "wt"], ["Y"])]
+    graph = onnx.helper.make_graph(
+        nodes, "linear", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 96])],
+        [onnx.helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, [2, 48])], inits)
+    return B._model(graph, functions)
+
+
+@pytest.mark.parametrize("name, opts", DECODE_CONFIGS, ids=DECODE_IDS)
+def test_plain_session_folds_the_decoding(name, opts, tmp_path):
+    """A plain InferenceSession constant-folds a packed weight's Dequantize (-> Transpose ->
+    MatMul) into a float weight: no decoding, and no transposing copy, is left to run, and
+    the product is the one with the decoded weight as an initializer."""
+    p = F.encode(sample((48, 96), -1, seed=3), name, **opts)
+    inits = [onnx.numpy_helper.from_array(p.codes.numpy(), "codes"),
+             onnx.numpy_helper.from_array(p.scales.numpy(), "scales")]
+    if p.tensor_scale is not None:
+        inits.append(onnx.numpy_helper.from_array(p.tensor_scale.float().reshape(()).numpy(), "ts"))
+    func = B.dequantize_function(name, **opts)
+    attrs = {"length": 96, **({"block": p.block} if "block" in {a.name for a in func.attribute_proto} else {})}
+    dq = onnx.helper.make_node(func.name, [t.name for t in inits], ["w"], domain="npuq", **attrs)
+    so = _options()
+    so.optimized_model_filepath = str(tmp_path / "folded.onnx")
+    sess = ort.InferenceSession(_linear_model([dq], inits, [func]).SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+    assert {n.op_type for n in onnx.load(tmp_path / "folded.onnx").graph.node} <= {"MatMul", "FusedMatMul"}
+    x = {"x": torch.randn(2, 96, generator=torch.Generator().manual_seed(5)).numpy()}
+    w = onnx.numpy_helper.from_array(F.decode(p).numpy(), "w_float")
+    ref = session(_linear_model([onnx.helper.make_node("Identity", ["w_float"], ["w"])], [w], []))
+    assert np.array_equal(sess.run(None, x)[0], ref.run(None, x)[0], equal_nan=True)

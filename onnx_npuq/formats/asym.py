@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
+from .codecs import f32_encode
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Asym(Format):
         q = torch.empty_like(xb)
         scale, zp = self._levels(xb, q)
         codes = q.to(torch.uint8)
-        return codes, torch.cat((scale.contiguous().view(torch.uint8), zp.to(torch.uint8)), dim=1)
+        return codes, torch.cat((f32_encode(scale), zp.to(torch.uint8)), dim=1)
 
     def decode_blocks(self, codes, scales, ts=None):
         scale = scales[:, :4].flatten().view(torch.float32).reshape(-1, 1)  # (a copy unless one row)

@@ -117,9 +117,21 @@ S1P2 = CodeTable("s1p2", 4, _s1p2_values(), None)
 E4M3 = CodeTable("e4m3fn", 8, _torch_fp8_values(torch.float8_e4m3fn), 0x7F)
 E5M2 = CodeTable("e5m2", 8, _torch_fp8_values(torch.float8_e5m2), 0x7F)
 HIF8 = CodeTable("hif8", 8, tuple(hif8_value(c) for c in range(256)), 0x80)
+# Built at import: built inside a traced (compiled) kernel, their loops would be traced too.
+for _table in (E2M1, S1P2, E4M3, E5M2, HIF8):
+    _table._encode_table, _table._decode_table  # noqa: B018
 
 
 # ---- scale codecs (one byte per block unless stated) ----
+
+def f32_encode(scale: torch.Tensor) -> torch.Tensor:
+    """float32 scales (M, 1) -> their 4 little-endian bytes (M, 4); NaN as 0x7FC00000.
+
+    One NaN pattern: a NaN's payload depends on the code path (a vectorized max gives
+    0xFFFFFFFF), and stored bytes must not.
+    """
+    return torch.where(torch.isnan(scale), float("nan"), scale).contiguous().view(torch.uint8)
+
 
 def e8m0_encode(exp: torch.Tensor, nan: torch.Tensor) -> torch.Tensor:
     """Shared exponent in [-127, 127] -> E8M0 byte; 0xFF marks a NaN block."""

@@ -21,7 +21,7 @@ import torch
 
 from .base import Format
 from .bits import EXP_MASK, round_ta
-from .codecs import HIF8, on_device
+from .codecs import HIF8, f32_encode, on_device
 
 OVERFLOW = 40960.0  # 1.25 * 2^15: from here on a value encodes as +-Inf
 MAX = 32768.0
@@ -99,7 +99,8 @@ class HiF8(Format):
         """scale="tensor": max |x| over the tensor in float32 (NaN if any element is NaN)."""
         if self.scale != "tensor":
             return None
-        return torch.abs(x.detach().to(torch.float32)).amax()
+        lo, hi = torch.aminmax(x.detach())  # one pass, no full-size temporary
+        return torch.maximum(lo.abs(), hi.abs()).to(torch.float32)
 
     @staticmethod
     def _lookup(table, xb, out=None):
@@ -132,7 +133,7 @@ class HiF8(Format):
             return codes, xb.new_empty((xb.shape[0], 0), dtype=torch.uint8)
         q = torch.empty_like(xb)
         scale = self._scaled(xb, ts, q)
-        return HIF8.encode(q), scale.contiguous().view(torch.uint8)
+        return HIF8.encode(q), f32_encode(scale)
 
     def decode_blocks(self, codes, scales, ts=None):
         """Option-free: codes times the row's float32 scale when there are scale bytes."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
+from .codecs import f32_encode
 from .mx import ELEMENTS as MX_ELEMENTS
 from .mx import Element, round_element_
 
@@ -85,7 +86,7 @@ class Sym(Format):
             codes = q.nan_to_num(0.0).to(torch.int8).view(torch.uint8)
             if self.elem_bits == 4:
                 codes = codes & 0x0F
-        return codes, scale.contiguous().view(torch.uint8)
+        return codes, f32_encode(scale)
 
     def decode_blocks(self, codes, scales, ts=None):
         if self.el.grid is not None:

@@ -67,7 +67,8 @@ class NVFP4(NVF4):
 
     def tensor_scale(self, x):
         x = x.detach()
-        amax = torch.maximum(x.amax().abs(), x.amin().abs()).float()  # no full-size temporary
+        lo, hi = torch.aminmax(x)  # one pass, no full-size temporary
+        amax = torch.maximum(lo.abs(), hi.abs()).float()
         if not torch.isfinite(amax):
             a = x.abs()
             amax = torch.where(torch.isfinite(a), a, 0).amax().float()

@@ -358,6 +358,15 @@ def _constant_values(fn: onnx.FunctionProto) -> dict:
     return out
 
 
+def _inputs(nodes):
+    """Every name the nodes read, in their subgraphs (an If's branches) too."""
+    for n in nodes:
+        yield from n.input
+        for a in n.attribute:
+            if a.type == AttributeProto.GRAPH:
+                yield from _inputs(a.g.node)
+
+
 def at_opset(fn: onnx.FunctionProto, version: int) -> onnx.FunctionProto:
     """A copy of `fn` (a body written at any opset from 13 on, ours at 21) importing standard
     opset `version` (MIN_OPSET.. the newest onnx knows), its nodes rewritten where the form
@@ -406,7 +415,7 @@ def at_opset(fn: onnx.FunctionProto, version: int) -> onnx.FunctionProto:
             raise OpsetError(f"function {fn.domain}::{fn.name}: {node.op_type} does not exist at opset "
                              f"{version}") from None
         nodes.append(node)
-    used = {i for n in nodes for i in n.input} | set(out.output)
+    used = set(_inputs(nodes)) | set(out.output)
     nodes = [n for n in nodes if not (n.op_type == "Constant" and n.output[0] not in used)]
     del out.node[:]
     out.node.extend(nodes)
