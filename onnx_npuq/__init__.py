@@ -5,8 +5,7 @@ import os
 # it only takes effect when onnx_npuq is imported before torch. A user's setting wins.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-__version__ = "0.1.0"
-
+from ._version import __version__  # noqa: E402
 from .qtype import QType, get_status, print_status, quant_dequant_float, quant_func  # noqa: E402
 
 __all__ = [
