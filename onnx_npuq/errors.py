@@ -9,8 +9,9 @@ node) and the problem. The CLI prints the message as `Error: ...` and exits 2.
                         attributes or inputs
 
 Other modules keep their own ValueErrors for their own inputs: passes.PassError,
-nn.RecipeError, atc.AtcError (defined here with SocVersionError: soc.py sits below atc), exporter.ExportError (a RuntimeError: the model is fine, the
-export failed).
+nn.RecipeError, atc.AtcError, exporter.ExportError (a RuntimeError: the model is fine, the
+export failed). AtcError and SocVersionError are defined here (atc.errors re-exports them):
+the SoC table (soc.py) raises SocVersionError and sits below atc.
 """
 from __future__ import annotations
 

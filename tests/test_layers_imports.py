@@ -143,5 +143,5 @@ def test_a_planted_upward_import_is_caught(where, line):
     source = path.read_text() + ("\n\ndef _planted():\n" + line if line.startswith(" ") else "\n" + line)
     edges = part_graph({path: source})
     assert upward(edges), f"{where}: {line.strip()} not reported"
-    if where == "io.py":  # io <- passes -> io: a cycle too
+    if where == "io.py":  # io -> passes -> io: a cycle too
         assert find_cycle(edges) is not None
