@@ -7,8 +7,7 @@ import os
 # them onto huge pages itself); it helps the rest (a model's tensors, export buffers).
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
-__version__ = "0.1.0"
-
+from ._version import __version__  # noqa: E402
 from .qtype import QType, get_status, print_status, quant_dequant_float, quant_func  # noqa: E402
 
 __all__ = [

@@ -10,7 +10,8 @@ node) and the problem. The CLI prints the message as `Error: ...` and exits 2.
 
 Other modules keep their own ValueErrors for their own inputs: passes.PassError,
 nn.RecipeError, atc.AtcError, exporter.ExportError (a RuntimeError: the model is fine, the
-export failed).
+export failed). AtcError and SocVersionError are defined here (atc.errors re-exports them):
+the SoC table (soc.py) raises SocVersionError and sits below atc.
 """
 from __future__ import annotations
 
@@ -35,3 +36,14 @@ class ExternalDataError(ModelError):
 
 class NodeError(ModelError):
     """A custom node (npuq / npu domain) whose attributes or inputs are not what its op takes."""
+
+
+class AtcError(ValueError):
+    """Bad input for ATC: the message is one line, naming the option and what is allowed."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class SocVersionError(AtcError):
+    """--soc_version is not one of the known SoC names."""

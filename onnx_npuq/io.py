@@ -36,13 +36,12 @@ from google.protobuf.message import DecodeError
 from onnx import AttributeProto, TensorProto
 
 from .errors import ExternalDataError, ModelError
+from .proto import (LARGE_TENSOR_BYTES, LAYOUT_KEY, MAX_PROTOBUF_BYTES, _copy_fields,  # noqa: F401 (io's names too)
+                    checker_copy, is_large, shell)
 
-MAX_PROTOBUF_BYTES = 2**31 - 1  # protobuf cannot parse a message past this
-LARGE_TENSOR_BYTES = 2**16  # weights this large stay out of copies made for checks and inference
 MIN_IR_VERSION = 3  # the first IR with opset_import
 EXTERNAL_KEYS = ("location", "offset", "length", "checksum")
 INPUT_SHAPES_KEY = "onnx_npuq.input_shapes"  # JSON {graph input: shape that runs}, written by the exporter
-LAYOUT_KEY = "onnx_npuq.layout"  # (passes.pipeline.LAYOUT_KEY) an ATC layout: onnx.checker takes none
 
 # ------------------------------------------------------------------ tensors
 
@@ -397,51 +396,6 @@ def external_nbytes(model: onnx.ModelProto) -> int:
     return sum(tensor_nbytes(t) or 0 for t, _ in all_tensors(model) if t.data_location == TensorProto.EXTERNAL)
 
 
-def _copy_fields(src, dst, skip: str) -> None:
-    for fd, value in src.ListFields():
-        if fd.name == skip:
-            continue
-        if hasattr(value, "extend"):  # repeated
-            getattr(dst, fd.name).extend(value)
-        elif fd.message_type is not None:
-            getattr(dst, fd.name).CopyFrom(value)
-        else:
-            setattr(dst, fd.name, value)
-
-
-def shell(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of the model without its graph's initializers (copying the model would copy
-    every weight)."""
-    view = onnx.ModelProto()
-    _copy_fields(model, view, "graph")
-    if model.HasField("graph"):
-        view.graph.SetInParent()
-        _copy_fields(model.graph, view.graph, "initializer")
-    return view
-
-
-def is_large(t: TensorProto, min_bytes: int | None) -> bool:
-    """In external data, or (min_bytes given) serialized to min_bytes or more."""
-    return t.data_location == TensorProto.EXTERNAL or (min_bytes is not None and t.ByteSize() >= min_bytes)
-
-
-def checker_copy(model: onnx.ModelProto, min_bytes: int | None = None) -> onnx.ModelProto:
-    """What onnx.checker and shape inference take of any model: a copy whose initializers in
-    external data (the checker would look for them relative to the working directory) or,
-    with min_bytes, of that size or more (a model past 2 GB cannot be serialized) are graph
-    inputs of their type and shape; the model itself when there are none. (External tensors
-    outside the initializers are left: load them first.)"""
-    if not any(is_large(t, min_bytes) for t in model.graph.initializer):
-        return model
-    view = shell(model)
-    large = [t for t in model.graph.initializer if is_large(t, min_bytes)]
-    view.graph.initializer.extend(t for t in model.graph.initializer if not is_large(t, min_bytes))
-    inputs = {v.name for v in view.graph.input}
-    view.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                            for t in large if t.name not in inputs)
-    return view
-
-
 def _varint_bytes(n: int) -> int:
     return max(1, (n.bit_length() + 6) // 7)
 
@@ -504,7 +458,7 @@ def _check_custom_nodes(model: onnx.ModelProto) -> None:
                 raise ModelError(f"opset_import: domain {o.domain!r} version {o.version}: onnx_npuq defines "
                                  f"only version {ours[o.domain]}")
     else:
-        from .passes.atc import _portable_name, origin_map
+        from .ops.layout import origin_map, portable_name
 
         meta = {p.key: p.value for p in model.metadata_props}
         try:
@@ -514,7 +468,7 @@ def _check_custom_nodes(model: onnx.ModelProto) -> None:
                              "<atc op>=<op> entries") from None
 
         def rename(n):
-            return _portable_name(n.domain, n.op_type, origin)
+            return portable_name(n.domain, n.op_type, origin)
     functions.validate(model, rename=rename)
 
 

@@ -86,10 +86,17 @@ def _exporting() -> bool:
     return torch.onnx.is_in_onnx_export() and not _IN_CUSTOM_OP.get()
 
 
-def _npu_ops():
-    from .ops import npu_ops  # the exporter stack: imported only when exporting
+# ops.npu_ops (the custom ops wrapping these references) installs itself here when imported:
+# npu sits below ops and never imports it. Exporting needs that module anyway (its TRANSLATIONS
+# lower the custom ops to ONNX), and onnx_npuq.export imports it.
+_EXPORT_OPS: Any = None
 
-    return npu_ops
+
+def _npu_ops():
+    if _EXPORT_OPS is None:
+        raise RuntimeError("exporting a call of onnx_npuq.npu needs onnx_npuq.ops.npu_ops imported "
+                           "(onnx_npuq.export does; torch.onnx.export needs its TRANSLATIONS too)")
+    return _EXPORT_OPS
 
 
 def _names(dtypes) -> str:

@@ -18,7 +18,8 @@ import copy
 
 import torch
 
-from . import __version__, formats
+from . import formats
+from ._version import __version__
 
 PASSTHROUGH = ("fp32", "fp16", "bf16")
 

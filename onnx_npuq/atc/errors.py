@@ -2,16 +2,7 @@
 exits 2)."""
 from __future__ import annotations
 
-
-class AtcError(ValueError):
-    """Bad input for ATC: the message is one line, naming the option and what is allowed."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
-
-
-class SocVersionError(AtcError):
-    """--soc_version is not one of the known SoC names."""
+from ..errors import AtcError, SocVersionError  # noqa: F401 (defined with soc, below the atc layer)
 
 
 class InputShapeError(AtcError):

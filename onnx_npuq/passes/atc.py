@@ -46,6 +46,8 @@ from onnx import helper
 
 from ..io import LARGE_TENSOR_BYTES, checker_copy
 from ..ops import defs, npu_ops
+from ..ops.layout import (ATC_NAMES, CUSTOM, ORIGIN_KEY, _default_origin, origin_map,  # noqa: F401 (names of this pass)
+                          portable_name as _portable_name)
 from .graph import constant, constant_array
 from .pipeline import LAYOUT_KEY, PassError, register
 from .w8a8 import from_atc_form, to_atc_form
@@ -60,10 +62,8 @@ PORTABLE_OPSET = npu_ops.OPSET  # the opset the function bodies (and the exporte
 
 KEYS_KEY = "onnx_npuq.atc_keys"  # sorted, comma-separated keys of the custom nodes
 OPSET_KEY = "onnx_npuq.opset"  # the standard opset of the ATC layout
-ORIGIN_KEY = "onnx_npuq.atc_origin"  # "<atc domain>::<atc op>=<domain>::<op>", comma-separated
 METADATA_KEYS = (LAYOUT_KEY, KEYS_KEY, OPSET_KEY, ORIGIN_KEY)
 
-CUSTOM = {defs.DOMAIN: defs.OPS, npu_ops.DOMAIN: npu_ops.OPS}  # domain -> {op: OpDef}
 STANDARD = ("", "ai.onnx")
 
 # ---------------------------------------------------------------- parser keys
@@ -119,10 +119,6 @@ OUR_KEYS: dict[str, str] = {
     for op in _OURS for layout in LAYOUTS for key in op.atc_keys(layout)
 }
 KNOWN_KEYS: dict[str, str] = {**CANN_KEYS, **OUR_KEYS}
-
-# The ATC op name of a custom op where it differs from ours, per layout: CANN registers
-# WeightQuantBatchMatmulV2 (not NPUWeightQuantBatchMatmulV2) in the npu domain.
-ATC_NAMES = {("domain", npu_ops.DOMAIN, "NPUWeightQuantBatchMatmulV2"): "WeightQuantBatchMatmulV2"}
 
 # Standard ops no plugin in CANN's operator repositories registers at any opset (atc/
 # onnx_op_keys.json): ATC takes QDQ only through AMCT's deploy ops.
@@ -215,33 +211,6 @@ def _options(options: dict) -> tuple[str, int]:
         raise PassError(f"atc: opset must be within {MIN_OPSET}..{MAX_OPSET} (the standard opsets "
                         f"ATC documents), got {opset}")
     return layout, opset
-
-
-def _default_origin() -> dict[str, str]:
-    """ATC name -> portable name of every custom op in either layout, for ATC-layout models
-    whose metadata lacks ORIGIN_KEY."""
-    out = {}
-    for domain, ops in CUSTOM.items():
-        for op in ops:
-            out[f"ai.onnx::{op}"] = f"{domain}::{op}"
-            out[f"{domain}::{ATC_NAMES.get(('domain', domain, op), op)}"] = f"{domain}::{op}"
-    return out
-
-
-def origin_map(metadata: dict) -> dict[str, str]:
-    text = metadata.get(ORIGIN_KEY)
-    if text is None:
-        return _default_origin()
-    return dict(item.split("=", 1) for item in text.split(",") if item)
-
-
-def _portable_name(domain: str, op: str, origin: dict[str, str]) -> tuple[str, str]:
-    """(domain, op) of a node of an ATC layout in the portable model."""
-    name = origin.get(f"{domain or 'ai.onnx'}::{op}")
-    if name is not None:
-        d, o = name.split("::", 1)
-        return d, o
-    return ("" if domain == "ai.onnx" else domain), op
 
 
 # ---------------------------------------------------------------- restoring (both passes)

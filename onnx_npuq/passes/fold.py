@@ -3,7 +3,7 @@
 A packed weight (npuq::Dequantize over constant codes and scales, what `compress` writes) is
 decoded on the NPU by onnx_npuq's custom Dequantize kernel: once per weight per inference.
 Where the SoC has no kernel of its own for the format (HiF8, HiF4, MX, NV, FP8 on 910B / 310P:
-onnx_npuq.atc.soc.native_weight) that is the slow path, so this pass decodes the weight once,
+onnx_npuq.soc.native_weight) that is the slow path, so this pass decodes the weight once,
 here, with the op's own numerics (ops.defs.dequantize_rows, i.e. onnx_npuq.formats), carries
 it through the pure layout ops that follow (Reshape, Transpose, Cast: graph.layout_step) and
 stores the result as a plain initializer:
@@ -29,7 +29,7 @@ import onnx_graphsurgeon as gs
 import torch
 from onnx_graphsurgeon.ir.tensor import LazyValues
 
-from ..atc.soc import native_weight, soc_info
+from ..soc import native_weight, soc_info
 from ..ops.defs import DOMAIN, dequantize_rows
 from .graph import ONNX_FLOAT, constant, constant_array, detach_outputs, layout_chain, layout_step
 from .pipeline import LAYOUT_KEY, Context, PassError, register

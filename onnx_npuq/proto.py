@@ -1,0 +1,56 @@
+"""ONNX protobuf facts every layer shares, kept below the op set that needs them: size limits,
+the layout metadata key, and the weight-free copies that onnx.checker and shape inference run
+on (io re-exports all of it; io itself sits above ops, whose definitions it checks)."""
+from __future__ import annotations
+
+import onnx
+from onnx import TensorProto
+
+MAX_PROTOBUF_BYTES = 2**31 - 1  # protobuf cannot parse a message past this
+LARGE_TENSOR_BYTES = 2**16  # weights this large stay out of copies made for checks and inference
+LAYOUT_KEY = "onnx_npuq.layout"  # (passes.pipeline.LAYOUT_KEY) an ATC layout: onnx.checker takes none
+
+
+def _copy_fields(src, dst, skip: str) -> None:
+    for fd, value in src.ListFields():
+        if fd.name == skip:
+            continue
+        if hasattr(value, "extend"):  # repeated
+            getattr(dst, fd.name).extend(value)
+        elif fd.message_type is not None:
+            getattr(dst, fd.name).CopyFrom(value)
+        else:
+            setattr(dst, fd.name, value)
+
+
+def shell(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the model without its graph's initializers (copying the model would copy
+    every weight)."""
+    view = onnx.ModelProto()
+    _copy_fields(model, view, "graph")
+    if model.HasField("graph"):
+        view.graph.SetInParent()
+        _copy_fields(model.graph, view.graph, "initializer")
+    return view
+
+
+def is_large(t: TensorProto, min_bytes: int | None) -> bool:
+    """In external data, or (min_bytes given) serialized to min_bytes or more."""
+    return t.data_location == TensorProto.EXTERNAL or (min_bytes is not None and t.ByteSize() >= min_bytes)
+
+
+def checker_copy(model: onnx.ModelProto, min_bytes: int | None = None) -> onnx.ModelProto:
+    """What onnx.checker and shape inference take of any model: a copy whose initializers in
+    external data (the checker would look for them relative to the working directory) or,
+    with min_bytes, of that size or more (a model past 2 GB cannot be serialized) are graph
+    inputs of their type and shape; the model itself when there are none. (External tensors
+    outside the initializers are left: load them first.)"""
+    if not any(is_large(t, min_bytes) for t in model.graph.initializer):
+        return model
+    view = shell(model)
+    large = [t for t in model.graph.initializer if is_large(t, min_bytes)]
+    view.graph.initializer.extend(t for t in model.graph.initializer if not is_large(t, min_bytes))
+    inputs = {v.name for v in view.graph.input}
+    view.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                            for t in large if t.name not in inputs)
+    return view
