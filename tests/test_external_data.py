@@ -54,13 +54,13 @@ def on_disk(tmp_path) -> Path:
 def reads(monkeypatch) -> list[int]:
     """The byte counts of every external-data read our code makes."""
     seen = []
-    original = npuq_io.read_external_range
+    original = npuq_io.external_data.read_external_range
 
     def spy(real, offset, length):
         seen.append(length)
         return original(real, offset, length)
 
-    monkeypatch.setattr(npuq_io, "read_external_range", spy)
+    monkeypatch.setattr(npuq_io.external_data, "read_external_range", spy)
     return seen
 
 

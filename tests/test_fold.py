@@ -262,8 +262,8 @@ def test_fold_with_external_data(tmp_path, monkeypatch):
                 if t.data_location == onnx.TensorProto.EXTERNAL}
     assert external["wq0.codes"] == 256 * 256  # hif8: a byte per element, past LARGE_TENSOR_BYTES
     seen = []
-    original = npuq_io.read_external_range
-    monkeypatch.setattr(npuq_io, "read_external_range", lambda real, o, n: seen.append(n) or original(real, o, n))
+    original = npuq_io.external_data.read_external_range
+    monkeypatch.setattr(npuq_io.external_data, "read_external_range", lambda real, o, n: seen.append(n) or original(real, o, n))
     out, _ = run_passes(src, ["fold-weights"], verify=False)
     large = sorted(n for n in external.values() if n >= npuq_io.LARGE_TENSOR_BYTES)
     assert sorted(seen) == sorted(external.values()) and large == [256 * 256]  # each once

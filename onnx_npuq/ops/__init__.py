@@ -1,1 +1,1 @@
-"""ONNX op set `npuq`: model-local function bodies of standard opset-21 ops (see bodies.py)."""
+"""ONNX op set `npuq`: model-local function bodies of standard opset-21 ops (see bodies/)."""
