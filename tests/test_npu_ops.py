@@ -861,7 +861,7 @@ def _all_four_on_cpu():
 
 @pytest.fixture
 def fresh_cache(monkeypatch):
-    monkeypatch.setattr(npu, "_TORCH_NPU", npu._UNSET)
+    monkeypatch.setattr(npu._common, "_TORCH_NPU", npu._UNSET)
 
 
 def test_works_without_torch_npu_and_never_imports_it(monkeypatch, fresh_cache):
@@ -903,8 +903,8 @@ def test_npu_tensors_go_to_torch_npu(monkeypatch):
         return fn
 
     fake = types.SimpleNamespace(**{n: record(n) for n in SIGNATURES})
-    monkeypatch.setattr(npu, "_TORCH_NPU", fake)
-    monkeypatch.setattr(npu, "_is_npu", lambda t: isinstance(t, torch.Tensor))
+    monkeypatch.setattr(npu._common, "_TORCH_NPU", fake)
+    monkeypatch.setattr(npu._common, "_is_npu", lambda t: isinstance(t, torch.Tensor))
     x = torch.ones(2, 16)
     s = torch.ones(16)
     assert npu.npu_quantize(x, s, None, torch.quint4x2, -2, False) == "npu_quantize"
@@ -921,7 +921,7 @@ def test_npu_tensors_go_to_torch_npu(monkeypatch):
     npu.npu_dequant_swiglu_quant(x, swiglu_mode=1, clamp_limit=5.0)
     assert calls[-1][2]["swiglu_mode"] == 1 and calls[-1][2]["clamp_limit"] == 5.0
     # without torch_npu, an NPU tensor is an error, not a silent CPU computation
-    monkeypatch.setattr(npu, "_TORCH_NPU", None)
+    monkeypatch.setattr(npu._common, "_TORCH_NPU", None)
     with pytest.raises(RuntimeError, match="torch_npu"):
         npu.npu_quantize(x, s, None, torch.qint8)
 
