@@ -32,6 +32,16 @@ F.set_backend("eager")
 # "npuq" (default): deterministic (fixed seeds, no example database), so a run's result
 # does not depend on earlier runs. "npuq-long": random, 1000 examples, for bug hunting:
 #   NPUQ_HYPOTHESIS_PROFILE=npuq-long pytest tests/   (or --hypothesis-profile=npuq-long)
+# Per-format end-to-end tests on the tiny LLaMA run one format per family in `make test` (each
+# takes 10-25 s); the others run in `make test-slow`. Every format is covered end to end on
+# small models in the fast suite (test_qtype_export, test_onnx_bodies, test_pass_atc).
+E2E_FAST_FORMATS = ("hif8", "hif4", "mxfp4", "nvfp4", "int4sym")
+
+
+def e2e_formats() -> list:
+    return [f if f in E2E_FAST_FORMATS else pytest.param(f, marks=pytest.mark.slow) for f in F.names()]
+
+
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True)
 settings.register_profile("npuq", max_examples=60, derandomize=True, database=None, **_COMMON)
 settings.register_profile("npuq-long", max_examples=1000, **_COMMON)

@@ -3,6 +3,7 @@ import math
 
 import onnx
 import pytest
+from conftest import e2e_formats
 import torch
 
 import onnx_npuq
@@ -12,7 +13,7 @@ from onnx_npuq.nn import QuantLinear, quantize_model
 from llama import Logits, tiny_llama
 
 
-@pytest.mark.parametrize("fmt", F.names())
+@pytest.mark.parametrize("fmt", e2e_formats())
 def test_quantized_llama_runs_in_onnxruntime_like_torch(fmt, tmp_path):
     model = tiny_llama()
     act = "mxfp8e4m3" if fmt in ("mxfp4", "hif4") else None  # a few with activations too

@@ -7,6 +7,7 @@ import math
 import onnx
 import onnx_graphsurgeon as gs
 import pytest
+from conftest import e2e_formats
 import torch
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -205,7 +206,7 @@ def test_fuse_drops_repeated_idempotent_quant_dequant(fmt, removed):
 # ------------------------------------------------------------------ tiny LLaMA, every format
 
 
-@pytest.mark.parametrize("fmt", F.names())
+@pytest.mark.parametrize("fmt", e2e_formats())
 def test_llama_every_pass(fmt):
     """The whole chain on a tiny LLaMA per weight format, each pass verified by the pipeline
     (onnxruntime before/after) and idempotent."""
