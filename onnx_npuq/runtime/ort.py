@@ -25,7 +25,7 @@ class OrtSession:
     locations are relative to (checked as load_model checks a file's). One past protobuf's
     2 GB in memory is handed over with its large initializers apart. constant_folding=False
     keeps onnxruntime from folding the weight decoding at creation: that fold peaks at about
-    7x the decoded weights (see the README); unfolded, each run decodes them again, in 1x."""
+    ~2-2.5x the fp32 session (docs/benchmarks.md); unfolded, each run decodes them again, in 1x."""
 
     def __init__(self, model: str | os.PathLike | onnx.ModelProto, *, data_dir: str | os.PathLike | None = None,
                  constant_folding: bool = True):
