@@ -8,7 +8,10 @@ from onnx import TensorProto
 
 MAX_PROTOBUF_BYTES = 2**31 - 1  # protobuf cannot parse a message past this
 LARGE_TENSOR_BYTES = 2**16  # weights this large stay out of copies made for checks and inference
-LAYOUT_KEY = "onnx_npuq.layout"  # (passes.pipeline.LAYOUT_KEY) an ATC layout: onnx.checker takes none
+# Model metadata keys, one definition each (the modules that write or read them re-export them)
+LAYOUT_KEY = "onnx_npuq.layout"  # set by the atc pass: an ATC layout, which onnx.checker and onnxruntime take not
+LAYERS_KEY = "onnx_npuq.layers"  # JSON {module name: tensor name} of each weight layer's output, by the exporter
+INPUT_SHAPES_KEY = "onnx_npuq.input_shapes"  # JSON {graph input: shape that runs}, by the exporter
 
 
 def _copy_fields(src, dst, skip: str) -> None:

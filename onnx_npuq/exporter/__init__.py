@@ -27,7 +27,7 @@ import onnx
 import torch
 
 from ..errors import ExternalDataError
-from ..io import INPUT_SHAPES_KEY, external_refs, file_mode, open_external, proto_bytes, read_external_range
+from ..io import INPUT_SHAPES_KEY, LAYERS_KEY, external_refs, file_mode, open_external, proto_bytes, read_external_range
 from ..ops import functions, npu_ops
 from ..ops.defs import TRANSLATIONS
 
@@ -58,7 +58,6 @@ def _default_dynamic_shapes(args: tuple):
                  for a in args)
 
 
-LAYERS_KEY = "onnx_npuq.layers"  # JSON {module name: tensor name} of each weight layer's output
 
 
 def _example_shapes(proto: onnx.ModelProto, program) -> dict[str, list[int]]:

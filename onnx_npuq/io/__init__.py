@@ -28,7 +28,7 @@ their names and proto's size limits, layout key and checker copies.
 """
 from __future__ import annotations
 
-from ..proto import (LARGE_TENSOR_BYTES, LAYOUT_KEY, MAX_PROTOBUF_BYTES, _copy_fields,  # noqa: F401 (io's names too)
+from ..proto import (INPUT_SHAPES_KEY, LARGE_TENSOR_BYTES, LAYERS_KEY, LAYOUT_KEY, MAX_PROTOBUF_BYTES, _copy_fields,  # noqa: F401 (io's names too)
                      checker_copy, is_large, shell)
 from .tensors import tensor_nbytes, all_tensors  # noqa: F401
 from .graph_checks import MIN_IR_VERSION  # noqa: F401
@@ -38,4 +38,3 @@ from .external_data import (EXTERNAL_KEYS, open_external, read_external_range, e
 from .loader import check_model, load_model  # noqa: F401
 from .atomic import file_mode, atomic_path, write_bytes_atomic, write_text_atomic  # noqa: F401
 
-INPUT_SHAPES_KEY = "onnx_npuq.input_shapes"  # JSON {graph input: shape that runs}, written by the exporter

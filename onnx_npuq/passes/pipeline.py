@@ -35,13 +35,12 @@ import torch
 from onnx_graphsurgeon.logger import G_LOGGER
 
 from ..errors import ModelError
-from ..io import (INPUT_SHAPES_KEY, LARGE_TENSOR_BYTES, check_model, checker_copy, data_dir_of, external_refs, load_external_data,
+from ..io import (INPUT_SHAPES_KEY, LARGE_TENSOR_BYTES, LAYOUT_KEY, check_model, checker_copy, data_dir_of, external_refs, load_external_data,
                   load_model, model_bytes)
 from ..ops import functions
 from ..runtime.ort import OrtSession, compare
 from .graph import read_on_demand
 
-LAYOUT_KEY = "onnx_npuq.layout"  # set by the atc pass: the model is for ATC, not onnxruntime
 MAX_RANDOM_ELEMENTS = 2**26  # per random test input (256 MiB of float32)
 # Verification sessions fold constants (onnxruntime's default) up to this model size. Folding
 # the weight decoding peaks at ~2-2.5x the fp32 session; unfolded, onnxruntime's CPU fp16

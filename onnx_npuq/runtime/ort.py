@@ -14,7 +14,7 @@ import torch
 from ..errors import ModelError
 from .metrics import describe as metrics_line
 from .metrics import msprobe_metrics, precision_errors
-from ..io import (LARGE_TENSOR_BYTES, MAX_PROTOBUF_BYTES, check_model, checker_copy, data_dir_of, external_refs,
+from ..io import (LARGE_TENSOR_BYTES, LAYERS_KEY, MAX_PROTOBUF_BYTES, check_model, checker_copy, data_dir_of, external_refs,
                   load_model, proto_bytes, shell)
 
 
@@ -174,7 +174,6 @@ def _flatten(out) -> list[torch.Tensor]:
     return []
 
 
-LAYERS_KEY = "onnx_npuq.layers"  # written by the exporter: {module name: tensor name}
 
 
 def _with_layer_outputs(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, str]]:
