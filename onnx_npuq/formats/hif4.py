@@ -4,7 +4,8 @@
 bit per 4. `hifx4_v12` is the earlier power-of-two form. Both store 4 scale bytes per
 group: [level-1 byte, level-2 bits (MSB = sub-group 0), level-3 bits 0-7, 8-15].
 
-Kernel layouts (eager vs torch.compile) are described in `_HiF4Base._codes`.
+The kernels work on the bits of the maxima (`_quad_max_bits`), one code for eager torch and
+torch.compile.
 """
 import torch
 
@@ -17,32 +18,89 @@ R7 = 0.142578125  # bf16(1/7)
 VARIANTS = ("quant_cy", "amct")
 
 
+LO32 = 0xFFFFFFFF
+ABS_BITS = 0x7FFFFFFF
+INF_BITS = 0x7F800000
+
+
+def _pair_max(bits: torch.Tensor) -> torch.Tensor:
+    """int32 (M, 2n) of non-negative values -> (M, n), the max of each adjacent pair.
+
+    On the pair as one int64 word: elementwise, so it vectorizes along memory; a max over an
+    inner axis of 2 or 4 becomes a scalar loop (inductor) or a slow reduction (eager).
+    Symmetric in the two halves, so byte order does not matter.
+    """
+    w = bits.view(torch.int64)
+    return torch.maximum(w & LO32, w >> 32).to(torch.int32)
+
+
+def _quad_max_bits(xb: torch.Tensor) -> torch.Tensor:
+    """(M, 64) float32 -> the bits of max |x| per 4, int32 (M, 16). |x|'s bits order as its
+    values do; NaN's lie above Inf's (0x7F800000), so a quad holding NaN has NaN as max."""
+    w = xb.view(torch.int64)
+    pairs = torch.maximum(w & ABS_BITS, (w >> 32) & ABS_BITS).to(torch.int32)
+    return _pair_max(pairs)
+
+
+def _row_max_bits(bits16: torch.Tensor) -> torch.Tensor:
+    """(M, 16) int32 -> (M, 1): four pair levels, so the per-group scale arithmetic that
+    follows is elementwise over groups (vectorized) rather than a reduction's scalar tail."""
+    return _pair_max(_pair_max(_pair_max(_pair_max(bits16))))
+
+
+class _Levels:
+    """A chunk's scales: k per element (uint8 (M, 64), s8 * s4 in {1, 2, 4}), the per-group
+    `into` numerator R and `back` factor S (M, 1) with into = R / k, back = k * S (S NaN for
+    a group holding NaN or Inf), and for encode the bit8 (M, 8) / bit4 (M, 16) flags and the
+    level-1 value (NaN for a non-finite group)."""
+
+    def __init__(self, k, R, S, bit8, bit4, level1):
+        self.k, self.R, self.S, self.bit8, self.bit4, self.level1 = k, R, S, bit8, bit4, level1
+
+
+def _levels(over1, over2, R, S, level1) -> _Levels:
+    """Sub-group levels from two per-4 tests, both variants' rule in one place.
+
+    over1 / over2 (M, 16): the sub-group's max reaches the level-1 step / twice it. bit8 is set
+    when either sub-group of the 8 reaches twice it; bit4 when the sub-group reaches the step
+    after bit8 (its own test, or the higher one when bit8 is set). k = 2^(bit8 + bit4).
+    Per-4 flags are paired as int64 words and k is spread to the 4 elements by multiplying
+    with 0x01010101: no strided access anywhere.
+    """
+    flags = (over1.to(torch.int32) + over2.to(torch.int32) * 2).view(torch.int64)  # (M, 8)
+    bit8 = (flags & 0x200000002) != 0
+    lo, hi = flags & 3, (flags >> 32) & 3
+    b4lo = torch.where(bit8, lo >> 1, lo & 1)
+    b4hi = torch.where(bit8, hi >> 1, hi & 1)
+    b8 = bit8.to(torch.int64)
+    k = ((1 << (b4lo + b8)) + ((1 << (b4hi + b8)) << 32)) * 0x01010101  # 2^(bit8 + bit4)
+    bit4 = (b4lo + (b4hi << 32)).view(torch.int32)  # (M, 16), sub-groups in order
+    return _Levels(k.view(torch.uint8), R, S, bit8, bit4, level1)
+
+
 def _scale_bytes(level1: torch.Tensor, bit8: torch.Tensor, bit4: torch.Tensor):
     """(M,) byte, (M, 8) and (M, 16) flags -> (M, 4) bytes."""
     return torch.cat((level1.view(-1, 1), pack_bits(bit8), pack_bits(bit4)), dim=1)
 
 
 class _HiF4Base(Format):
-    """Shared by both variants; `_scales` is what differs.
+    """Shared by both variants; `_group_levels` is what differs.
 
-    `_scales(m4, m8, m64)` takes the maxima of |x| per 4 (M, 16), per 8 (M, 8) and per 64
-    (M, 1) and returns (into, back, level1 value (M, 1), bit8 (M, 8), bit4 (M, 16)):
-    c = TA(|x| * into) and value = c * back, per sub-group. `_level1_byte` and
-    `_level1_value` convert the level-1 scale to its stored byte and back.
-    Folding the power-of-two factors of the spec's `|x| / s8 / s4 * rec * 4` into one
-    multiplier is exact: it moves where the exponent is added, not the single rounding.
+    Per 64: c = TA(|x| * into) clamped at 7, value = c * back, with into = R / k and
+    back = k * S per sub-group of 4 (k = s8 * s4). Folding the power-of-two factors of the
+    spec's `|x| / s8 / s4 * rec * 4` into one multiplier is exact: it moves where the
+    exponent is added, not the single rounding. The maxima per 4 and per 64 come from the
+    bits (`_quad_max_bits`), every step is elementwise on int32/int64 views, so eager torch
+    and torch.compile run the same code and inductor makes a few vectorized loops of it.
     """
 
     block = 64
     elem_bits = 4
     scale_bytes = 4
     variant = "quant_cy"
-    chunk_elements = 1 << 20  # ~55 small per-group ops per chunk: amortize them
-    # inductor's encode kernel (codes gathered back from the (16, 4, M) layout) measured no
-    # faster than eager for hif4 and 1.5x slower for hifx4_v12 (1 thread, 4096x4096)
-    compile_encode = False
 
-    def _scales(self, m4: torch.Tensor, m8: torch.Tensor, m64: torch.Tensor):
+    def _group_levels(self, m4: torch.Tensor) -> _Levels:
+        """m4: bits of max |x| per 4, int32 (M, 16) -> the chunk's _Levels."""
         raise NotImplementedError
 
     def _level1_byte(self, value: torch.Tensor) -> torch.Tensor:
@@ -52,49 +110,26 @@ class _HiF4Base(Format):
         raise NotImplementedError
 
     def _codes(self, xb):
-        """-> (c as float, back, level1, bit8, bit4, rows): c = TA(|x| * into), clamped at 7,
-        in the kernel's layout, `back` broadcastable to it, rows(t) = t in xb's element order.
-
-        Per-sub-group factors must broadcast along a long axis. Eager holds |x| as (4, K),
-        K = sub-groups of 4 (an inner axis of 4 is ~6x slower in eager torch). Under
-        torch.compile, which vectorizes along the innermost axis of memory, the kernel is
-        written on (16, 4, M) views of xb's transpose: inductor then loads each factor once
-        per 4 elements instead of gathering it per element (about 2x faster than (M, 64)).
-        """
-        compiling = torch.compiler.is_compiling()
-        if compiling:
-            c = xb.t().abs().view(16, 4, -1)
-            m4 = c.amax(1).t()
-        else:
-            c = torch.abs(xb.view(-1, 4).t(), out=xb.new_empty(4, xb.numel() // 4))
-            m4 = c.amax(0).view(-1, 16)
-        m8 = torch.maximum(m4[:, 0::2], m4[:, 1::2])
-        m64 = m8.amax(1, keepdim=True)
-        into, back, l1, b8, b4 = self._scales(m4, m8, m64)
-        bad = ~torch.isfinite(m64)  # NaN/Inf: the group decodes to NaN
-        back = torch.where(bad, float("nan"), back)
-        l1 = torch.where(bad, float("nan"), l1)
-        if compiling:
-            into, back = into.t().unsqueeze(1), back.t().unsqueeze(1)  # (16, 1, M)
-            rows = lambda t: t.reshape(64, -1).t()  # noqa: E731  (M, 64): xb's order
-        else:
-            into, back = into.view(1, -1), back.view(1, -1)
-            rows = lambda t: t.t()  # noqa: E731  (K, 4): xb's order
-        c = c.mul_(into)
+        """-> (c as float (M, 64), k as float, levels): c = TA(|x| * into) clamped at 7."""
+        lv = self._group_levels(_quad_max_bits(xb))
+        k = lv.k.to(torch.float32)
+        c = xb.abs() * (lv.R / k)
         if self.variant == "amct":
-            c.copy_(to_bf16(c))  # bf16(v) * 4 == bf16(4 * v)
-        round_ta_(c).clamp_(max=7)
-        return c, back, l1, b8, b4, rows
+            c = to_bf16(c)  # bf16(v) * 4 == bf16(4 * v)
+        return round_ta_(c).clamp_(max=7), k, lv
 
     def fake_blocks(self, xb, ts, out):
-        c, back, *_, rows = self._codes(xb)
-        y = rows(c.mul_(back))
-        torch.copysign(y, xb.view(y.shape), out=out.view(y.shape))
+        c, k, lv = self._codes(xb)
+        torch.copysign(c.mul_(k.mul_(lv.S)), xb, out=out)
 
     def encode_blocks(self, xb, ts=None):
-        c, _, l1, b8, b4, rows = self._codes(xb)
-        codes = rows(c).to(torch.uint8).reshape(xb.shape) | (torch.signbit(xb).to(torch.uint8) << 3)
-        return codes, _scale_bytes(self._level1_byte(l1.view(-1)), b8, b4)
+        c, _, lv = self._codes(xb)
+        # A group holding NaN has NaN multipliers: its codes are 0 but the sign. The sign
+        # comes from copysign (-0.0 and NaN's sign too): isnan and signbit compile to
+        # scalar loops, c == c and copysign to vector instructions.
+        c = torch.where(c == c, c, 0.0)
+        codes = c.add_(4).sub_(torch.copysign(torch.full_like(c, 4.0), xb)).to(torch.uint8)
+        return codes, _scale_bytes(self._level1_byte(lv.level1.view(-1)), lv.bit8, lv.bit4)
 
     def decode_blocks(self, codes, scales, ts=None):
         b8 = unpack_bits(scales[:, 1:2]).to(torch.float32) + 1  # (M, 8)
@@ -119,17 +154,16 @@ class HiF4(_HiF4Base):
     def options(self):
         return {"variant": self.variant} if self.variant != "quant_cy" else {}
 
-    def _scales(self, m4, m8, m64):
+    def _group_levels(self, m4):
+        m64 = _row_max_bits(m4).view(torch.float32)
         sf = to_bf16(m64 * R7).clamp_(2.0**-48, 49152.0)
         step = pow2_floor(sf).mul_(0.25)  # E6M2: RNE on 2 mantissa bits
         sf = sf.div_(step).round_().mul_(step)
         rec = to_bf16(1.0 / sf)
-        s8 = (m8 * rec >= 4).float().add_(1).repeat_interleave(2, dim=1)  # (M, 16)
-        s84 = ((m4 * rec / s8) >= 2).float().add_(1).mul_(s8)
-        bit8, bit4 = s8[:, ::2] > 1, s84 > s8
-        into = (rec * 4) / s84  # |x| / s8 / s4 * rec * 4
-        back = s84 * sf * 0.25
-        return into, back, sf, bit8, bit4
+        v = m4.view(torch.float32) * rec  # s8 = 2 when m8 * rec >= 4, s4 = 2 when m4 * rec / s8 >= 2
+        finite = torch.isfinite(m64)
+        return _levels(v >= 2, v >= 4, rec * 4, torch.where(finite, sf * 0.25, float("nan")),
+                       torch.where(finite, sf, float("nan")))
 
     def _level1_byte(self, value):
         return e6m2_encode(value)
@@ -143,17 +177,19 @@ class HiFX4V12(_HiF4Base):
     elem_type = "S1P2"
     scale_type = "E8 + 1 bit/8 + 1 bit/4"
 
-    def _scales(self, m4, m8, m64):
-        finite = torch.where(torch.isfinite(m4), m4, 0.0)
-        # floor_log2(m4 + 2^-45), the epsilon part of the definition; the sum is normal.
-        eg = ((finite + 2.0**-45).view(torch.int32) >> 23) - 127
-        em = torch.maximum(eg[:, 0::2], eg[:, 1::2])
-        eb = (em.amax(1, keepdim=True) - 2).clamp_(-46, 16)
-        b1 = (em - eb - 1).clamp_(0, 1).repeat_interleave(2, dim=1)
-        b2 = (eg - eb - b1).clamp_(0, 1)
-        e = eb + b1 + b2
-        # c = TA(|x| / 2^e * 4), saturated at 7 (the spec's c == 8 -> 7; c > 8 needs |x| > 2^18).
-        return exp2i_normal(2 - e), exp2i_normal(e - 2), exp2i_normal(eb), b1[:, ::2] > 0, b2 > 0
+    def _group_levels(self, m4):
+        # eg = floor_log2(m4 + 2^-45) per 4, a non-finite m4 counting as 0 (the sum is normal);
+        # eb = max(eg) - 2; bit8 when an eg of the 8 reaches eb + 2, bit4 when eg reaches
+        # eb + bit8 + 1: the tests are m4 + 2^-45 >= 2^(eb + 1) and >= 2^(eb + 2).
+        finite = torch.where(m4 < INF_BITS, m4, 0)
+        v = finite.view(torch.float32) + 2.0**-45
+        top = _row_max_bits(finite).view(torch.float32) + 2.0**-45
+        eb = ((top.view(torch.int32) >> 23) - 129).clamp_(-46, 16)
+        step = exp2i_normal(eb + 1)
+        ok = _row_max_bits(m4) < INF_BITS
+        return _levels(v >= step, v >= step * 2, exp2i_normal(2 - eb),
+                       torch.where(ok, exp2i_normal(eb - 2), float("nan")),
+                       torch.where(ok, exp2i_normal(eb), float("nan")))
 
     def _level1_byte(self, value):
         byte = value.view(torch.int32) >> 23  # value = 2^eb, eb in [-46, 16]: normal

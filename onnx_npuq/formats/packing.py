@@ -9,8 +9,14 @@ def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
     # op; torch.compile turned strided pair loads into a scalar loop recomputing each code.
     if c.shape[-1] == 0:
         return c
-    v = c.contiguous().view(torch.int16)  # not flattened: inductor then indexes by division
-    return (v | (v >> 4)).to(torch.uint8)
+    if c.shape[-1] % 4:
+        v = c.contiguous().view(torch.int16)  # not flattened: inductor then indexes by division
+        return (v | (v >> 4)).to(torch.uint8)
+    # Four codes as one int32 (inductor has no int16 vectors): bytes 0 and 2 of v | v >> 4
+    # are the two packed bytes; gathered into the low half, they are one int16.
+    v = c.contiguous().view(torch.int32)
+    v = v | (v >> 4)
+    return ((v & 0xFF) | ((v >> 8) & 0xFF00)).to(torch.int16).view(torch.uint8)
 
 
 def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
