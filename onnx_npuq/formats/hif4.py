@@ -23,6 +23,22 @@ ABS_BITS = 0x7FFFFFFF
 INF_BITS = 0x7F800000
 
 
+def _reinterpret(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """t's bits as dtype (same element size), by way of uint8: under torch.compile a view
+    between element sizes reinterprets a computed buffer for free, while a same-size view
+    becomes a bit cast per lane through a stack buffer inside the consuming loop."""
+    return t.view(torch.uint8).view(dtype)
+
+
+def _per_group(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(M, 1) float32 values computed once per group: under torch.compile a view between
+    element sizes cannot be fused through, so the scale arithmetic runs in its own loop
+    instead of being redone inside the element loop for every 16 elements."""
+    rows = torch.cat(values + values[-1:] * (len(values) % 2), 1)  # an even count
+    rows = rows.view(torch.int64).view(torch.int32).view(torch.float32)
+    return tuple(rows[:, i : i + 1] for i in range(len(values)))
+
+
 def _pair_max(bits: torch.Tensor) -> torch.Tensor:
     """int32 (M, 2n) of non-negative values -> (M, n), the max of each adjacent pair.
 
@@ -75,6 +91,7 @@ def _levels(over1, over2, R, S, level1) -> _Levels:
     b8 = bit8.to(torch.int64)
     k = ((1 << (b4lo + b8)) + ((1 << (b4hi + b8)) << 32)) * 0x01010101  # 2^(bit8 + bit4)
     bit4 = (b4lo + (b4hi << 32)).view(torch.int32)  # (M, 16), sub-groups in order
+    R, S, level1 = _per_group(R, S, level1)
     return _Levels(k.view(torch.uint8), R, S, bit8, bit4, level1)
 
 
@@ -155,15 +172,14 @@ class HiF4(_HiF4Base):
         return {"variant": self.variant} if self.variant != "quant_cy" else {}
 
     def _group_levels(self, m4):
-        m64 = _row_max_bits(m4).view(torch.float32)
+        m64 = _reinterpret(_row_max_bits(m4), torch.float32)
         sf = to_bf16(m64 * R7).clamp_(2.0**-48, 49152.0)
         step = pow2_floor(sf).mul_(0.25)  # E6M2: RNE on 2 mantissa bits
         sf = sf.div_(step).round_().mul_(step)
         rec = to_bf16(1.0 / sf)
-        v = m4.view(torch.float32) * rec  # s8 = 2 when m8 * rec >= 4, s4 = 2 when m4 * rec / s8 >= 2
-        finite = torch.isfinite(m64)
-        return _levels(v >= 2, v >= 4, rec * 4, torch.where(finite, sf * 0.25, float("nan")),
-                       torch.where(finite, sf, float("nan")))
+        v = _reinterpret(m4, torch.float32) * rec  # s8 = 2: m8 * rec >= 4; s4 = 2: m4 * rec / s8 >= 2
+        level1 = torch.where(torch.isfinite(m64), sf, float("nan"))
+        return _levels(v >= 2, v >= 4, rec * 4, level1 * 0.25, level1)
 
     def _level1_byte(self, value):
         return e6m2_encode(value)
@@ -182,14 +198,13 @@ class HiFX4V12(_HiF4Base):
         # eb = max(eg) - 2; bit8 when an eg of the 8 reaches eb + 2, bit4 when eg reaches
         # eb + bit8 + 1: the tests are m4 + 2^-45 >= 2^(eb + 1) and >= 2^(eb + 2).
         finite = torch.where(m4 < INF_BITS, m4, 0)
-        v = finite.view(torch.float32) + 2.0**-45
-        top = _row_max_bits(finite).view(torch.float32) + 2.0**-45
-        eb = ((top.view(torch.int32) >> 23) - 129).clamp_(-46, 16)
+        v = _reinterpret(finite, torch.float32) + 2.0**-45
+        top = _reinterpret(_row_max_bits(finite), torch.float32) + 2.0**-45
+        eb = ((_reinterpret(top, torch.int32) >> 23) - 129).clamp_(-46, 16)
         step = exp2i_normal(eb + 1)
         ok = _row_max_bits(m4) < INF_BITS
-        return _levels(v >= step, v >= step * 2, exp2i_normal(2 - eb),
-                       torch.where(ok, exp2i_normal(eb - 2), float("nan")),
-                       torch.where(ok, exp2i_normal(eb), float("nan")))
+        level1 = torch.where(ok, exp2i_normal(eb), float("nan"))
+        return _levels(v >= step, v >= step * 2, exp2i_normal(2 - eb), level1 * 0.25, level1)
 
     def _level1_byte(self, value):
         byte = value.view(torch.int32) >> 23  # value = 2^eb, eb in [-46, 16]: normal
