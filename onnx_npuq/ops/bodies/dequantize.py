@@ -97,17 +97,22 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
     inputs = ["codes", "scales"]
     attrs = {"length": 0}
     if name == "hif8":
-        # scaled HiF8 (scale="row" / "tensor") has one float32 per row, unscaled none: the
-        # bytes of 1.0f appended to every row make one rule of both (times 1.0 is exact);
-        # a row per code byte, no padding
-        one = g.op("Expand", g.const(np.array([[0, 0, 128, 63]], np.uint8)),
-                   g.op("Concat", g.op("Gather", g.op("Shape", "scales"), g.i(0)), g.i(4), axis=0))
-        s4 = g.op("Slice", g.op("Concat", "scales", one, axis=1), g.i(0), g.i(4), g.i(1))
-        # each row's table scaled (R, 256), then one GatherElements: the same products as
-        # table value * scale, without a full-size float intermediate
-        rows = g.op("Mul", g.const(_code_table(codecs.HIF8).reshape(1, 256)), _float32_from_bytes(g, s4))
-        y = g.op("GatherElements", rows, g.op("Cast", "codes", to=TensorProto.INT32), axis=1)
-        y = _rows(g, y, flat=True)
+        # a row per code byte, no padding: no crop. Unscaled (scales (R, 0)): one Gather of
+        # the code table. Scaled (scale="row" / "tensor": one float32 per row): each row's
+        # table scaled (R, 256), then one GatherElements: the same products as table value
+        # * scale, without a full-size float intermediate
+        idx = g.op("Cast", "codes", to=TensorProto.INT32)
+        unscaled = g.op("Equal", g.op("Gather", g.op("Shape", "scales"), g.i(1)), g.i(0))
+
+        def scaled(b: _Body) -> str:
+            # the bytes of 1.0f appended: shape-valid for (R, 0) too, the branch not taken
+            one = b.op("Expand", b.const(np.array([[0, 0, 128, 63]], np.uint8)),
+                       b.op("Concat", b.op("Gather", b.op("Shape", "scales"), b.i(0)), b.i(4), axis=0))
+            s4 = b.op("Slice", b.op("Concat", "scales", one, axis=1), b.i(0), b.i(4), b.i(1))
+            rows = b.op("Mul", b.const(_code_table(codecs.HIF8).reshape(1, 256)), _float32_from_bytes(b, s4))
+            return b.op("GatherElements", rows, idx, axis=1)
+
+        y = g.branches(unscaled, lambda b: b.op("Gather", b.const(_code_table(codecs.HIF8)), idx), scaled)
     elif name in ("mxfp4", "mxfp8e4m3", "mxfp8e5m2", "nvf4", "nvfp4"):
         block = 32 if name.startswith("mx") else 16
         bits = 4 if name in ("mxfp4", "nvf4", "nvfp4") else 8
