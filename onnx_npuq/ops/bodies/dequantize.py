@@ -11,7 +11,7 @@ from ...formats import codecs
 from ...formats.asym import Asym
 from ...formats.hif4 import HiFX4V12
 from ...formats.integer import Sym
-from .builder import _Body, FLOAT, INT64
+from .builder import _Body, FLOAT, INT64, INT64_MAX
 from .names import _fmt, _make_function
 from .tables import _bit_table, _bytes, _code_table, _f32, _int4_table
 
@@ -42,14 +42,14 @@ def _lookup(g: _Body, table: np.ndarray, u8: str) -> str:
     return g.op("Gather", g.const(table), g.op("Cast", u8, to=TensorProto.INT32))
 
 
-def _rows(g: _Body, y: str, flat: bool = False) -> str:
-    """The decoded blocks as (rows, padded width) (`flat`: y is that already), cropped to
-    `length` when that is shorter."""
-    y2 = y if flat else g.op("Reshape", y, g.i(0, -1))
+def _rows(g: _Body, y: str) -> str:
+    """The decoded blocks as (rows, padded width), cropped to `length` when that is shorter.
+    Each branch makes its result itself: an Identity branch would be folded into a copy."""
     length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
-    width = g.op("Gather", g.op("Shape", y2), g.i(1))  # (Shape's start / end: opset 15)
+    width = g.op("ReduceProd", g.op("Slice", g.op("Shape", y), g.i(1), g.i(INT64_MAX)), keepdims=1)
     whole = g.op("Or", g.op("Equal", length, g.i(0)), g.op("Equal", length, width))
-    return _slice_unless(g, whole, y2, g.i(0), length, g.i(1))
+    return g.branches(whole, lambda b: b.op("Reshape", y, b.i(0, -1)),
+                      lambda b: b.op("Slice", b.op("Reshape", y, b.i(0, -1)), b.i(0), length, b.i(1)))
 
 
 def _slice_unless(g: _Body, keep: str, y: str, *bounds: str, view: str | None = None) -> str:
@@ -120,12 +120,22 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
             ctable, stable = _code_table(fmt.el.table), _f32(codecs.e8m0_decode(_bytes()))
         else:
             ctable, stable = _code_table(codecs.E2M1), _code_table(codecs.E4M3)
-        vals = _lookup(g, ctable, _u8_blocks(g, "codes", block * bits // 8))  # (R, nb, bytes[, 2])
-        s = _lookup(g, stable, _u8_blocks(g, "scales", *([1, 1] if bits == 4 else [1])))
-        if name == "nvfp4":
-            inputs.append("tensor_scale")
-            s = g.op("Mul", s, "tensor_scale")
-        y = _rows(g, g.op("Mul", vals, s))
+        if bits == 4:
+            # value * scale looked up at once: a (256 scale bytes x 256 code bytes, 2) table
+            # of the products (made per weight, 512 KiB), indexed by scale byte * 256 + code
+            # byte: no full-size float intermediate besides the result
+            st = g.op("Reshape", g.const(stable), g.i(256, 1, 1))
+            if name == "nvfp4":
+                inputs.append("tensor_scale")
+                st = g.op("Mul", st, "tensor_scale")
+            table = g.op("Reshape", g.op("Mul", g.const(ctable.reshape(1, 256, 2)), st), g.i(65536, 2))
+            codes = g.op("Cast", _u8_blocks(g, "codes", block // 2), to=TensorProto.INT32)  # (R, nb, block / 2)
+            sbyte = g.op("Cast", _u8_blocks(g, "scales", 1), to=TensorProto.INT32)  # (R, nb, 1)
+            idx = g.op("Add", codes, g.op("Mul", sbyte, g.const(np.array(256, np.int32))))
+            y = _rows(g, g.op("Gather", table, idx))
+        else:
+            vals = _lookup(g, ctable, _u8_blocks(g, "codes", block))  # (R, nb, block)
+            y = _rows(g, g.op("Mul", vals, _lookup(g, stable, _u8_blocks(g, "scales", 1))))
     elif name in ("hif4", "hifx4_v12"):
         # 64 elements a group: sub-groups of 4 elements (2 code bytes) s = 0..15 as (s // 8,
         # s % 8 // 2, s % 2); scale bytes [level 1, 8 level-2 bits (one per s // 2), 16
