@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from ...formats import codecs
 from ...formats.asym import Asym
@@ -24,7 +24,10 @@ from .tables import _bit_table, _bytes, _code_table, _f32, _int4_table
 # are int32 (not int64), the scale multiplies the table values in the block layout, one
 # Reshape makes rows, and the crop of the block padding (and of odd int4 blocks' padding
 # nibble) runs only when there is one (an If on constants: onnxruntime inlines the branch it
-# takes). benchmarks/bench_onnx.py measures the session peak.
+# takes, and folds an Identity branch into a copy, so no branch is one). The If stays at the
+# top of the body: nested in a branch, onnxruntime leaves the node after the Dequantize
+# unfolded at level 1 (then drops a float16 model's Cast). benchmarks/bench_onnx.py and
+# tests/test_onnx_bodies.py measure the session peak.
 
 
 def _u8_blocks(g: _Body, u8: str, *inner: int | str) -> str:
@@ -42,30 +45,28 @@ def _lookup(g: _Body, table: np.ndarray, u8: str) -> str:
     return g.op("Gather", g.const(table), g.op("Cast", u8, to=TensorProto.INT32))
 
 
-def _rows(g: _Body, y: str) -> str:
+def _rows(g: _Body, y: str, blk: str | None = None, stored: str | None = None) -> str:
     """The decoded blocks as (rows, padded width), cropped to `length` when that is shorter.
-    Each branch makes its result itself: an Identity branch would be folded into a copy."""
+    With `blk` / `stored` ([1] int64), y is (R, nb, stored / 2, 2) values of 4-bit blocks of
+    `blk` elements stored in `stored` nibbles: an odd block's padding nibble goes as well.
+    One If on constants: the usual branch is one Reshape; each branch makes its result
+    itself (an Identity branch would be folded into one more copy)."""
     length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
-    width = g.op("ReduceProd", g.op("Slice", g.op("Shape", y), g.i(1), g.i(INT64_MAX)), keepdims=1)
+    shape = g.op("Shape", y)
+    width = g.op("ReduceProd", g.op("Slice", shape, g.i(1), g.i(INT64_MAX)), keepdims=1)
     whole = g.op("Or", g.op("Equal", length, g.i(0)), g.op("Equal", length, width))
-    return g.branches(whole, lambda b: b.op("Reshape", y, b.i(0, -1)),
-                      lambda b: b.op("Slice", b.op("Reshape", y, b.i(0, -1)), b.i(0), length, b.i(1)))
+    if blk is not None:
+        whole = g.op("And", whole, g.op("Equal", blk, stored))
 
+    def crop(b: _Body) -> str:
+        v = y
+        if blk is not None:  # (R, nb, stored) -> (R, nb, blk)
+            v = b.op("Slice", b.op("Reshape", y, b.op("Concat", b.i(0, 0), stored, axis=0)), b.i(0), blk, b.i(2))
+        v = b.op("Reshape", v, b.i(0, -1))
+        end = b.op("Where", b.op("Equal", length, b.i(0)), b.i(INT64_MAX), length)
+        return b.op("Slice", v, b.i(0), end, b.i(1))
 
-def _slice_unless(g: _Body, keep: str, y: str, *bounds: str, view: str | None = None) -> str:
-    """y where `keep` (a [1] bool), else Slice(y, *bounds) (of y reshaped to `view` when
-    given): a copy only when it crops."""
-    out = g._name()
-    then = helper.make_graph([helper.make_node("Identity", [y], [f"{out}_keep"])], f"{out}_keep", [],
-                             [helper.make_tensor_value_info(f"{out}_keep", FLOAT, None)])
-    nodes, src = [], y
-    if view is not None:
-        src = f"{out}_view"
-        nodes.append(helper.make_node("Reshape", [y, view], [src]))
-    nodes.append(helper.make_node("Slice", [src, *bounds], [f"{out}_crop"]))
-    other = helper.make_graph(nodes, f"{out}_crop", [], [helper.make_tensor_value_info(f"{out}_crop", FLOAT, None)])
-    g.nodes.append(helper.make_node("If", [g.op("Squeeze", keep)], [out], then_branch=then, else_branch=other))
-    return out
+    return g.branches(whole, lambda b: b.op("Reshape", y, b.i(0, -1)), crop)
 
 
 def _float32_from_bytes(g: _Body, b4: str) -> str:
@@ -168,20 +169,13 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
             y = _rows(g, g.op("Mul", vals, scale))
         else:
             vals, stored = _nibble_blocks(g, "codes", _int4_table(), blk)
-            y = _rows(g, _odd_blocks(g, g.op("Mul", vals, g.op("Unsqueeze", scale, g.i(-1))), blk, stored))
+            y = _rows(g, g.op("Mul", vals, g.op("Unsqueeze", scale, g.i(-1))), blk, stored)
     else:  # pragma: no cover - names() and this table move together
         raise ValueError(f"no Dequantize body for {name}")
     g.output("Y", y)
     doc = (f"Decode Packed.codes/scales of format {name} to the (rows, length) float32 matrix "
            "of onnx_npuq.formats.decode (before the reshape to the tensor's shape).")
     return _make_function(f"Dequantize_{name}", inputs, ["Y"], g, attrs, doc)
-
-
-def _odd_blocks(g: _Body, y4: str, blk: str, stored: str) -> str:
-    """(R, nb, stored / 2, 2) values of blocks of `blk` 4-bit elements, as they are for even
-    blocks, or (R, nb, blk) without the padding nibble of odd ones."""
-    view = g.op("Concat", g.i(0, 0), stored, axis=0)
-    return _slice_unless(g, g.op("Equal", blk, stored), y4, g.i(0), blk, g.i(2), view=view)
 
 
 def _uint4_table() -> np.ndarray:
@@ -201,4 +195,4 @@ def _dequantize_asym(g: _Body, fmt) -> str:
         return _rows(g, y)
     vals, stored = _nibble_blocks(g, "codes", _uint4_table(), blk)
     y = g.op("Mul", g.op("Sub", vals, g.op("Unsqueeze", zp, g.i(-1))), g.op("Unsqueeze", scale, g.i(-1)))
-    return _rows(g, _odd_blocks(g, y, blk, stored))
+    return _rows(g, y, blk, stored)
