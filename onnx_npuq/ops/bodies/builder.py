@@ -57,8 +57,10 @@ class _Body:
         return f"{self._prefix}_{self._n}"
 
     def branches(self, cond: str, then, other, elem_type: int = FLOAT) -> str:
-        """If(cond) on a [1] or scalar bool: `then(g)` / `other(g)` build each branch in its
-        own _Body (reading this body's values) and return its output name."""
+        """If(cond), cond a [1] bool: `then(g)` / `other(g)` build each branch in its own
+        _Body (reading this body's values) and return its output's name. onnxruntime inlines
+        the branch a constant condition takes; a branch that only passes an outer value on
+        (an Identity) costs a folded copy, so let each branch compute its result."""
         out = self._name()
         graphs = []
         for tag, build in (("t", then), ("e", other)):
@@ -68,7 +70,7 @@ class _Body:
                 y = sub.op("Identity", y)
             graphs.append(helper.make_graph(sub.nodes, f"{out}{tag}", [],
                                             [helper.make_tensor_value_info(y, elem_type, None)]))
-        self.nodes.append(helper.make_node("If", [self.op("Squeeze", cond) if cond else cond], [out],
+        self.nodes.append(helper.make_node("If", [self.op("Squeeze", cond)], [out],
                                            then_branch=graphs[0], else_branch=graphs[1]))
         return out
 
