@@ -386,7 +386,9 @@ def _linear_model(w_nodes: list, inits: list, functions: list) -> onnx.ModelProt
 def test_plain_session_folds_the_decoding(name, opts, tmp_path):
     """A plain InferenceSession constant-folds a packed weight's Dequantize (-> Transpose ->
     MatMul) into a float weight: no decoding, and no transposing copy, is left to run, and
-    the product is the one with the decoded weight as an initializer."""
+    the product is the one with the decoded weight as an initializer. A FusedMatMul would
+    mean the Transpose was left unfolded at level 1, and with it a float16 model's Cast,
+    which onnxruntime then drops (inexact)."""
     p = F.encode(sample((48, 96), -1, seed=3), name, **opts)
     inits = [onnx.numpy_helper.from_array(p.codes.numpy(), "codes"),
              onnx.numpy_helper.from_array(p.scales.numpy(), "scales")]
@@ -399,7 +401,7 @@ def test_plain_session_folds_the_decoding(name, opts, tmp_path):
     so.optimized_model_filepath = str(tmp_path / "folded.onnx")
     sess = ort.InferenceSession(_linear_model([dq], inits, [func]).SerializeToString(), so,
                                 providers=["CPUExecutionProvider"])
-    assert {n.op_type for n in onnx.load(tmp_path / "folded.onnx").graph.node} <= {"MatMul", "FusedMatMul"}
+    assert {n.op_type for n in onnx.load(tmp_path / "folded.onnx").graph.node} == {"MatMul"}
     x = {"x": torch.randn(2, 96, generator=torch.Generator().manual_seed(5)).numpy()}
     w = onnx.numpy_helper.from_array(F.decode(p).numpy(), "w_float")
     ref = session(_linear_model([onnx.helper.make_node("Identity", ["w_float"], ["w"])], [w], []))
