@@ -46,14 +46,33 @@ def _pow2_table(sign: int = 1, shift: int = 0) -> np.ndarray:
 class _Body:
     """Collects the nodes of one function body; names are local to the function."""
 
-    def __init__(self):
+    def __init__(self, prefix: str = ""):
         self.nodes: list[onnx.NodeProto] = []
         self._n = 0
         self._consts: dict = {}
+        self._prefix = prefix
 
     def _name(self) -> str:
         self._n += 1
-        return f"_{self._n}"
+        return f"{self._prefix}_{self._n}"
+
+    def branches(self, cond: str, then, other, elem_type: int = FLOAT) -> str:
+        """If(cond), cond a [1] bool: `then(g)` / `other(g)` build each branch in its own
+        _Body (reading this body's values) and return its output's name. onnxruntime inlines
+        the branch a constant condition takes; a branch that only passes an outer value on
+        (an Identity) costs a folded copy, so let each branch compute its result."""
+        out = self._name()
+        graphs = []
+        for tag, build in (("t", then), ("e", other)):
+            sub = _Body(f"{out}{tag}")
+            y = build(sub)
+            if y not in {o for n in sub.nodes for o in n.output}:  # an outer value: copy it out
+                y = sub.op("Identity", y)
+            graphs.append(helper.make_graph(sub.nodes, f"{out}{tag}", [],
+                                            [helper.make_tensor_value_info(y, elem_type, None)]))
+        self.nodes.append(helper.make_node("If", [self.op("Squeeze", cond)], [out],
+                                           then_branch=graphs[0], else_branch=graphs[1]))
+        return out
 
     def op(self, op_type: str, *inputs: str, n_out: int = 1, **attrs):
         outs = [self._name() for _ in range(n_out)]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto
 
 from ...formats import codecs
 from ...formats.asym import Asym
 from ...formats.hif4 import HiFX4V12
 from ...formats.integer import Sym
-from .builder import _Body, FLOAT, INT64
+from .builder import _Body, FLOAT, INT64, INT64_MAX
 from .names import _fmt, _make_function
 from .tables import _bit_table, _bytes, _code_table, _f32, _int4_table
 
@@ -24,7 +24,10 @@ from .tables import _bit_table, _bytes, _code_table, _f32, _int4_table
 # are int32 (not int64), the scale multiplies the table values in the block layout, one
 # Reshape makes rows, and the crop of the block padding (and of odd int4 blocks' padding
 # nibble) runs only when there is one (an If on constants: onnxruntime inlines the branch it
-# takes). benchmarks/bench_onnx.py measures the session peak.
+# takes, and folds an Identity branch into a copy, so no branch is one). The If stays at the
+# top of the body: nested in a branch, onnxruntime leaves the node after the Dequantize
+# unfolded at level 1 (then drops a float16 model's Cast). benchmarks/bench_onnx.py and
+# tests/test_onnx_bodies.py measure the session peak.
 
 
 def _u8_blocks(g: _Body, u8: str, *inner: int | str) -> str:
@@ -42,30 +45,28 @@ def _lookup(g: _Body, table: np.ndarray, u8: str) -> str:
     return g.op("Gather", g.const(table), g.op("Cast", u8, to=TensorProto.INT32))
 
 
-def _rows(g: _Body, y: str, flat: bool = False) -> str:
-    """The decoded blocks as (rows, padded width) (`flat`: y is that already), cropped to
-    `length` when that is shorter."""
-    y2 = y if flat else g.op("Reshape", y, g.i(0, -1))
+def _rows(g: _Body, y: str, blk: str | None = None, stored: str | None = None) -> str:
+    """The decoded blocks as (rows, padded width), cropped to `length` when that is shorter.
+    With `blk` / `stored` ([1] int64), y is (R, nb, stored / 2, 2) values of 4-bit blocks of
+    `blk` elements stored in `stored` nibbles: an odd block's padding nibble goes as well.
+    One If on constants: the usual branch is one Reshape; each branch makes its result
+    itself (an Identity branch would be folded into one more copy)."""
     length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
-    width = g.op("Gather", g.op("Shape", y2), g.i(1))  # (Shape's start / end: opset 15)
+    shape = g.op("Shape", y)
+    width = g.op("ReduceProd", g.op("Slice", shape, g.i(1), g.i(INT64_MAX)), keepdims=1)
     whole = g.op("Or", g.op("Equal", length, g.i(0)), g.op("Equal", length, width))
-    return _slice_unless(g, whole, y2, g.i(0), length, g.i(1))
+    if blk is not None:
+        whole = g.op("And", whole, g.op("Equal", blk, stored))
 
+    def crop(b: _Body) -> str:
+        v = y
+        if blk is not None:  # (R, nb, stored) -> (R, nb, blk)
+            v = b.op("Slice", b.op("Reshape", y, b.op("Concat", b.i(0, 0), stored, axis=0)), b.i(0), blk, b.i(2))
+        v = b.op("Reshape", v, b.i(0, -1))
+        end = b.op("Where", b.op("Equal", length, b.i(0)), b.i(INT64_MAX), length)
+        return b.op("Slice", v, b.i(0), end, b.i(1))
 
-def _slice_unless(g: _Body, keep: str, y: str, *bounds: str, view: str | None = None) -> str:
-    """y where `keep` (a [1] bool), else Slice(y, *bounds) (of y reshaped to `view` when
-    given): a copy only when it crops."""
-    out = g._name()
-    then = helper.make_graph([helper.make_node("Identity", [y], [f"{out}_keep"])], f"{out}_keep", [],
-                             [helper.make_tensor_value_info(f"{out}_keep", FLOAT, None)])
-    nodes, src = [], y
-    if view is not None:
-        src = f"{out}_view"
-        nodes.append(helper.make_node("Reshape", [y, view], [src]))
-    nodes.append(helper.make_node("Slice", [src, *bounds], [f"{out}_crop"]))
-    other = helper.make_graph(nodes, f"{out}_crop", [], [helper.make_tensor_value_info(f"{out}_crop", FLOAT, None)])
-    g.nodes.append(helper.make_node("If", [g.op("Squeeze", keep)], [out], then_branch=then, else_branch=other))
-    return out
+    return g.branches(whole, lambda b: b.op("Reshape", y, b.i(0, -1)), crop)
 
 
 def _float32_from_bytes(g: _Body, b4: str) -> str:
@@ -97,17 +98,22 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
     inputs = ["codes", "scales"]
     attrs = {"length": 0}
     if name == "hif8":
-        # scaled HiF8 (scale="row" / "tensor") has one float32 per row, unscaled none: the
-        # bytes of 1.0f appended to every row make one rule of both (times 1.0 is exact);
-        # a row per code byte, no padding
-        one = g.op("Expand", g.const(np.array([[0, 0, 128, 63]], np.uint8)),
-                   g.op("Concat", g.op("Gather", g.op("Shape", "scales"), g.i(0)), g.i(4), axis=0))
-        s4 = g.op("Slice", g.op("Concat", "scales", one, axis=1), g.i(0), g.i(4), g.i(1))
-        # each row's table scaled (R, 256), then one GatherElements: the same products as
-        # table value * scale, without a full-size float intermediate
-        rows = g.op("Mul", g.const(_code_table(codecs.HIF8).reshape(1, 256)), _float32_from_bytes(g, s4))
-        y = g.op("GatherElements", rows, g.op("Cast", "codes", to=TensorProto.INT32), axis=1)
-        y = _rows(g, y, flat=True)
+        # a row per code byte, no padding: no crop. Unscaled (scales (R, 0)): one Gather of
+        # the code table. Scaled (scale="row" / "tensor": one float32 per row): each row's
+        # table scaled (R, 256), then one GatherElements: the same products as table value
+        # * scale, without a full-size float intermediate
+        idx = g.op("Cast", "codes", to=TensorProto.INT32)
+        unscaled = g.op("Equal", g.op("Gather", g.op("Shape", "scales"), g.i(1)), g.i(0))
+
+        def scaled(b: _Body) -> str:
+            # the bytes of 1.0f appended: shape-valid for (R, 0) too, the branch not taken
+            one = b.op("Expand", b.const(np.array([[0, 0, 128, 63]], np.uint8)),
+                       b.op("Concat", b.op("Gather", b.op("Shape", "scales"), b.i(0)), b.i(4), axis=0))
+            s4 = b.op("Slice", b.op("Concat", "scales", one, axis=1), b.i(0), b.i(4), b.i(1))
+            rows = b.op("Mul", b.const(_code_table(codecs.HIF8).reshape(1, 256)), _float32_from_bytes(b, s4))
+            return b.op("GatherElements", rows, idx, axis=1)
+
+        y = g.branches(unscaled, lambda b: b.op("Gather", b.const(_code_table(codecs.HIF8)), idx), scaled)
     elif name in ("mxfp4", "mxfp8e4m3", "mxfp8e5m2", "nvf4", "nvfp4"):
         block = 32 if name.startswith("mx") else 16
         bits = 4 if name in ("mxfp4", "nvf4", "nvfp4") else 8
@@ -115,12 +121,22 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
             ctable, stable = _code_table(fmt.el.table), _f32(codecs.e8m0_decode(_bytes()))
         else:
             ctable, stable = _code_table(codecs.E2M1), _code_table(codecs.E4M3)
-        vals = _lookup(g, ctable, _u8_blocks(g, "codes", block * bits // 8))  # (R, nb, bytes[, 2])
-        s = _lookup(g, stable, _u8_blocks(g, "scales", *([1, 1] if bits == 4 else [1])))
-        if name == "nvfp4":
-            inputs.append("tensor_scale")
-            s = g.op("Mul", s, "tensor_scale")
-        y = _rows(g, g.op("Mul", vals, s))
+        if bits == 4:
+            # value * scale looked up at once: a (256 scale bytes x 256 code bytes, 2) table
+            # of the products (made per weight, 512 KiB), indexed by scale byte * 256 + code
+            # byte: no full-size float intermediate besides the result
+            st = g.op("Reshape", g.const(stable), g.i(256, 1, 1))
+            if name == "nvfp4":
+                inputs.append("tensor_scale")
+                st = g.op("Mul", st, "tensor_scale")
+            table = g.op("Reshape", g.op("Mul", g.const(ctable.reshape(1, 256, 2)), st), g.i(65536, 2))
+            codes = g.op("Cast", _u8_blocks(g, "codes", block // 2), to=TensorProto.INT32)  # (R, nb, block / 2)
+            sbyte = g.op("Cast", _u8_blocks(g, "scales", 1), to=TensorProto.INT32)  # (R, nb, 1)
+            idx = g.op("Add", codes, g.op("Mul", sbyte, g.const(np.array(256, np.int32))))
+            y = _rows(g, g.op("Gather", table, idx))
+        else:
+            vals = _lookup(g, ctable, _u8_blocks(g, "codes", block))  # (R, nb, block)
+            y = _rows(g, g.op("Mul", vals, _lookup(g, stable, _u8_blocks(g, "scales", 1))))
     elif name in ("hif4", "hifx4_v12"):
         # 64 elements a group: sub-groups of 4 elements (2 code bytes) s = 0..15 as (s // 8,
         # s % 8 // 2, s % 2); scale bytes [level 1, 8 level-2 bits (one per s // 2), 16
@@ -153,20 +169,13 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
             y = _rows(g, g.op("Mul", vals, scale))
         else:
             vals, stored = _nibble_blocks(g, "codes", _int4_table(), blk)
-            y = _rows(g, _odd_blocks(g, g.op("Mul", vals, g.op("Unsqueeze", scale, g.i(-1))), blk, stored))
+            y = _rows(g, g.op("Mul", vals, g.op("Unsqueeze", scale, g.i(-1))), blk, stored)
     else:  # pragma: no cover - names() and this table move together
         raise ValueError(f"no Dequantize body for {name}")
     g.output("Y", y)
     doc = (f"Decode Packed.codes/scales of format {name} to the (rows, length) float32 matrix "
            "of onnx_npuq.formats.decode (before the reshape to the tensor's shape).")
     return _make_function(f"Dequantize_{name}", inputs, ["Y"], g, attrs, doc)
-
-
-def _odd_blocks(g: _Body, y4: str, blk: str, stored: str) -> str:
-    """(R, nb, stored / 2, 2) values of blocks of `blk` 4-bit elements, as they are for even
-    blocks, or (R, nb, blk) without the padding nibble of odd ones."""
-    view = g.op("Concat", g.i(0, 0), stored, axis=0)
-    return _slice_unless(g, g.op("Equal", blk, stored), y4, g.i(0), blk, g.i(2), view=view)
 
 
 def _uint4_table() -> np.ndarray:
@@ -186,4 +195,4 @@ def _dequantize_asym(g: _Body, fmt) -> str:
         return _rows(g, y)
     vals, stored = _nibble_blocks(g, "codes", _uint4_table(), blk)
     y = g.op("Mul", g.op("Sub", vals, g.op("Unsqueeze", zp, g.i(-1))), g.op("Unsqueeze", scale, g.i(-1)))
-    return _rows(g, _odd_blocks(g, y, blk, stored))
+    return _rows(g, y, blk, stored)
