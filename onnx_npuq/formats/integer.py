@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
+from .bits import or_sign_
 from .codecs import f32_encode
 from .mx import ELEMENTS as MX_ELEMENTS
 from .mx import Element, round_element_
@@ -70,7 +71,7 @@ class Sym(Format):
             q.round_().clamp_(-el.max, el.max)
         else:  # q holds |x|
             round_element_(q.div_(div), el.grid, "even")
-            torch.copysign(q, xb, out=q)
+            or_sign_(q, xb)
         q.mul_(torch.where(torch.isfinite(scale), 1.0, float("nan")))
         return scale
 
@@ -83,7 +84,9 @@ class Sym(Format):
         if self.el.grid is not None:
             codes = self.el.grid.table.encode(q)
         else:
-            codes = q.nan_to_num(0.0).to(torch.int8).view(torch.uint8)
+            # A finite scale means no NaN in the row (amax propagates it). where, not
+            # nan_to_num: inductor tests isnan one element at a time.
+            codes = torch.where(torch.isfinite(scale), q, 0.0).to(torch.int8).view(torch.uint8)
             if self.elem_bits == 4:
                 codes = codes & 0x0F
         return codes, f32_encode(scale)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
-from .bits import ceil_log2, exp2i, exp2i_normal, pow2_floor, round_ta_
+from .bits import EXP_MASK, ceil_log2, exp2i, exp2i_normal, or_sign_, round_ta_
 from .codecs import E2M1, E4M3, E5M2, CodeTable, e8m0_decode, e8m0_encode
 
 
@@ -34,10 +34,13 @@ def round_element_(y: torch.Tensor, el: Element, rounding: str) -> torch.Tensor:
     Steps of 2^(max(floor_log2 y, emin) - mbits) (y / step is exact), ties away from zero
     ("away") or to even ("even"). NaN stays NaN. Every minifloat element rounds here.
     """
-    step = pow2_floor(y).clamp_(min=2.0**el.emin).mul_(2.0**-el.mbits)
-    y.div_(step)
+    eb = (y.view(torch.int32) & EXP_MASK).clamp_(min=(el.emin + 127) << 23)  # bits of 2^E
+    # Multiply by 1/step, made from bits: exact like the division (a power of two), and a
+    # vector divide costs several multiplies. Inf/NaN y: 0, so Inf gives NaN as Inf / Inf.
+    inv = torch.where(eb == EXP_MASK, 0, (254 << 23) - eb + (el.mbits << 23))
+    y.mul_(inv.view(torch.float32))
     round_ta_(y) if rounding == "away" else y.round_()
-    return y.mul_(step).clamp_(max=el.max)
+    return y.mul_((eb - (el.mbits << 23)).view(torch.float32)).clamp_(max=el.max)
 
 
 class MX(Format):
@@ -91,7 +94,7 @@ class MX(Format):
         se = self.shared_exp(torch.where(nan, 0.0, amax))
         y.mul_(exp2i_normal(-se))  # -se <= 127 - emax: normal
         round_element_(y, el, self.rounding)
-        torch.copysign(y, xb, out=y)
+        or_sign_(y, xb)
         return se, nan
 
     def fake_blocks(self, xb, ts, out):

@@ -2,8 +2,9 @@
 import torch
 
 from .base import Format
-from .bits import pow2_floor
+from .bits import or_sign_
 from .codecs import E2M1, E4M3
+from .mx import ELEMENTS, round_element_
 
 E4M3_MAX = 448.0
 E2M1_MAX = 6.0
@@ -11,14 +12,12 @@ E2M1_MAX = 6.0
 
 def round_e4m3(sf: torch.Tensor) -> torch.Tensor:
     """Non-negative float32 -> nearest E4M3 value (RNE; subnormals down to 2^-9), saturating."""
-    step = pow2_floor(sf).clamp(min=2.0**-6) * 2.0**-3
-    return (torch.round(sf / step) * step).clamp(max=E4M3_MAX)
+    return round_element_(sf.clone(), ELEMENTS["mxfp8e4m3"], "even")
 
 
 def round_e2m1_(v: torch.Tensor) -> torch.Tensor:
     """Non-negative float32 -> nearest E2M1 value (RNE) in place, saturating at 6."""
-    step = pow2_floor(v).clamp_(min=1.0).mul_(0.5)
-    return v.div_(step).round_().mul_(step).clamp_(max=E2M1_MAX)
+    return round_element_(v, ELEMENTS["mxfp4"], "even")
 
 
 class NVF4(Format):
@@ -39,7 +38,7 @@ class NVF4(Format):
         s = round_e4m3(sf.clamp(max=E4M3_MAX))
         mult = s if ts is None else s * ts
         round_e2m1_(y.div_(torch.where(mult > 0, mult, 1.0)))
-        torch.copysign(y, xb, out=y)
+        or_sign_(y, xb)
         nan = torch.tensor(float("nan"), device=xb.device)
         return torch.where(bad, nan, s), torch.where(bad, nan, mult)
 
