@@ -28,27 +28,31 @@ class NVF4(Format):
     elem_type = "E2M1"
     scale_type = "E4M3"
 
-    def _elements(self, xb, ts, y):
-        """Signed E2M1 values into y; -> (E4M3 block scale, full multiplier), (M, 1) each."""
-        torch.abs(xb, out=y)
-        amax = y.amax(-1, keepdim=True)
-        bad = ~torch.isfinite(amax)  # NaN/Inf anywhere: the block decodes to NaN
+    def block_stats(self, xb, ts):
+        """-> (E4M3 block scale, divisor, full multiplier), (M, 1) each; NaN/Inf anywhere
+        in a block: its scale and multiplier are NaN (the block decodes to NaN)."""
+        amax = xb.abs().amax(-1, keepdim=True)
+        bad = ~torch.isfinite(amax)
         amax = torch.where(bad, 0.0, amax)
         sf = amax / E2M1_MAX if ts is None else amax / (E2M1_MAX * ts)
         s = round_e4m3(sf.clamp(max=E4M3_MAX))
         mult = s if ts is None else s * ts
-        round_e2m1_(y.div_(torch.where(mult > 0, mult, 1.0)))
-        or_sign_(y, xb)
-        nan = torch.tensor(float("nan"), device=xb.device)
-        return torch.where(bad, nan, s), torch.where(bad, nan, mult)
+        div = torch.where(mult > 0, mult, 1.0)
+        return torch.where(bad, float("nan"), s), div, torch.where(bad, float("nan"), mult)
 
-    def fake_blocks(self, xb, ts, out):
-        out.mul_(self._elements(xb, ts, out)[1])
+    @staticmethod
+    def _elements(xb, div):
+        """Signed E2M1 values of the blocks."""
+        y = round_e2m1_(xb.abs() / div)
+        return or_sign_(y, xb)
 
-    def encode_blocks(self, xb, ts=None):
-        q = torch.empty_like(xb)
-        s, _ = self._elements(xb, ts, q)
-        return E2M1.encode(q), E4M3.encode(s)
+    def fake_blocks(self, xb, stats, out):
+        _, div, mult = stats
+        torch.mul(self._elements(xb, div), mult, out=out)
+
+    def encode_blocks(self, xb, stats):
+        s, div, _ = stats
+        return E2M1.encode(self._elements(xb, div)), E4M3.encode(s)
 
     def decode_blocks(self, codes, scales, ts=None):
         s = E4M3.decode(scales)
