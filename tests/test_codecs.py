@@ -136,6 +136,9 @@ def test_element_table_encode_roundtrip(table):
         assert back[c].item() == c, f"{table.name}: encode(decode({c:#x})) = {back[c].item():#x}"
     if table.nan_code is not None:
         assert math.isnan(table.decode(table.encode(torch.tensor([math.nan]))).item())
+    # NaN of either sign has one code (0 without a NaN code: the block scale carries NaN)
+    nans = torch.tensor([0x7FC00000, -0x400000, 0x7FFFFFFF, -1], dtype=torch.int32).view(torch.float32)
+    assert table.encode(nans).tolist() == [table.nan_code or 0] * 4
 
 
 def test_s1p2_values():

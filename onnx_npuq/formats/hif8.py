@@ -14,13 +14,14 @@ Dequantize rule serves both: codes times the row's scale when there are scale by
 `quantize_reference` is the spec's encode rule written out. Because a rounded value here
 always has a normalized mantissa of at most 3 bits, fp32 `floor(t + 0.5)` is exact ties-away
 and the result depends only on the top 13 bits of the input (sign, exponent, 4 mantissa
-bits). So the fast path is one lookup in a table that the reference rule itself fills; the
-tests check the two against each other.
+bits). So the fast path rounds that prefix with exact bit arithmetic (`quantize`), and
+encodes with one lookup in a table of the 8192 prefixes that the reference rule fills; the
+tests check both against the reference.
 """
 import torch
 
 from .base import Format
-from .bits import EXP_MASK, round_ta
+from .bits import EXP_MASK, SIGN_BIT, round_ta
 from .codecs import HIF8, f32_encode, on_device
 
 OVERFLOW = 40960.0  # 1.25 * 2^15: from here on a value encodes as +-Inf
@@ -43,21 +44,42 @@ def quantize_reference(x: torch.Tensor, saturate: bool = False) -> torch.Tensor:
     return torch.copysign(y, x) + 0.0  # one zero only: -0.0 + 0.0 is +0.0
 
 
-def _tables(saturate: bool):
-    """Values and codes for every 13-bit prefix, filled by the reference rule."""
+def _code_table(saturate: bool) -> torch.Tensor:
+    """The code (uint8) of every 13-bit prefix, filled by the reference rule."""
     prefixes = torch.arange(1 << 13, dtype=torch.int32) << _PREFIX_SHIFT
-    values = quantize_reference(prefixes.view(torch.float32), saturate)
-    return values, HIF8.encode(values).to(torch.int32)
+    return HIF8.encode(quantize_reference(prefixes.view(torch.float32), saturate))
 
 
 # Built at import: building them inside a traced forward would put their ops in the graph.
-_TABLES = {saturate: _tables(saturate) for saturate in (False, True)}
+# uint8, 8 KiB: stays in L1 next to the streamed data (as int32 it took half of it).
+_CODES = {saturate: _code_table(saturate) for saturate in (False, True)}
 
 
 def _prefix(x: torch.Tensor) -> torch.Tensor:
     # x + 0.0 quiets a signalling NaN, so every NaN keeps a non-zero top mantissa bit.
     bits = torch.add(x, 0.0).view(torch.int32)
     return bits.bitwise_right_shift_(_PREFIX_SHIFT).bitwise_and_(0x1FFF).view(-1)
+
+
+def quantize(x: torch.Tensor, saturate: bool) -> torch.Tensor:
+    """quantize_reference on the 13-bit prefix of x, with exact power-of-two arithmetic:
+    vector ops only, where a lookup in a table of the 8192 prefix values is a scalar
+    gather per element in compiled code. tests/test_codecs.py checks every prefix."""
+    bits = x.view(torch.int32)
+    mag = bits & 0x7FFFFFFF
+    a = (mag & -(1 << _PREFIX_SHIFT)).view(torch.float32)  # |prefix|
+    e = ((mag >> 23) - 127).clamp_(min=-22)  # E = -23 rounds on the 2^-22 grid
+    ae = e.abs()
+    p = 3 - (ae > 3).int() - (ae > 7).int() - (ae > 15).int()
+    # 2^(p - e) and 2^(e - p) from bits; an Inf/NaN a gets junk, replaced below
+    inv = ((127 - e + p) << 23).view(torch.float32)
+    step = ((127 + e - p).clamp_(0, 255) << 23).view(torch.float32)
+    y = torch.floor(a * inv + 0.5) * step
+    y = torch.where(a >= OVERFLOW, MAX if saturate else float("inf"), y)
+    y = torch.where(a < TINY, 0.0, y)
+    y = torch.where(mag > 0x7F800000, float("nan"), y)
+    # the sign of x, but one zero only (not + 0.0: inductor compiles with -fno-signed-zeros)
+    return torch.where(y == 0, 0, y.view(torch.int32) | (bits & SIGN_BIT)).view(torch.float32)
 
 
 SCALES = (None, "row", "tensor")
@@ -85,8 +107,9 @@ class HiF8(Format):
             # one float32 per row (the whole axis is the block)
             self.block, self.scale_bytes, self.scale_type = None, 4, "float32"
             self.idempotent = False
-        # scaled: x / scale is clamped to +-32768 (torchao's clamp), i.e. the saturating table
-        self._values, self._codes = _TABLES[self.saturate or scale is not None]
+        # scaled: x / scale is clamped to +-32768 (torchao's clamp), i.e. saturating
+        self._saturating = self.saturate or scale is not None
+        self._codes = _CODES[self._saturating]
 
     @property
     def options(self):
@@ -102,38 +125,34 @@ class HiF8(Format):
         lo, hi = torch.aminmax(x.detach())  # one pass, no full-size temporary
         return torch.maximum(lo.abs(), hi.abs()).to(torch.float32)
 
-    @staticmethod
-    def _lookup(table, xb, out=None):
-        out = None if out is None else out.view(-1)
-        table = on_device(table, xb.device)
-        return torch.index_select(table, 0, _prefix(xb), out=out).view(xb.shape)
+    def _codes_of(self, xb):
+        table = on_device(self._codes, xb.device)
+        return torch.index_select(table, 0, _prefix(xb)).view(xb.shape)
 
-    def _scaled(self, xb, ts, q):
-        """Scaled HiF8 element values into q (NaN rows: NaN); -> the float32 scale (M, 1)."""
+    def _scaled(self, xb, ts):
+        """Scaled HiF8: (x / scale, NaN in rows whose scale is not finite; the float32
+        scale (M, 1)). The NaN comes from the divisor: a per-row select on the codes
+        compiles to a mask built byte by byte."""
         if self.scale == "row":
-            amax = torch.abs(xb, out=q).amax(-1, keepdim=True)
+            amax = xb.abs().amax(-1, keepdim=True)
         else:  # "tensor": ts is the tensor's amax
             amax = ts.reshape(1, 1).expand(xb.shape[0], 1)
         scale = amax / MAX
-        div = torch.where(scale > 0, scale, 1.0)
-        torch.div(xb, div, out=q)
-        self._lookup(self._values, q, q)
-        q.mul_(torch.where(torch.isfinite(scale), 1.0, float("nan")))
-        return scale
+        div = torch.where(torch.isfinite(scale), torch.where(scale > 0, scale, 1.0), float("nan"))
+        return xb / div, scale
 
     def fake_blocks(self, xb, ts, out):
         if self.scale is None:
-            self._lookup(self._values, xb, out)
+            out.copy_(quantize(xb, self.saturate))
         else:
-            out.mul_(self._scaled(xb, ts, out))
+            q, scale = self._scaled(xb, ts)
+            out.copy_(quantize(q, True) * scale)
 
     def encode_blocks(self, xb, ts=None):
         if self.scale is None:
-            codes = self._lookup(self._codes, xb).to(torch.uint8)
-            return codes, xb.new_empty((xb.shape[0], 0), dtype=torch.uint8)
-        q = torch.empty_like(xb)
-        scale = self._scaled(xb, ts, q)
-        return HIF8.encode(q), f32_encode(scale)
+            return self._codes_of(xb), xb.new_empty((xb.shape[0], 0), dtype=torch.uint8)
+        q, scale = self._scaled(xb, ts)
+        return self._codes_of(q), f32_encode(scale)
 
     def decode_blocks(self, codes, scales, ts=None):
         """Option-free: codes times the row's float32 scale when there are scale bytes."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
+from .bits import or_sign_
 from .codecs import f32_encode
 from .mx import ELEMENTS as MX_ELEMENTS
 from .mx import Element, round_element_
@@ -60,30 +61,39 @@ class Sym(Format):
     def options(self):
         return {"group": self.block} if self.block else {}
 
-    def _levels(self, xb, q):
-        """Signed element values into q (NaN rows: NaN); -> the float32 scale per row (M, 1)."""
-        el = self.el
-        scale = torch.abs(xb, out=q).amax(-1, keepdim=True) / el.max
+    def block_stats(self, xb, ts):
+        """Groups: (scale, divisor), (M, 1) each, as a graph of their own. Per channel:
+        None, the row's work is amortized over the whole axis."""
+        return None if self.block is None else self._scales(xb)
+
+    def _scales(self, xb):
+        """The float32 scale per row and the divisor: NaN where the scale is not finite,
+        so such rows quantize to NaN."""
+        scale = xb.abs().amax(-1, keepdim=True) / self.el.max
         div = torch.where(scale > 0, scale, 1.0)
+        return scale, torch.where(torch.isfinite(scale), div, float("nan"))
+
+    def _levels(self, xb, stats):
+        """Signed element values (NaN rows: NaN); -> (values, the scale (M, 1))."""
+        el = self.el
+        scale, div = stats if stats is not None else self._scales(xb)
         if el.grid is None:
-            torch.div(xb, div, out=q)
-            q.round_().clamp_(-el.max, el.max)
-        else:  # q holds |x|
-            round_element_(q.div_(div), el.grid, "even")
-            torch.copysign(q, xb, out=q)
-        q.mul_(torch.where(torch.isfinite(scale), 1.0, float("nan")))
-        return scale
+            q = (xb / div).round_().clamp_(-el.max, el.max)
+        else:
+            q = or_sign_(round_element_(xb.abs() / div, el.grid, "even"), xb)
+        return q, scale
 
-    def fake_blocks(self, xb, ts, out):
-        out.mul_(self._levels(xb, out))
+    def fake_blocks(self, xb, stats, out):
+        q, scale = self._levels(xb, stats)
+        torch.mul(q, scale, out=out)
 
-    def encode_blocks(self, xb, ts=None):
-        q = torch.empty_like(xb)
-        scale = self._levels(xb, q)
+    def encode_blocks(self, xb, stats=None):
+        q, scale = self._levels(xb, stats)
         if self.el.grid is not None:
             codes = self.el.grid.table.encode(q)
         else:
-            codes = q.nan_to_num(0.0).to(torch.int8).view(torch.uint8)
+            # where, not nan_to_num: inductor tests isnan one element at a time
+            codes = torch.where(torch.isfinite(scale), q, 0.0).to(torch.int8).view(torch.uint8)
             if self.elem_bits == 4:
                 codes = codes & 0x0F
         return codes, f32_encode(scale)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
-from .bits import ceil_log2, exp2i, exp2i_normal, pow2_floor, round_ta_
+from .bits import EXP_MASK, ceil_log2, exp2i, exp2i_normal, or_sign_, round_ta_
 from .codecs import E2M1, E4M3, E5M2, CodeTable, e8m0_decode, e8m0_encode
 
 
@@ -34,10 +34,13 @@ def round_element_(y: torch.Tensor, el: Element, rounding: str) -> torch.Tensor:
     Steps of 2^(max(floor_log2 y, emin) - mbits) (y / step is exact), ties away from zero
     ("away") or to even ("even"). NaN stays NaN. Every minifloat element rounds here.
     """
-    step = pow2_floor(y).clamp_(min=2.0**el.emin).mul_(2.0**-el.mbits)
-    y.div_(step)
+    eb = (y.view(torch.int32) & EXP_MASK).clamp_(min=(el.emin + 127) << 23)  # bits of 2^E
+    # Multiply by 1/step, made from bits: exact like the division (a power of two), and a
+    # vector divide costs several multiplies. Inf/NaN y: 0, so Inf gives NaN as Inf / Inf.
+    inv = torch.where(eb == EXP_MASK, 0, (254 << 23) - eb + (el.mbits << 23))
+    y.mul_(inv.view(torch.float32))
     round_ta_(y) if rounding == "away" else y.round_()
-    return y.mul_(step).clamp_(max=el.max)
+    return y.mul_((eb - (el.mbits << 23)).view(torch.float32)).clamp_(max=el.max)
 
 
 class MX(Format):
@@ -78,30 +81,28 @@ class MX(Format):
             e = torch.where(q > 0, ceil_log2(torch.where(q > 0, q, 1.0)), -127)
         return e.clamp_(-127, 127)
 
-    def _elements(self, xb, y):
-        """Signed element values (before the shared scale) into y.
-
-        -> (shared exponent, NaN-block mask), (M, 1) each. The spec's steps in its order:
-        y = |x| / 2^se (exact), rounded on steps of 2^(max(floor_log2 y, emin) - mbits).
-        """
-        el = self.el
-        torch.abs(xb, out=y)
-        amax = y.amax(-1, keepdim=True)
-        nan = ~torch.isfinite(amax)  # OCP: a block with NaN or Inf decodes to NaN
+    def block_stats(self, xb, ts):
+        """-> (2^-se, 2^se or NaN, E8M0 byte), (M, 1) each, from the shared exponent se.
+        OCP: a block with NaN or Inf decodes to NaN."""
+        amax = xb.abs().amax(-1, keepdim=True)
+        nan = ~torch.isfinite(amax)
         se = self.shared_exp(torch.where(nan, 0.0, amax))
-        y.mul_(exp2i_normal(-se))  # -se <= 127 - emax: normal
-        round_element_(y, el, self.rounding)
-        torch.copysign(y, xb, out=y)
-        return se, nan
+        # -se <= 127 - emax: normal
+        return exp2i_normal(-se), torch.where(nan, float("nan"), exp2i(se)), e8m0_encode(se, nan)
 
-    def fake_blocks(self, xb, ts, out):
-        se, nan = self._elements(xb, out)
-        out.mul_(torch.where(nan, float("nan"), exp2i(se)))
+    def _elements(self, xb, inv_scale):
+        """Signed element values (before the shared scale). The spec's steps in its order:
+        y = |x| / 2^se (exact), rounded on steps of 2^(max(floor_log2 y, emin) - mbits)."""
+        y = round_element_(xb.abs() * inv_scale, self.el, self.rounding)
+        return or_sign_(y, xb)
 
-    def encode_blocks(self, xb, ts=None):
-        q = torch.empty_like(xb)
-        se, nan = self._elements(xb, q)
-        return self.el.table.encode(q), e8m0_encode(se, nan)
+    def fake_blocks(self, xb, stats, out):
+        inv_scale, scale, _ = stats
+        torch.mul(self._elements(xb, inv_scale), scale, out=out)
+
+    def encode_blocks(self, xb, stats):
+        inv_scale, _, byte = stats
+        return self.el.table.encode(self._elements(xb, inv_scale)), byte
 
     def decode_blocks(self, codes, scales, ts=None):
         return self.el.table.decode(codes) * e8m0_decode(scales)

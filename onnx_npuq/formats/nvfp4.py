@@ -2,8 +2,9 @@
 import torch
 
 from .base import Format
-from .bits import pow2_floor
+from .bits import or_sign_
 from .codecs import E2M1, E4M3
+from .mx import ELEMENTS, round_element_
 
 E4M3_MAX = 448.0
 E2M1_MAX = 6.0
@@ -11,14 +12,12 @@ E2M1_MAX = 6.0
 
 def round_e4m3(sf: torch.Tensor) -> torch.Tensor:
     """Non-negative float32 -> nearest E4M3 value (RNE; subnormals down to 2^-9), saturating."""
-    step = pow2_floor(sf).clamp(min=2.0**-6) * 2.0**-3
-    return (torch.round(sf / step) * step).clamp(max=E4M3_MAX)
+    return round_element_(sf.clone(), ELEMENTS["mxfp8e4m3"], "even")
 
 
 def round_e2m1_(v: torch.Tensor) -> torch.Tensor:
     """Non-negative float32 -> nearest E2M1 value (RNE) in place, saturating at 6."""
-    step = pow2_floor(v).clamp_(min=1.0).mul_(0.5)
-    return v.div_(step).round_().mul_(step).clamp_(max=E2M1_MAX)
+    return round_element_(v, ELEMENTS["mxfp4"], "even")
 
 
 class NVF4(Format):
@@ -29,27 +28,31 @@ class NVF4(Format):
     elem_type = "E2M1"
     scale_type = "E4M3"
 
-    def _elements(self, xb, ts, y):
-        """Signed E2M1 values into y; -> (E4M3 block scale, full multiplier), (M, 1) each."""
-        torch.abs(xb, out=y)
-        amax = y.amax(-1, keepdim=True)
-        bad = ~torch.isfinite(amax)  # NaN/Inf anywhere: the block decodes to NaN
+    def block_stats(self, xb, ts):
+        """-> (E4M3 block scale, divisor, full multiplier), (M, 1) each; NaN/Inf anywhere
+        in a block: its scale and multiplier are NaN (the block decodes to NaN)."""
+        amax = xb.abs().amax(-1, keepdim=True)
+        bad = ~torch.isfinite(amax)
         amax = torch.where(bad, 0.0, amax)
         sf = amax / E2M1_MAX if ts is None else amax / (E2M1_MAX * ts)
         s = round_e4m3(sf.clamp(max=E4M3_MAX))
         mult = s if ts is None else s * ts
-        round_e2m1_(y.div_(torch.where(mult > 0, mult, 1.0)))
-        torch.copysign(y, xb, out=y)
-        nan = torch.tensor(float("nan"), device=xb.device)
-        return torch.where(bad, nan, s), torch.where(bad, nan, mult)
+        div = torch.where(mult > 0, mult, 1.0)
+        return torch.where(bad, float("nan"), s), div, torch.where(bad, float("nan"), mult)
 
-    def fake_blocks(self, xb, ts, out):
-        out.mul_(self._elements(xb, ts, out)[1])
+    @staticmethod
+    def _elements(xb, div):
+        """Signed E2M1 values of the blocks."""
+        y = round_e2m1_(xb.abs() / div)
+        return or_sign_(y, xb)
 
-    def encode_blocks(self, xb, ts=None):
-        q = torch.empty_like(xb)
-        s, _ = self._elements(xb, ts, q)
-        return E2M1.encode(q), E4M3.encode(s)
+    def fake_blocks(self, xb, stats, out):
+        _, div, mult = stats
+        torch.mul(self._elements(xb, div), mult, out=out)
+
+    def encode_blocks(self, xb, stats):
+        s, div, _ = stats
+        return E2M1.encode(self._elements(xb, div)), E4M3.encode(s)
 
     def decode_blocks(self, codes, scales, ts=None):
         s = E4M3.decode(scales)

@@ -9,14 +9,16 @@ def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
     # op; torch.compile turned strided pair loads into a scalar loop recomputing each code.
     if c.shape[-1] == 0:
         return c
-    if c.shape[-1] % 4:
-        v = c.contiguous().view(torch.int16)  # not flattened: inductor then indexes by division
-        return (v | (v >> 4)).to(torch.uint8)
-    # Four codes as one int32 (inductor has no int16 vectors): bytes 0 and 2 of v | v >> 4
-    # are the two packed bytes; gathered into the low half, they are one int16.
-    v = c.contiguous().view(torch.int32)
-    v = v | (v >> 4)
-    return ((v & 0xFF) | ((v >> 8) & 0xFF00)).to(torch.int16).view(torch.uint8)
+    c = c.contiguous()  # not flattened: inductor then indexes by division
+    if c.shape[-1] % 8 == 0:
+        # 8 codes per int64, the 4 packed bytes gathered into an int32: inductor vectorizes
+        # this; the int16 form below it compiles to a scalar loop (~2.5x slower)
+        v = c.view(torch.int64)
+        p = v | (v >> 4)
+        q = (p & 0xFF) | ((p >> 8) & 0xFF00) | ((p >> 16) & 0xFF0000) | ((p >> 24) & 0xFF000000)
+        return q.to(torch.int32).view(torch.uint8)
+    v = c.view(torch.int16)
+    return (v | (v >> 4)).to(torch.uint8)
 
 
 def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
