@@ -10,7 +10,7 @@ torch.compile.
 import torch
 
 from .base import Format
-from .bits import exp2i_normal, pow2_floor, round_ta_, to_bf16
+from .bits import exp2i_normal, or_sign_, pow2_floor, round_ta_, to_bf16
 from .codecs import S1P2, e6m2_decode, e6m2_encode, e8m0_decode
 from .packing import pack_bits, unpack_bits
 
@@ -137,7 +137,7 @@ class _HiF4Base(Format):
 
     def fake_blocks(self, xb, ts, out):
         c, k, lv = self._codes(xb)
-        torch.copysign(c.mul_(k.mul_(lv.S)), xb, out=out)
+        out.copy_(or_sign_(c.mul_(k.mul_(lv.S)), xb))
 
     def encode_blocks(self, xb, ts=None):
         c, _, lv = self._codes(xb)
