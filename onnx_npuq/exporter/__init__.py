@@ -141,18 +141,21 @@ def _pin_static_dims(proto: onnx.ModelProto, program) -> onnx.ModelProto:
 
 @contextlib.contextmanager
 def _quiet_torch_export():
-    """torch's exporter logs that torchvision is missing and warns about its own internals;
-    neither is about the user's model."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """torch's exporter logs that torchvision is missing and warns about its own internals,
+    and onnxscript's optimizer about a constant it could not fold (then leaves it: MiniLM's
+    mask at static shapes); none is about the user's model."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript.optimizer")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
             yield
     finally:
-        logger.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _torch_export(model: torch.nn.Module, args: tuple, dynamic: bool, dynamic_shapes, input_names, output_names):
