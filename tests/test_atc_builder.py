@@ -32,7 +32,7 @@ def exported() -> onnx.ModelProto:
     torch.manual_seed(0)
     m = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16))
     quantize_model(m, weights="mxfp4", activations="mxfp4")
-    return _quiet(to_onnx, m, (torch.randn(2, 32),))
+    return _quiet(to_onnx, m, (torch.randn(2, 32),), dynamic=True)
 
 
 def _relus(inputs: dict, opset: int = 18) -> onnx.ModelProto:

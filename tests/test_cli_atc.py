@@ -40,7 +40,7 @@ def model_path(tmp_path_factory) -> Path:
     quantize_model(m, weights="hif8", activations="hif8")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        proto = to_onnx(m, (torch.randn(2, 32),))
+        proto = to_onnx(m, (torch.randn(2, 32),), dynamic=True)  # the gear tests need the batch open
     path = tmp_path_factory.mktemp("model") / "m.onnx"
     save(proto, path)
     return path

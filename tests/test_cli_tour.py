@@ -1,4 +1,5 @@
-"""The README's tour on a user's own CNN (a factory file, random init, symbolic image size):
+"""The README's tour on a user's own CNN (a factory file, random init, symbolic image size:
+export --dynamic):
 export with named inputs, verify per layer, rewrite with verification, convert. Each step
 failed on such a model before: the layer map pointed at shape arithmetic, verification fed
 3x3 images to 3x3 convs, --input names were dropped, and verify rebuilt different weights."""
@@ -30,7 +31,7 @@ def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("tour")
     (d / "my_models.py").write_text(CNN)
     spec = f"{d / 'my_models.py'}:build"
-    invoke("export", spec, "-w", "mxfp4", "-a", "hif8", "--input", "x:1,3,12,12", "-o", d / "m.onnx")
+    invoke("export", spec, "-w", "mxfp4", "-a", "hif8", "--input", "x:1,3,12,12", "--dynamic", "-o", d / "m.onnx")
     return d, spec
 
 
@@ -40,6 +41,8 @@ def test_export_names_inputs_and_records_their_shapes(exported):
     assert [v.name for v in m.graph.input] == ["x"]
     meta = {p.key: p.value for p in m.metadata_props}
     assert json.loads(meta["onnx_npuq.input_shapes"]) == {"x": [1, 3, 12, 12]}
+    dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1] == 3 and all(isinstance(dims[i], str) for i in (0, 2, 3))  # --dynamic: any batch, image size
     x = random_inputs(m)[0]
     assert x.shape == (1, 3, 12, 12)
 
@@ -85,4 +88,6 @@ def test_random_inputs_ignore_a_malformed_record():
     assert random_inputs(m, shapes={"x": [5, 4]})[0].shape == (5, 4)
     with pytest.raises(ModelError):
         random_inputs(m, shapes={"x": [5]})
+    with pytest.raises(ModelError, match=r"has shape \['\?', 4\], the given shape \[5, 6\] differs"):
+        random_inputs(m, shapes={"x": [5, 6]})  # not silently 5x4
     assert torch.equal(random_inputs(m, seed=1)[0], random_inputs(m, seed=1)[0])

@@ -63,7 +63,7 @@ def test_dequantize_exports_bit_exact(name, axis, dtype):
 @pytest.mark.parametrize("cfg", FORMAT_CONFIGS, ids=config_id)
 def test_quant_dequant_exports_bit_exact_with_dynamic_batch(cfg):
     name, opts = cfg
-    proto = to_onnx(FakeQuant(name, -1, opts), (torch.randn(3, 80),))
+    proto = to_onnx(FakeQuant(name, -1, opts), (torch.randn(3, 80),), dynamic=True)
     node = next(n for n in proto.graph.node if n.domain == "npuq")
     assert node.op_type == "QuantDequant"
     for rows in (3, 11):
@@ -75,7 +75,7 @@ def test_quant_dequant_exports_bit_exact_with_dynamic_batch(cfg):
 def test_quant_dequant_on_another_axis_exports_as_transposes():
     proto = to_onnx(FakeQuant("mxfp4", 0, {}), (torch.randn(64, 5),))
     assert [n.op_type for n in proto.graph.node].count("Transpose") == 2
-    x = weight(64, 9)
+    x = weight(64, 5)
     assert_same(run(proto, x)[0], F.fake_quant(x, "mxfp4", axis=0))
 
 
@@ -92,7 +92,7 @@ def test_model_is_pinned_and_functions_are_overloads(tmp_path):
         ("QuantDequant", "mxfp4"), ("QuantDequant", "mxfp4.rounding=even")]
     loaded = onnx.load(tmp_path / "m.onnx")
     onnx.checker.check_model(loaded, full_check=True)
-    x = torch.randn(4, 32)
+    x = torch.randn(2, 32)
     y = F.fake_quant(x, "mxfp4")
     assert_same(run(loaded, x)[0], F.fake_quant(y, "mxfp4", rounding="even") + y)
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temp files left
@@ -165,6 +165,27 @@ def test_external_data_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     assert proto.SerializeToString() == before
 
 
+def test_shapes_are_the_examples_unless_dynamic():
+    """Static by default (as torch.onnx.export, and as ATC's --input_shape fixes them);
+    dynamic=True leaves symbolic what torch.export does not prove constant (the feature
+    axis here: a Linear's in_features)."""
+    model, x = torch.nn.Linear(16, 8), torch.randn(3, 16)
+
+    def dims(proto):
+        return [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+                for v in (*proto.graph.input, *proto.graph.output)]
+
+    assert dims(to_onnx(model, (x,))) == [[3, 16], [3, 8]]
+    dynamic = to_onnx(model, (x,), dynamic=True)
+    (rows, _), _ = dims(dynamic)
+    assert isinstance(rows, str) and dims(dynamic) == [[rows, 16], [rows, 8]]
+    other = torch.randn(5, 16)
+    assert torch.allclose(run(dynamic, other)[0], model(other).detach(), atol=1e-6)
+    assert dims(to_onnx(model, (x,), dynamic_shapes=({0: torch.export.Dim("n")},)))[0] == ["n", 16]
+    with pytest.raises(ValueError, match="not both"):
+        to_onnx(model, (x,), dynamic=True, dynamic_shapes=({0: torch.export.Dim("n")},))
+
+
 def test_export_errors_are_typed():
     with pytest.raises(TypeError, match="tuple of example inputs"):
         to_onnx(FakeQuant("hif8", -1, {}), torch.randn(2, 4))
@@ -187,7 +208,7 @@ def test_torch_npu_ops_export_through_the_same_entry_point(tmp_path):
             return npu_ops.npu_quantize(x, scales, zeros, torch.qint8, axis=1, div_mode=True)
 
     x = torch.randn(4, 16) * 3
-    proto = export(Q(), (x,), tmp_path / "q.onnx", dynamic_shapes=({},))
+    proto = export(Q(), (x,), tmp_path / "q.onnx")
     node = next(n for n in proto.graph.node if n.domain == "npu")
     assert node.op_type == "NPUQuantize" and len(node.input) == 3
     assert any(f.domain == "npu" and f.name == "NPUQuantize" for f in proto.functions)
@@ -204,7 +225,7 @@ def test_onnx_npuq_npu_functions_export_as_npu_nodes(tmp_path):
 
     x = (torch.randn(6, 32) * 4).half()
     y, scale = Dyn()(x)
-    proto = export(Dyn(), (x,), tmp_path / "d.onnx", dynamic_shapes=({},))
+    proto = export(Dyn(), (x,), tmp_path / "d.onnx")
     node = next(n for n in proto.graph.node if n.domain == "npu")
     assert node.op_type == "NPUDynamicQuant"
     got_y, got_scale = run(proto, x)

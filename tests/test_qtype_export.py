@@ -27,12 +27,6 @@ FLOATS = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFL
 QUANTIZED_AXIS = 64  # every quantized weight axis below: a whole number of blocks of every format
 
 
-def static(args: tuple):
-    """dynamic_shapes for static inputs: torch.export is 1.5-3x faster without symbolic
-    dimensions (the streamed-export test keeps the default, dynamic ones)."""
-    return (None,) * len(args)
-
-
 def quiet(fn, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -99,7 +93,7 @@ def weight_bits_bytes(model: Net) -> float:
 def test_net_exports_packed_and_runs_as_torch(fmt, tmp_path):
     model, args = Net(fmt, wide=1 << 14), net_inputs()
     path = tmp_path / "net.onnx"
-    proto = quiet(export, model, args, path, dynamic_shapes=static(args))
+    proto = quiet(export, model, args, path)
     counts = {op: ops(proto).count(op) for op in ("QuantDequant", "Dequantize")}
     assert counts == {"QuantDequant": 3, "Dequantize": 3}  # image, tokens, tokens^T; three weights
     assert float_weights(proto) == []
@@ -121,9 +115,9 @@ def test_compress_false_and_quant_func():
     quant_dequant_float; all three compute the same, bit for bit (decode(encode(w)) ==
     fake_quant(w))."""
     args = net_inputs()
-    plain = quiet(to_onnx, Net("hif4"), args, compress=False, dynamic_shapes=static(args))
-    packed = quiet(to_onnx, Net("hif4"), args, dynamic_shapes=static(args), keep_metadata=True)
-    ste = quiet(to_onnx, Net("hif4", fake_quant=quant_func), args, dynamic_shapes=static(args), keep_metadata=True)
+    plain = quiet(to_onnx, Net("hif4"), args, compress=False)
+    packed = quiet(to_onnx, Net("hif4"), args, keep_metadata=True)
+    ste = quiet(to_onnx, Net("hif4", fake_quant=quant_func), args, keep_metadata=True)
     assert ops(plain).count("QuantDequant") == 6 and "Dequantize" not in ops(plain)
     kinds = {t.name: t.data_type for t in plain.graph.initializer}
     assert [kinds[n] for n in float_weights(plain)] == [onnx.TensorProto.FLOAT] * 3
@@ -146,7 +140,7 @@ def test_nothing_to_pack_leaves_the_export_as_torch_gave_it(monkeypatch):
 
     monkeypatch.setattr(exporter, "_compress", lambda *a, **k: pytest.fail("compress ran"))
     x = randn(3, 64, 2)
-    proto = quiet(to_onnx, Act(), (x,), dynamic_shapes=static((x,)))
+    proto = quiet(to_onnx, Act(), (x,))
     assert not has_work(proto)
     assert ops(proto) == ["Transpose", "QuantDequant", "Transpose", "Mul"]  # the axis moves, as standard ops
     assert_same(OrtSession(proto).run(x)[0], formats.fake_quant(x, "mxfp4", 1) * 2)
@@ -194,7 +188,7 @@ def test_every_config_fake_quant_is_bit_exact_in_onnxruntime(dtype):
     """Every option configuration in float32; every format in the half types."""
     configs = FORMAT_CONFIGS if dtype == torch.float32 else [(name, {}) for name in formats.names()]
     model, x = EveryConfig(dtype, configs), hard_input(dtype)
-    proto = quiet(to_onnx, model, (x,), dynamic_shapes=static((x,)))
+    proto = quiet(to_onnx, model, (x,))
     n = len(configs)
     assert ops(proto).count("QuantDequant") == n and ops(proto).count("Dequantize") == n
     assert float_weights(proto) == []
@@ -231,7 +225,7 @@ class Ranks(torch.nn.Module):
 def test_ranks_3_4_5_and_negative_axes():
     model = Ranks()
     args = (randn(3, 64, 4, seed=10), randn(2, 3, 64, 4, seed=11), randn(2, 2, 3, 4, 32, seed=12))
-    proto = quiet(to_onnx, model, args, dynamic_shapes=static(args))
+    proto = quiet(to_onnx, model, args)
     assert ops(proto).count("QuantDequant") == 24 and ops(proto).count("Dequantize") == 3
     assert set(ops(proto)) <= {"QuantDequant", "Transpose", "Dequantize", "Reshape"}  # axis moves: Transposes
     assert float_weights(proto) == []
@@ -280,9 +274,9 @@ def test_streamed_export_packs_the_weights_with_dynamic_shapes(tmp_path):
     import onnx_npuq
 
     model, args = Net("int4sym", wide=256), net_inputs()
-    in_memory = quiet(to_onnx, model, args)  # every input dimension dynamic but the quantized ones
+    in_memory = quiet(to_onnx, model, args, dynamic=True)  # every input dimension dynamic but the quantized ones
     path = tmp_path / "net.onnx"
-    proto = quiet(export, model, args, path, external_data=True)
+    proto = quiet(export, model, args, path, external_data=True, dynamic=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx", "net.onnx.data"]  # no scratch left
     assert ops(proto) == ops(in_memory) and ops(proto).count("Dequantize") == 3
     ext = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]

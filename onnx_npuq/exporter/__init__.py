@@ -51,13 +51,21 @@ class Logits(torch.nn.Module):
         return self.model(input_ids=input_ids, use_cache=False).logits
 
 
-def _default_dynamic_shapes(args: tuple):
-    """Every dimension of every tensor input may vary, where the model allows it."""
+def _dynamic_shapes(args: tuple, dynamic: bool, dynamic_shapes):
+    """torch.export's dynamic_shapes: the caller's; with dynamic=True every dimension of every
+    tensor input may vary where the model allows it (torch.export proves the others
+    constant); else None, the example inputs' shapes. Static is the default because symbolic
+    shapes make torch's tracing ~2x slower (torch.export and its decompositions: most of an
+    export's time), and ATC's --input_shape fixes the shapes anyway."""
+    if dynamic_shapes is not None:
+        if dynamic:
+            raise ValueError("give dynamic=True or dynamic_shapes, not both")
+        return dynamic_shapes
+    if not dynamic:
+        return None
     auto = torch.export.Dim.AUTO
     return tuple({d: auto for d in range(a.dim())} if isinstance(a, torch.Tensor) else None
                  for a in args)
-
-
 
 
 def _example_shapes(proto: onnx.ModelProto, program) -> dict[str, list[int]]:
@@ -133,31 +141,34 @@ def _pin_static_dims(proto: onnx.ModelProto, program) -> onnx.ModelProto:
 
 @contextlib.contextmanager
 def _quiet_torch_export():
-    """torch's exporter logs that torchvision is missing and warns about its own internals;
-    neither is about the user's model."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    """torch's exporter logs that torchvision is missing and warns about its own internals,
+    and onnxscript's optimizer about a constant it could not fold (then leaves it: MiniLM's
+    mask at static shapes); none is about the user's model."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript.optimizer")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
             yield
     finally:
-        logger.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
-def _torch_export(model: torch.nn.Module, args: tuple, dynamic_shapes, input_names, output_names):
+def _torch_export(model: torch.nn.Module, args: tuple, dynamic: bool, dynamic_shapes, input_names, output_names):
     """torch.onnx.export (dynamo) with our translations -> its ONNXProgram."""
     if not isinstance(args, tuple):
         raise TypeError(f"args must be a tuple of example inputs, got {type(args).__name__}")
+    dynamic_shapes = _dynamic_shapes(args, dynamic, dynamic_shapes)
     try:
         with torch.no_grad(), _quiet_torch_export():
             return torch.onnx.export(
                 model, args, dynamo=True, opset_version=OPSET,
                 custom_translation_table={**TRANSLATIONS, **npu_ops.TRANSLATIONS},
-                dynamic_shapes=dynamic_shapes if dynamic_shapes is not None
-                else _default_dynamic_shapes(args),
+                dynamic_shapes=dynamic_shapes,
                 input_names=input_names, output_names=output_names, verbose=False,
             )
     except Exception as err:
@@ -234,16 +245,20 @@ def _adopt(model: torch.nn.Module) -> torch.nn.Module:
     return adopt_torchao(model)
 
 
-def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic_shapes=None,
+def to_onnx(model: torch.nn.Module, args: tuple, *, dynamic: bool = False, dynamic_shapes=None,
             input_names=None, output_names=None, keep_metadata=False, compress: bool = True) -> onnx.ModelProto:
     """Export to an in-memory ModelProto (opset 21, IR 10, functions attached).
 
     The proto holds a copy of every weight; `export` to a file streams the weights of a
     large model to external data instead (see there). compress: weights the forward
     fake-quantizes (npuq::QuantDequant on a constant) are stored packed, as their format's
-    bits, feeding npuq::Dequantize (the `compress` pass); False keeps them float."""
+    bits, feeding npuq::Dequantize (the `compress` pass); False keeps them float.
+
+    Shapes: the example inputs' by default (static, as torch.onnx.export makes them);
+    dynamic=True lets every input dimension vary that torch.export does not prove constant
+    (those are written as numbers); dynamic_shapes= is torch.export's own argument."""
     model = _adopt(model).eval()
-    prog = _torch_export(model, args, dynamic_shapes, input_names, output_names)
+    prog = _torch_export(model, args, dynamic, dynamic_shapes, input_names, output_names)
     try:
         proto = _finish(prog, model, keep_metadata)
     finally:
@@ -496,8 +511,8 @@ def _export_streamed(prog, model: torch.nn.Module, path: Path, keep_metadata: bo
 
 
 def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, external_data: bool | None = None,
-           *, dynamic_shapes=None, input_names=None, output_names=None, keep_metadata=False,
-           compress: bool = True) -> onnx.ModelProto:
+           *, dynamic: bool = False, dynamic_shapes=None, input_names=None, output_names=None,
+           keep_metadata=False, compress: bool = True) -> onnx.ModelProto:
     """Export `model` called on `args` to `path`; returns the ModelProto written.
 
     compress: weights the forward fake-quantizes (quant_dequant_float / quant_func on a
@@ -509,9 +524,11 @@ def export(model: torch.nn.Module, args: tuple, path: str | os.PathLike, externa
     streamed from the model's tensors to the data file, one at a time (no second copy in
     memory), and the returned proto's large initializers refer to `<path>.data` rather
     than hold the bytes. Without, the model goes through `save` (atomic, as above).
+
+    dynamic / dynamic_shapes: the input shapes, as for to_onnx (default: the example inputs').
     """
     model = _adopt(model).eval()
-    prog = _torch_export(model, args, dynamic_shapes, input_names, output_names)
+    prog = _torch_export(model, args, dynamic, dynamic_shapes, input_names, output_names)
     try:
         stream = external_data
         if stream is None:

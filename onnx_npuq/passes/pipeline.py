@@ -303,9 +303,10 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3,
                   shapes: Mapping[str, Sequence[int]] | None = None) -> list[torch.Tensor]:
     """One random tensor per graph input: integer inputs (token ids) in [0, 8), floats standard
     normal. A symbolic dimension takes its size from `shapes` ({input: shape}), else from the
-    example shape the exporter recorded (io.INPUT_SHAPES_KEY), else `dim`."""
+    example shape the exporter recorded (io.INPUT_SHAPES_KEY), else `dim`; a fixed dimension
+    `shapes` contradicts is a ModelError."""
     recorded = _recorded_shapes(model)
-    shapes = {**recorded, **(shapes or {})}
+    asked_for, shapes = shapes, {**recorded, **(shapes or {})}
     g = torch.Generator().manual_seed(seed)
     init = {t.name for t in model.graph.initializer}
     inputs = [v.name for v in model.graph.input if v.name not in init]
@@ -324,8 +325,13 @@ def random_inputs(model: onnx.ModelProto, seed: int = 0, dim: int = 3,
             raise ModelError(f"graph input {v.name!r} has rank {len(tt.shape.dim)}, its given shape "
                              f"{list(given)} has rank {len(given)}")
         # a negative dim_value (some tools write -1) is as good as a symbol
-        shape = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0
-                 else int(given[i]) if given is not None else dim for i, d in enumerate(tt.shape.dim)]
+        fixed = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim]
+        asked = (asked_for or {}).get(v.name)  # the caller's, not the record: it must fit the model
+        if asked is not None and any(f is not None and int(a) != f for a, f in zip(asked, fixed)):
+            raise ModelError(f"graph input {v.name!r} has shape {[f if f is not None else '?' for f in fixed]}, "
+                             f"the given shape {list(asked)} differs (export with dynamic=True, CLI --dynamic, "
+                             "for other shapes)")
+        shape = [f if f is not None else int(given[i]) if given is not None else dim for i, f in enumerate(fixed)]
         if math.prod(shape) > MAX_RANDOM_ELEMENTS:
             raise ModelError(f"graph input {v.name!r} has shape {shape}: {math.prod(shape)} elements is too many "
                              f"for a random test input (at most {MAX_RANDOM_ELEMENTS})")
