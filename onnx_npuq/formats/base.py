@@ -33,7 +33,7 @@ CHUNK_ELEMENTS = 1 << 18
 # if compiling fails (e.g. no C++ compiler).
 BACKENDS = ("auto", "eager", "compile")
 COMPILE_MIN_ELEMENTS = 1 << 22
-COMPILE_CHUNK_ELEMENTS = 1 << 20  # 4 MiB of float32: 16 calls (and OpenMP regions) per 64 MiB
+COMPILE_CHUNK_ELEMENTS = 1 << 22  # 16 MiB of float32 (L3 holds it): 4 calls per 64 MiB, each few OpenMP regions
 _backend = os.environ.get("ONNX_NPUQ_BACKEND", "auto")
 if _backend not in BACKENDS:
     warnings.warn(
