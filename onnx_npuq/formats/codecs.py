@@ -61,8 +61,8 @@ class CodeTable:
 
     def encode(self, v: torch.Tensor) -> torch.Tensor:
         """Codes (uint8) of float32 values that lie exactly on this grid (or are NaN)."""
-        if self.minifloat is not None:
-            return self._encode_fields(v)
+        if self.minifloat is not None and torch.compiler.is_compiling():
+            return self._encode_fields(v)  # eager: the lookup is one op, the fields ~10
         lut = on_device(self._encode_table, v.device)
         idx = _top12(v).reshape(-1)
         return torch.index_select(lut, 0, idx).view(v.shape).to(torch.uint8)
