@@ -72,9 +72,8 @@ def main() -> None:
         xb = x.reshape(-1, fmt.block_for(x.shape[-1]))
         compiled = fmt._use_compile(xb)
         path = "compiled" if compiled else "eager"
-        enc_path = "compiled" if compiled and (fmt.compile_encode or formats.get_backend() == "compile") else "eager"
         results["fake-quant"].append((name, path, *timed_vs_copy(lambda f=fmt: f.fake_quant(x), copy, args.repeat)))
-        results["encode"].append((name, enc_path, *timed_vs_copy(lambda f=fmt: f.encode(x), copy, args.repeat)))
+        results["encode"].append((name, path, *timed_vs_copy(lambda f=fmt: f.encode(x), copy, args.repeat)))
 
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[0]

@@ -29,7 +29,7 @@ CHUNK_ELEMENTS = 1 << 18
 # Fake-quant and encode backend. "eager": the kernels as written, chunked on CPU.
 # "compile": the same kernels through torch.compile (fused into a few loops), run per
 # chunk of COMPILE_CHUNK_ELEMENTS. "auto": compile for CPU tensors of COMPILE_MIN_ELEMENTS
-# or more (encode only where Format.compile_encode), eager otherwise, and eager for good
+# or more, eager otherwise, and eager for good
 # if compiling fails (e.g. no C++ compiler).
 BACKENDS = ("auto", "eager", "compile")
 COMPILE_MIN_ELEMENTS = 1 << 22
@@ -161,9 +161,9 @@ def new_empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return t
 
 
-def map_chunks(fn: Callable, rows: torch.Tensor, *more, ts=None, elements=CHUNK_ELEMENTS):
+def map_chunks(fn: Callable, rows: torch.Tensor, *more, ts=None):
     """fn(rows, *more, ts) over row-chunks, results written into preallocated outputs."""
-    slices = chunk_slices(rows.shape[0], rows[0].numel(), rows.device, elements)
+    slices = chunk_slices(rows.shape[0], rows[0].numel(), rows.device)
     if len(slices) == 1:
         return fn(rows, *more, ts)
     outs = None
@@ -187,13 +187,10 @@ class Format:
     scale_bytes: int  # per block
     elem_type: str
     scale_type: str
-    chunk_elements = CHUNK_ELEMENTS  # formats with much per-group work amortize it on more
     # fake_quant(fake_quant(x)) == fake_quant(x) for float32 and bfloat16 x (not float16,
     # whose results can round up past 65504 to Inf); the others recompute a block scale from
     # rounded values (tests/test_properties.py)
     idempotent = False
-    # encode through torch.compile where that beats eager (the default backend's choice)
-    compile_encode = True
 
     def __init__(self, **options):
         if options:
@@ -330,7 +327,7 @@ class Format:
         runs on chunks too: the few loops inductor makes of a kernel then re-read a chunk
         from cache, not the whole tensor from memory."""
         global _compile_broken
-        if self._use_compile(xb) and (kind == "fake" or self.compile_encode or _backend == "compile"):
+        if self._use_compile(xb):
             try:
                 fn = self._compiled(kind)
                 for sl in chunk_slices(xb.shape[0], xb.shape[1], xb.device, COMPILE_CHUNK_ELEMENTS):
@@ -348,7 +345,7 @@ class Format:
                     stacklevel=3,
                 )
         fn = getattr(self, f"_{kind}_chunk")
-        for sl in chunk_slices(xb.shape[0], xb.shape[1], xb.device, self.chunk_elements):
+        for sl in chunk_slices(xb.shape[0], xb.shape[1], xb.device):
             fn(xb[sl], ts, *(o[sl] for o in outs))
 
     @torch.no_grad()
@@ -388,9 +385,7 @@ class Format:
         else:
             codes = p.codes.reshape(-1, p.block)
         scales = p.scales.reshape(codes.shape[0], -1)
-        yb = map_chunks(
-            self.decode_blocks, codes, scales, ts=p.tensor_scale, elements=self.chunk_elements
-        )
+        yb = map_chunks(self.decode_blocks, codes, scales, ts=p.tensor_scale)
         moved_shape = torch.Size(p.shape[: p.axis] + p.shape[p.axis + 1 :] + (p.length,))
         pad = (-p.length) % p.block
         return self._restore(yb, moved_shape, pad, p.axis, p.dtype)

@@ -142,8 +142,8 @@ class _HiF4Base(Format):
     def encode_blocks(self, xb, ts=None):
         c, _, lv = self._codes(xb)
         # A group holding NaN has NaN multipliers: its codes are 0 but the sign. The sign
-        # comes from copysign (-0.0 and NaN's sign too): isnan and signbit compile to
-        # scalar loops, c == c and copysign to vector instructions.
+        # comes from copysign (-0.0 and NaN's sign too): compiled, isnan and signbit are
+        # per-element scalar loops, c == c and copysign stay vectorized.
         c = torch.where(c == c, c, 0.0)
         codes = c.add_(4).sub_(torch.copysign(torch.full_like(c, 4.0), xb)).to(torch.uint8)
         return codes, _scale_bytes(self._level1_byte(lv.level1.view(-1)), lv.bit8, lv.bit4)

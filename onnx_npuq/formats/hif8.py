@@ -44,10 +44,13 @@ def quantize_reference(x: torch.Tensor, saturate: bool = False) -> torch.Tensor:
     return torch.copysign(y, x) + 0.0  # one zero only: -0.0 + 0.0 is +0.0
 
 
+# Every 13-bit prefix as a float32 (its low mantissa bits zero).
+_PREFIXES = (torch.arange(1 << 13, dtype=torch.int32) << _PREFIX_SHIFT).view(torch.float32)
+
+
 def _code_table(saturate: bool) -> torch.Tensor:
     """The code (uint8) of every 13-bit prefix, filled by the reference rule."""
-    prefixes = torch.arange(1 << 13, dtype=torch.int32) << _PREFIX_SHIFT
-    return HIF8.encode(quantize_reference(prefixes.view(torch.float32), saturate))
+    return HIF8.encode(quantize_reference(_PREFIXES, saturate))
 
 
 # Built at import: building them inside a traced forward would put their ops in the graph.
@@ -61,14 +64,10 @@ def _prefix(x: torch.Tensor) -> torch.Tensor:
     return bits.bitwise_right_shift_(_PREFIX_SHIFT).bitwise_and_(0x1FFF).view(-1)
 
 
-def quantize(x: torch.Tensor, saturate: bool) -> torch.Tensor:
-    """quantize_reference on the 13-bit prefix of x. Compiled: exact power-of-two
-    arithmetic, vector ops only (a lookup in a table of the 8192 prefix values is a scalar
-    gather per element there). Eager: that lookup, one op instead of ~25 passes (~100x copy).
-    tests/test_codecs.py checks every prefix; tests/test_compile.py that both agree."""
-    if not torch.compiler.is_compiling() and saturate in _VALUES:
-        table = on_device(_VALUES[saturate], x.device)
-        return torch.index_select(table, 0, _prefix(x)).view(x.shape)
+def _quantize_arith(x: torch.Tensor, saturate: bool) -> torch.Tensor:
+    """quantize_reference on the 13-bit prefix of x, with exact power-of-two arithmetic:
+    vector ops only (compiled, a lookup in a table of the 8192 prefix values is a scalar
+    gather per element). tests/test_compile.py checks it against the eager table."""
     bits = x.view(torch.int32)
     mag = bits & 0x7FFFFFFF
     a = (mag & -(1 << _PREFIX_SHIFT)).view(torch.float32)  # |prefix|
@@ -86,10 +85,17 @@ def quantize(x: torch.Tensor, saturate: bool) -> torch.Tensor:
     return torch.where(y == 0, 0, y.view(torch.int32) | (bits & SIGN_BIT)).view(torch.float32)
 
 
-# The eager path's values of every 13-bit prefix, from the arithmetic itself.
-_VALUES = {}
-_VALUES.update({sat: quantize((torch.arange(1 << 13, dtype=torch.int32) << _PREFIX_SHIFT).view(torch.float32), sat)
-                for sat in (False, True)})
+# The values of every 13-bit prefix, from the arithmetic itself (built at import, as _CODES).
+_VALUES = {saturate: _quantize_arith(_PREFIXES, saturate) for saturate in (False, True)}
+
+
+def quantize(x: torch.Tensor, saturate: bool) -> torch.Tensor:
+    """quantize_reference on the 13-bit prefix of x: the arithmetic when compiled; eager, a
+    lookup of the prefix's value, one op instead of the arithmetic's ~25 passes."""
+    if torch.compiler.is_compiling():
+        return _quantize_arith(x, saturate)
+    table = on_device(_VALUES[saturate], x.device)
+    return torch.index_select(table, 0, _prefix(x)).view(x.shape)
 
 SCALES = (None, "row", "tensor")
 
