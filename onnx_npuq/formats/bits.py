@@ -39,6 +39,15 @@ def round_ta_(v: torch.Tensor) -> torch.Tensor:
     return v.add_(0.5).floor_()
 
 
+def abs_max(x: torch.Tensor) -> torch.Tensor:
+    """max |x| over the last axis (keepdim), NaN for a row holding NaN, else Inf if Inf.
+
+    On the bits: |x|'s order as int32 is its order as float, NaN's lie above Inf's. Eager
+    torch reduces an inner axis of 16 floats ~3x slower than of int32 (NaN handling).
+    """
+    return (x.view(torch.int32) & 0x7FFFFFFF).amax(-1, keepdim=True).view(torch.float32)
+
+
 def or_sign_(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """copysign(y, x) in place for magnitudes y >= 0: sets y's sign bit from x's.
 

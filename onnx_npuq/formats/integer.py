@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
-from .bits import or_sign_
+from .bits import abs_max
 from .codecs import f32_encode
 from .mx import ELEMENTS as MX_ELEMENTS
 from .mx import Element, round_element_
@@ -69,23 +69,25 @@ class Sym(Format):
     def _scales(self, xb):
         """The float32 scale per row and the divisor: NaN where the scale is not finite,
         so such rows quantize to NaN."""
-        scale = xb.abs().amax(-1, keepdim=True) / self.el.max
+        scale = abs_max(xb) / self.el.max
         div = torch.where(scale > 0, scale, 1.0)
         return scale, torch.where(torch.isfinite(scale), div, float("nan"))
 
-    def _levels(self, xb, stats):
-        """Signed element values (NaN rows: NaN); -> (values, the scale (M, 1))."""
+    def _levels(self, xb, stats, out=None):
+        """Signed element values (NaN rows: NaN), into `out` if given; -> (values, the
+        scale (M, 1)). Both roundings are RNE, so the sign rides along."""
         el = self.el
         scale, div = stats if stats is not None else self._scales(xb)
+        q = torch.div(xb, div, out=out)
         if el.grid is None:
-            q = (xb / div).round_().clamp_(-el.max, el.max)
+            q.round_().clamp_(-el.max, el.max)
         else:
-            q = or_sign_(round_element_(xb.abs() / div, el.grid, "even"), xb)
+            round_element_(q, el.grid, "even")
         return q, scale
 
     def fake_blocks(self, xb, stats, out):
-        q, scale = self._levels(xb, stats)
-        torch.mul(q, scale, out=out)
+        q, scale = self._levels(xb, stats, out)
+        q.mul_(scale)
 
     def encode_blocks(self, xb, stats=None):
         q, scale = self._levels(xb, stats)

@@ -2,7 +2,7 @@
 import torch
 
 from .base import Format
-from .bits import or_sign_
+from .bits import abs_max
 from .codecs import E2M1, E4M3
 from .mx import ELEMENTS, round_element_
 
@@ -16,7 +16,7 @@ def round_e4m3(sf: torch.Tensor) -> torch.Tensor:
 
 
 def round_e2m1_(v: torch.Tensor) -> torch.Tensor:
-    """Non-negative float32 -> nearest E2M1 value (RNE) in place, saturating at 6."""
+    """float32 -> nearest E2M1 value (RNE) in place, saturating at +-6."""
     return round_element_(v, ELEMENTS["mxfp4"], "even")
 
 
@@ -31,7 +31,7 @@ class NVF4(Format):
     def block_stats(self, xb, ts):
         """-> (E4M3 block scale, divisor, full multiplier), (M, 1) each; NaN/Inf anywhere
         in a block: its scale and multiplier are NaN (the block decodes to NaN)."""
-        amax = xb.abs().amax(-1, keepdim=True)
+        amax = abs_max(xb)
         bad = ~torch.isfinite(amax)
         amax = torch.where(bad, 0.0, amax)
         sf = amax / E2M1_MAX if ts is None else amax / (E2M1_MAX * ts)
@@ -41,14 +41,13 @@ class NVF4(Format):
         return torch.where(bad, float("nan"), s), div, torch.where(bad, float("nan"), mult)
 
     @staticmethod
-    def _elements(xb, div):
-        """Signed E2M1 values of the blocks."""
-        y = round_e2m1_(xb.abs() / div)
-        return or_sign_(y, xb)
+    def _elements(xb, div, out=None):
+        """Signed E2M1 values of the blocks (RNE: the sign rides along), into `out` if given."""
+        return round_e2m1_(torch.div(xb, div, out=out))
 
     def fake_blocks(self, xb, stats, out):
         _, div, mult = stats
-        torch.mul(self._elements(xb, div), mult, out=out)
+        self._elements(xb, div, out).mul_(mult)
 
     def encode_blocks(self, xb, stats):
         s, div, _ = stats
