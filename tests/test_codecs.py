@@ -101,6 +101,40 @@ def test_hif8_reference_never_signed_zero():
     assert not torch.signbit(y[zero]).any()
 
 
+def test_to_bf16_bit_form_equals_the_cast():
+    """bits.to_bf16 casts eagerly and rounds the bits under torch.compile: the same RNE on
+    random patterns (NaN, Inf, subnormals), exact ties either side and overflow to Inf."""
+    from onnx_npuq.formats.bits import _to_bf16_bits, to_bf16
+
+    g = torch.Generator().manual_seed(5)
+    rand = torch.randint(-(2**31), 2**31 - 1, (200_000,), generator=g, dtype=torch.int64)
+    hi = torch.randint(-(2**15), 2**15 - 1, (4096,), generator=g, dtype=torch.int64) << 16
+    ties = torch.cat([hi | low for low in (0x8000, 0x7FFF, 0x8001, 0x0000, 0xFFFF)])
+    edge = torch.tensor([0x7F7FFFFF, 0x7F7F8000, 0x7F7F7FFF, 0x7F800000, 0x7F800001, 0x7FFFFFFF,
+                         0x00008000, 0x00018000, 0x007FFFFF], dtype=torch.int64)
+    edge = torch.cat([edge, edge | -(2**31)])
+    v = torch.cat([rand, ties, edge]).to(torch.int32).view(torch.float32)
+    assert_same(_to_bf16_bits(v), to_bf16(v))
+    finite = ~torch.isnan(v)
+    assert torch.equal(_to_bf16_bits(v)[finite].view(torch.int32), to_bf16(v)[finite].view(torch.int32))
+
+
+@pytest.mark.parametrize("width", [1, 5, 16, 32, 64])
+def test_abs_max_bit_form_equals_the_float_max(width):
+    """bits.abs_max reduces int32 bits eagerly and floats under torch.compile: the same
+    maxima, NaN rows (a NaN anywhere) and Inf rows, on random bit patterns."""
+    from onnx_npuq.formats.bits import _abs_max_bits
+
+    g = torch.Generator().manual_seed(width)
+    rand = torch.randint(-(2**31), 2**31 - 1, (4000, width), generator=g, dtype=torch.int64)
+    x = rand.to(torch.int32).view(torch.float32)
+    x[:2000] = torch.randn(2000, width, generator=g) * 2.0 ** torch.randint(-140, 120, (2000, 1), generator=g)
+    x[:100, 0] = float("inf")
+    x[50:150, -1] = -float("nan")
+    x[200:300] = -0.0
+    assert_same(_abs_max_bits(x), x.abs().amax(-1, keepdim=True))
+
+
 # ---------------------------------------------------------------- minifloat element tables
 
 

@@ -40,11 +40,20 @@ def round_ta_(v: torch.Tensor) -> torch.Tensor:
 
 
 def abs_max(x: torch.Tensor) -> torch.Tensor:
-    """max |x| over the last axis (keepdim), NaN for a row holding NaN, else Inf if Inf.
+    """max |x| over the last axis (keepdim); NaN for a row holding NaN, else Inf if Inf.
 
-    On the bits: |x|'s order as int32 is its order as float, NaN's lie above Inf's. Eager
-    torch reduces an inner axis of 16 floats ~3x slower than of int32 (NaN handling).
+    Eager on the bits (`_abs_max_bits`): torch reduces an inner axis of 16 float32 ~3x
+    slower than of int32 (NaN handling). Compiled on the floats: inductor's int32 max over
+    an inner axis of 16 is a scalar loop, ~17x its float max. tests/test_codecs.py checks
+    the two agree.
     """
+    if torch.compiler.is_compiling():
+        return x.abs().amax(-1, keepdim=True)
+    return _abs_max_bits(x)
+
+
+def _abs_max_bits(x: torch.Tensor) -> torch.Tensor:
+    """|x|'s bits order as int32 as its values do; NaN's lie above Inf's."""
     return (x.view(torch.int32) & 0x7FFFFFFF).amax(-1, keepdim=True).view(torch.float32)
 
 
@@ -62,8 +71,17 @@ def or_sign_(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def to_bf16(v: torch.Tensor) -> torch.Tensor:
     """Round float32 to the nearest bfloat16 (RNE), kept in float32; NaN stays NaN.
 
-    Done on the bits: torch.compile may drop a .to(bfloat16).to(float32) round trip.
+    Eager: torch's cast and back, two vectorized passes (the bit form's isnan and
+    torch.where are scalar loops there, ~7x). Compiled: the bits (`_to_bf16_bits`), as
+    torch.compile may drop a .to(bfloat16).to(float32) round trip. tests/test_codecs.py
+    checks the two agree.
     """
+    if torch.compiler.is_compiling():
+        return _to_bf16_bits(v)
+    return v.to(torch.bfloat16).to(torch.float32)
+
+
+def _to_bf16_bits(v: torch.Tensor) -> torch.Tensor:
     bits = v.view(torch.int32)
     lsb = (bits >> 16) & 1
     rounded = ((bits + 0x7FFF + lsb) & -65536).view(torch.float32)

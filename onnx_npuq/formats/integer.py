@@ -94,8 +94,13 @@ class Sym(Format):
         if self.el.grid is not None:
             codes = self.el.grid.table.encode(q)
         else:
-            # where, not nan_to_num: inductor tests isnan one element at a time
-            codes = torch.where(torch.isfinite(scale), q, 0.0).to(torch.int8).view(torch.uint8)
+            # NaN (the rows of a non-finite scale) -> 0. Compiled by the row's flag: inductor
+            # tests isnan one element at a time; eager torch.where is a scalar loop (4x).
+            if torch.compiler.is_compiling():
+                q = torch.where(torch.isfinite(scale), q, 0.0)
+            else:
+                q = q.nan_to_num_(0.0)
+            codes = q.to(torch.int8).view(torch.uint8)
             if self.elem_bits == 4:
                 codes = codes & 0x0F
         return codes, f32_encode(scale)
