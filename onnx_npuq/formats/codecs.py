@@ -153,13 +153,17 @@ def f32_encode(scale: torch.Tensor) -> torch.Tensor:
 
 
 def e8m0_encode(exp: torch.Tensor, nan: torch.Tensor) -> torch.Tensor:
-    """Shared exponent in [-127, 127] -> E8M0 byte; 0xFF marks a NaN block."""
-    return torch.where(nan, 0xFF, exp + 127).to(torch.uint8)
+    """Shared exponent in [-127, 127] -> E8M0 byte; 0xFF marks a NaN block (nan: bool or
+    0/1). Bit ops, no torch.where: eager runs that as a scalar loop."""
+    return ((exp + 127) | (nan.to(torch.int32) * 0xFF)).to(torch.uint8)
 
 
 def e8m0_decode(byte: torch.Tensor) -> torch.Tensor:
+    """2^(byte - 127) from the exponent field; byte 0 is the subnormal 2^-127 and 0xFF NaN:
+    both set mantissa bit 22 (((b + 1) & 254) == 0 exactly for them)."""
     b = byte.to(torch.int32)
-    return torch.where(b == 0xFF, float("nan"), exp2i(b - 127))
+    edge = (((b + 1) & 254) - 1) >> 31  # -1 for bytes 0 and 0xFF, else 0
+    return ((b << 23) | (edge & (1 << 22))).view(torch.float32)
 
 
 def e6m2_encode(sf: torch.Tensor) -> torch.Tensor:

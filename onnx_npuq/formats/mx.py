@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
-from .bits import EXP_MASK, abs_max, ceil_log2, exp2i, exp2i_normal, or_sign_, round_ta_
+from .bits import EXP_MASK, abs_max, ceil_log2, exp2i_normal, or_sign_, round_ta_
 from .codecs import E2M1, E4M3, E5M2, CodeTable, e8m0_decode, e8m0_encode
 
 
@@ -90,11 +90,14 @@ class MX(Format):
     def block_stats(self, xb, ts):
         """-> (2^-se, 2^se or NaN, E8M0 byte), (M, 1) each, from the shared exponent se.
         OCP: a block with NaN or Inf decodes to NaN."""
-        amax = abs_max(xb)
-        nan = ~torch.isfinite(amax)
-        se = self.shared_exp(torch.where(nan, 0.0, amax))
-        # -se <= 127 - emax: normal
-        return exp2i_normal(-se), torch.where(nan, float("nan"), exp2i(se)), e8m0_encode(se, nan)
+        bits = abs_max(xb).view(torch.int32)
+        # 1 for a block holding NaN/Inf (|x|'s exponent field 255), else 0: integer ops, not
+        # isfinite and torch.where (scalar loops in eager). Such a block scales as amax 0.
+        # The field is masked: inductor's max gives NaN as 0xFFFFFFFF.
+        bad = ((bits >> 23) & 0xFF).add_(1).bitwise_right_shift_(8)
+        se = self.shared_exp((bits * (1 - bad)).view(torch.float32))
+        byte = e8m0_encode(se, bad)
+        return exp2i_normal(-se), e8m0_decode(byte), byte  # -se <= 127 - emax: normal
 
     def _elements(self, xb, inv_scale, out=None):
         """Signed element values (before the shared scale), into `out` if given. The spec's
