@@ -86,9 +86,8 @@ def _levels(over1, over2, R, S, level1) -> _Levels:
     flags = (over1.to(torch.int32) + over2.to(torch.int32) * 2).view(torch.int64)  # (M, 8)
     bit8 = (flags & 0x200000002) != 0
     lo, hi = flags & 3, (flags >> 32) & 3
-    b4lo = torch.where(bit8, lo >> 1, lo & 1)
-    b4hi = torch.where(bit8, hi >> 1, hi & 1)
     b8 = bit8.to(torch.int64)
+    b4lo, b4hi = (lo >> b8) & 1, (hi >> b8) & 1  # a shift, not torch.where (eager: scalar loop)
     k = ((1 << (b4lo + b8)) + ((1 << (b4hi + b8)) << 32)) * 0x01010101  # 2^(bit8 + bit4)
     bit4 = (b4lo + (b4hi << 32)).view(torch.int32)  # (M, 16), sub-groups in order
     R, S, level1 = _per_group(R, S, level1)
@@ -137,15 +136,20 @@ class _HiF4Base(Format):
 
     def fake_blocks(self, xb, ts, out):
         c, k, lv = self._codes(xb)
-        out.copy_(or_sign_(c.mul_(k.mul_(lv.S)), xb))
+        or_sign_(torch.mul(c, k.mul_(lv.S), out=out), xb)
 
     def encode_blocks(self, xb, ts=None):
         c, _, lv = self._codes(xb)
-        # A group holding NaN has NaN multipliers: its codes are 0 but the sign. The sign
-        # comes from copysign (-0.0 and NaN's sign too): compiled, isnan and signbit are
-        # per-element scalar loops, c == c and copysign stay vectorized.
-        c = torch.where(c == c, c, 0.0)
-        codes = c.add_(4).sub_(torch.copysign(torch.full_like(c, 4.0), xb)).to(torch.uint8)
+        # A group holding NaN has NaN multipliers: its codes are 0 but x's sign bit (-0.0
+        # and NaN's sign too). Compiled from c == c and copysign: isnan and signbit are
+        # per-element scalar loops there. Eager the other way round: nan_to_num and integer
+        # bits are vectorized passes, torch.where and float -> uint8 scalar loops (~4x).
+        if torch.compiler.is_compiling():
+            c = torch.where(c == c, c, 0.0)
+            codes = c.add_(4).sub_(torch.copysign(torch.full_like(c, 4.0), xb)).to(torch.uint8)
+        else:
+            sign = (xb.view(torch.int32) >> 28).bitwise_and_(8)
+            codes = c.nan_to_num_(0.0).to(torch.int32).bitwise_or_(sign).to(torch.uint8)
         return codes, _scale_bytes(self._level1_byte(lv.level1.view(-1)), lv.bit8, lv.bit4)
 
     def decode_blocks(self, codes, scales, ts=None):
