@@ -80,8 +80,12 @@ def _levels(flags: torch.Tensor, R, S, level1) -> _Levels:
 
 
 def _scale_bytes(level1: torch.Tensor, bit8: torch.Tensor, bit4: torch.Tensor):
-    """(M,) byte, (M, 8) and (M, 16) flags -> (M, 4) bytes."""
-    return torch.cat((level1.view(-1, 1), pack_bits(bit8), pack_bits(bit4)), dim=1)
+    """(M,) byte, (M, 8) and (M, 16) flags -> (M, 4) bytes, as one little-endian int32 per
+    group: compiled, a torch.cat of byte columns is an out-of-line ATen call plus a copy."""
+    b4 = pack_bits(bit4).to(torch.int32)  # (M, 2)
+    word = (level1.view(-1, 1).to(torch.int32) | (pack_bits(bit8).to(torch.int32) << 8)
+            | (b4[:, :1] << 16) | (b4[:, 1:] << 24))
+    return word.view(torch.uint8)
 
 
 class _HiF4Base(Format):
@@ -127,10 +131,11 @@ class _HiF4Base(Format):
     def encode_blocks(self, xb, ts=None):
         c, _, lv = self._codes(xb)
         # A group holding NaN has NaN multipliers: its codes are 0 but the sign. The sign
-        # comes from copysign (-0.0 and NaN's sign too): compiled, isnan and signbit are
-        # per-element scalar loops, c == c and copysign stay vectorized.
-        c = torch.where(c == c, c, 0.0)
-        codes = c.add_(4).sub_(torch.copysign(torch.full_like(c, 4.0), xb)).to(torch.uint8)
+        # bit (-0.0 and NaN's too) is code bit 3, from the bits: compiled, isnan and signbit
+        # are per-element scalar loops and copysign an out-of-line call; c == c and shifts
+        # stay vectorized.
+        c = torch.where(c == c, c, 0.0).to(torch.int32)
+        codes = (c | ((xb.view(torch.int32) >> 28) & 8)).to(torch.uint8)
         return codes, _scale_bytes(self._level1_byte(lv.level1.view(-1)), lv.bit8, lv.bit4)
 
     def decode_blocks(self, codes, scales, ts=None):
