@@ -169,9 +169,9 @@ class HiF4(_HiF4Base):
         rec = to_bf16(1.0 / sf)
         level1 = torch.where(torch.isfinite(m64), sf, float("nan"))
         R, S, level1 = _per_group(rec * 4, level1 * 0.25, level1)
-        # s8 = 2: m8 * rec >= 4; s4 = 2: m4 * rec / s8 >= 2. Tested per element (m * R is
-        # 4 * (m * rec) exactly here, rounding is monotone, NaN fails): a sub-group passes
-        # when one of its elements does.
+        # s8 = 2: m8 * rec >= 4; s4 = 2: m4 * rec / s8 >= 2, as m * R >= 8 / 16 (R = 4 * rec:
+        # the same roundings wherever the products are normal). Tested per element, since
+        # rounding is monotone and NaN fails: a sub-group passes when one of its elements does.
         v = xb.abs() * R
         flags = (v >= 8).to(torch.int32) + (v >= 16).to(torch.int32) * 2  # a bool -> uint8 is scalar code
         return _levels(_quad_flags(flags.to(torch.uint8)), R, S, level1)
