@@ -27,12 +27,21 @@ def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
     return torch.stack((lo, hi), dim=-1).flatten(-2)
 
 
+# 2^63 + 2^54 + ... + 2^0 as int64: byte i of a word (flag i, 0/1) times 2^(63 - 9i) lands on
+# bit 63 - i; every other product lands on its own bit below 56 or above 63, so no carries.
+_GATHER_BITS = 0x8040201008040201 - (1 << 64)
+
+
 def pack_bits(flags: torch.Tensor) -> torch.Tensor:
-    """(..., 8k) booleans/0-1 -> (..., k) bytes, first flag in the MSB."""
-    # int32: inductor's uint8 vector reduction costs ~100x an int32 one
-    f = flags.to(torch.int32).unflatten(-1, (-1, 8))
-    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.int32, device=f.device)
-    return (f * weights).sum(-1).to(torch.uint8)
+    """(..., 8k) booleans/0-1 -> (..., k) bytes, first flag in the MSB.
+
+    The 8 flags of a byte as one little-endian int64 word, gathered by one multiply:
+    elementwise, where a sum over an inner axis of 8 compiles to a per-row horizontal
+    reduction (~1/6 of hif4's compiled encode). int32 first: inductor converts a bool
+    vector to uint8 in scalar code."""
+    f = flags.to(torch.int32).to(torch.uint8).contiguous()
+    w = f.view(*f.shape[:-1], -1, 8).view(torch.int64).squeeze(-1)
+    return ((w * _GATHER_BITS) >> 56).to(torch.uint8)
 
 
 def unpack_bits(packed: torch.Tensor) -> torch.Tensor:
