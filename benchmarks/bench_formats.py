@@ -5,7 +5,9 @@
 torch is imported first, as user scripts do: the speed must not depend on import order
 (onnx_npuq puts its large outputs on transparent huge pages itself). Each operation gets
 two warm-up calls (the first compiles), then `--repeat` runs, each right after a copy;
-the ratio is the median of the per-run op/copy ratios. Timing is wall clock; with
+the ratio is the median of the per-run op/copy ratios. The header also gives `x * 2` in the
+same units: one pass that writes a fresh output, the floor of any op returning a new tensor
+(its pages are faulted in and zero-filled by the kernel, which `out.copy_` does not pay). Timing is wall clock; with
 --cpu-time it is the CPU time of one thread (torch.set_num_threads(1)), which other
 processes on a shared machine disturb far less (they still share caches and memory).
 """
@@ -66,7 +68,14 @@ def main() -> None:
     copy = lambda: out.copy_(x)  # noqa: E731
     copy()
     copy_ms = statistics.median(_ms(copy) for _ in range(args.repeat))
+    fresh = timed_vs_copy(lambda: x * 2, copy, args.repeat)[1]
     results = {"fake-quant": [], "encode": []}
+    # Every op once before any is timed (compiles; and glibc's malloc adapts its mmap
+    # threshold to the sizes freed so far, so without this the first format measured pays
+    # page faults for its temporaries that it does not pay later in the same process).
+    for name in args.formats:
+        fmt = formats.get_format(name)
+        fmt.fake_quant(x), fmt.encode(x)
     for name in args.formats:
         fmt = formats.get_format(name)
         xb = x.reshape(-1, fmt.block_for(x.shape[-1]))
@@ -79,7 +88,7 @@ def main() -> None:
         load = fh.read().split()[0]
     clock = "CPU time" if args.cpu_time else "wall clock"
     head = (f"{args.size}x{args.size} float32, torch imported first, {torch.get_num_threads()} threads, {clock}, "
-            f"copy {copy_ms:.2f} ms, medians of {args.repeat} after 2 warm-up calls, load {load}")
+            f"copy {copy_ms:.2f} ms, x * 2 (fresh output) {fresh:.2f}x copy, medians of {args.repeat} after 2 warm-up calls, load {load}")
     print(head)
     for op, rows in results.items():
         print()

@@ -26,6 +26,13 @@ def _copy_fields(src, dst, skip: str) -> None:
             setattr(dst, fd.name, value)
 
 
+def without(msg, field: str):
+    """A copy of a message without one of its fields (which is not copied)."""
+    out = type(msg)()
+    _copy_fields(msg, out, field)
+    return out
+
+
 def shell(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of the model without its graph's initializers (copying the model would copy
     every weight)."""

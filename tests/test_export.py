@@ -98,15 +98,118 @@ def test_model_is_pinned_and_functions_are_overloads(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temp files left
 
 
-def test_save_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
+@pytest.mark.parametrize("external", [False, True])
+def test_save_leaves_nothing_behind_on_failure(tmp_path, monkeypatch, external):
+    import builtins
+
+    from onnx_npuq import exporter
+
+    class Full:
+        """A file the disk fills up under after its first write."""
+
+        def __init__(self, *args, **kw):
+            self.f, self.writes = builtins.open(*args, **kw), 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes > 1:
+                raise OSError("disk full")
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
     def boom(*a, **k):
         raise OSError("disk full")
 
     proto = to_onnx(FakeQuant("hif8", -1, {}), (torch.randn(2, 4),))
-    monkeypatch.setattr(onnx, "save", boom)
+    monkeypatch.setattr(exporter, "open", Full, raising=False)  # inline: save() writes the file itself
+    monkeypatch.setattr(onnx, "save", boom)  # external: the graph's file
     with pytest.raises(OSError, match="disk full"):
-        save(proto, tmp_path / "out.onnx")
+        save(proto, tmp_path / "out.onnx", external_data=external)
     assert list(tmp_path.iterdir()) == []
+
+
+def _tensor_zoo() -> onnx.ModelProto:
+    """Initializers as producers write them (raw, typed fields, empty, scalar, with metadata),
+    a Constant node's tensor, a function, model metadata."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    raw = numpy_helper.from_array(rng.standard_normal((64, 300)).astype(np.float32), "w")
+    typed = helper.make_tensor("t", onnx.TensorProto.INT64, [3], [1, 2, 3])  # int64_data, not raw
+    empty = numpy_helper.from_array(np.zeros((0, 4), np.float32), "e")
+    scalar = numpy_helper.from_array(np.array(2.5, np.float32), "s")
+    raw.metadata_props.add(key="k", value="v")
+    raw.doc_string = "weights"
+    nodes = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.ones(5, np.float32))),
+             helper.make_node("MatMul", ["x", "w"], ["y"])]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 64])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 300])],
+                          [raw, typed, empty, scalar])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)], producer_name="zoo")
+    m.ir_version = 10
+    m.metadata_props.add(key="a", value="b")
+    return m
+
+
+def test_inline_save_is_the_model_onnx_save_writes(tmp_path):
+    """One initializer at a time, the fields in another order: protobuf reads back the same
+    model, and it serializes to what onnx.save writes."""
+    import numpy as np
+
+    proto = _tensor_zoo()
+    before = proto.SerializeToString()
+    save(proto, tmp_path / "m.onnx", external_data=False)
+    assert proto.SerializeToString() == before
+    loaded = onnx.load(tmp_path / "m.onnx")
+    assert loaded == proto
+    assert loaded.SerializeToString() == before
+    onnx.checker.check_model(tmp_path / "m.onnx")
+    x = torch.randn(2, 64)
+    (y,) = OrtSession(str(tmp_path / "m.onnx")).run(x)
+    w = torch.from_numpy(onnx.numpy_helper.to_array(proto.graph.initializer[0]).copy())
+    assert np.array_equal(y.numpy(), OrtSession(proto).run(x)[0].numpy()) and torch.allclose(y, x @ w, atol=1e-4)
+
+
+_SAVE_PEAK = """
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper
+from onnx_npuq.exporter import save
+inits = [numpy_helper.from_array(np.full((8 << 20,), i, np.float32), f"w{i}") for i in range(4)]  # 4 x 32 MiB
+g = helper.make_graph([helper.make_node("Identity", ["w0"], ["y"])], "g", [],
+                      [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)], inits)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+del inits, g
+def hwm():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) >> 10
+open("/proc/self/clear_refs", "w").write("5")  # peak := now
+before = hwm()
+save(m, sys.argv[1], external_data=False)
+print(hwm() - before)
+"""
+
+
+def test_inline_save_holds_one_weight_at_a_time(tmp_path):
+    """onnx.save serializes the whole model (protobuf's buffer, then Python's bytes: 2x the
+    weights more at its peak); save() serializes one initializer at a time."""
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # freed blocks go back at once
+    out = subprocess.run([sys.executable, "-c", _SAVE_PEAK, str(tmp_path / "m.onnx")], capture_output=True,
+                         text=True, env=env, check=True)
+    grew = int(out.stdout.split()[-1])
+    assert grew < 48, f"saving 128 MiB of weights grew the peak by {grew} MiB"  # one 32 MiB tensor + slack
+    loaded = onnx.load(tmp_path / "m.onnx")
+    assert [onnx.numpy_helper.to_array(t)[-1] for t in loaded.graph.initializer] == [0, 1, 2, 3]
 
 
 def _external_model():

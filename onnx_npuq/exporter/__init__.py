@@ -29,6 +29,7 @@ import torch
 from ..errors import ExternalDataError
 from ..io import INPUT_SHAPES_KEY, LAYERS_KEY, external_refs, file_mode, open_external, proto_bytes, read_external_range
 from ..ops import functions, npu_ops
+from ..proto import shell, without
 from ..ops.defs import TRANSLATIONS
 
 OPSET = 21
@@ -335,16 +336,64 @@ def _restore(moved) -> None:
                 t.external_data.add(key=key, value=value)
 
 
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+_GRAPH_TAG = b"\x3a"  # ModelProto.graph: field 7, length-delimited
+_INITIALIZER_TAG = b"\x2a"  # GraphProto.initializer: field 5, length-delimited
+_RAW_DATA_TAG = b"\x4a"  # TensorProto.raw_data: field 9, length-delimited
+
+
 def _save_inline(proto: onnx.ModelProto, model_tmp: str, refs) -> None:
-    """Save `proto` in one file, its external tensors (`refs`) read into it while it is written."""
+    """Save `proto` in one file, serialized one initializer at a time: the model's other
+    fields, then its graph's, then each initializer as its other fields and its raw data
+    (protobuf reads fields in any order), an external one (`refs`) read from its file just
+    then. onnx.save serializes the whole model at once and holds every weight twice more
+    (protobuf's buffer, Python's bytes): 3.3x the packed weights at the peak of a 2 GB
+    decoder's mxfp4 export."""
+    ref_of = {id(r[0]): r for r in refs}  # (protobuf hands out one object per message while it lives)
+    initializers = [(t, ref_of.pop(id(t), None)) for t in proto.graph.initializer]
     moved = []
     try:
-        for t, real, offset, length in refs:
+        for t, real, offset, length in ref_of.values():  # external tensors inside nodes: few, small
             moved.append((t, [(e.key, e.value) for e in t.external_data]))
             t.ClearField("external_data")
             t.ClearField("data_location")
             t.raw_data = read_external_range(real, offset, length)
-        onnx.save(proto, model_tmp)
+        view = shell(proto)
+        graph_fields = view.graph.SerializeToString()
+        view.ClearField("graph")
+        parts, size = [], len(graph_fields)
+        for t, ref in initializers:
+            if ref is not None:
+                meta = without(t, "external_data")
+                meta.ClearField("data_location")
+                raw = ref[3]
+            else:
+                meta = without(t, "raw_data")
+                raw = len(t.raw_data) if t.HasField("raw_data") else None
+            n = meta.ByteSize() + (0 if raw is None else len(_RAW_DATA_TAG) + len(_varint(raw)) + raw)
+            parts.append((t, ref, meta, raw, n))
+            size += len(_INITIALIZER_TAG) + len(_varint(n)) + n
+        with open(model_tmp, "wb") as f:
+            f.write(view.SerializeToString())
+            if proto.HasField("graph"):
+                f.write(_GRAPH_TAG + _varint(size) + graph_fields)
+            for t, ref, meta, raw, n in parts:
+                f.write(_INITIALIZER_TAG + _varint(n) + meta.SerializeToString())
+                if raw is None:
+                    continue
+                f.write(_RAW_DATA_TAG + _varint(raw))
+                if ref is None:
+                    f.write(t.raw_data)  # one copy of one tensor at a time
+                else:
+                    _copy_range(*ref[1:], f)
     finally:
         _restore(moved)
 

@@ -4,8 +4,8 @@
 bit per 4. `hifx4_v12` is the earlier power-of-two form. Both store 4 scale bytes per
 group: [level-1 byte, level-2 bits (MSB = sub-group 0), level-3 bits 0-7, 8-15].
 
-The kernels work on the bits of the maxima (`_quad_max_bits`), one code for eager torch and
-torch.compile.
+The kernels test elements against per-group thresholds and OR the results per sub-group on
+int64 views of flag bytes: one code for eager torch and torch.compile.
 """
 import torch
 
@@ -16,11 +16,6 @@ from .packing import pack_bits, unpack_bits
 
 R7 = 0.142578125  # bf16(1/7)
 VARIANTS = ("quant_cy", "amct")
-
-
-LO32 = 0xFFFFFFFF
-ABS_BITS = 0x7FFFFFFF
-INF_BITS = 0x7F800000
 
 
 def _reinterpret(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -39,29 +34,19 @@ def _per_group(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(rows[:, i : i + 1] for i in range(len(values)))
 
 
-def _pair_max(bits: torch.Tensor) -> torch.Tensor:
-    """int32 (M, 2n) of non-negative values -> (M, n), the max of each adjacent pair.
-
-    On the pair as one int64 word: elementwise, so it vectorizes along memory; a max over an
-    inner axis of 2 or 4 becomes a scalar loop (inductor) or a slow reduction (eager).
-    Symmetric in the two halves, so byte order does not matter.
-    """
-    w = bits.view(torch.int64)
-    return torch.maximum(w & LO32, w >> 32).to(torch.int32)
+def _row_abs_max(xb: torch.Tensor) -> torch.Tensor:
+    """(M, n) float32 -> max |x| per row (M, 1), NaN for a row holding NaN. A float
+    reduction: inductor ends an int32 one per row with a slow scalar horizontal max."""
+    return _reinterpret(xb.abs().amax(1, keepdim=True), torch.float32)
 
 
-def _quad_max_bits(xb: torch.Tensor) -> torch.Tensor:
-    """(M, 64) float32 -> the bits of max |x| per 4, int32 (M, 16). |x|'s bits order as its
-    values do; NaN's lie above Inf's (0x7F800000), so a quad holding NaN has NaN as max."""
-    w = xb.view(torch.int64)
-    pairs = torch.maximum(w & ABS_BITS, (w >> 32) & ABS_BITS).to(torch.int32)
-    return _pair_max(pairs)
-
-
-def _row_max_bits(bits16: torch.Tensor) -> torch.Tensor:
-    """(M, 16) int32 -> (M, 1): four pair levels, so the per-group scale arithmetic that
-    follows is elementwise over groups (vectorized) rather than a reduction's scalar tail."""
-    return _pair_max(_pair_max(_pair_max(_pair_max(bits16))))
+def _quad_flags(flag_bytes: torch.Tensor) -> torch.Tensor:
+    """uint8 (M, 64) per-element flags -> int64 (M, 8): each 32-bit half's low byte is the OR
+    of its sub-group's 4 flags (other bytes hold partial ORs). Shifts on the int64 view: an
+    OR over an inner axis of 4 compiles to a scalar loop."""
+    w = flag_bytes.view(torch.int64)
+    w = w | (w >> 8)
+    return w | (w >> 16)
 
 
 class _Levels:
@@ -74,29 +59,32 @@ class _Levels:
         self.k, self.R, self.S, self.bit8, self.bit4, self.level1 = k, R, S, bit8, bit4, level1
 
 
-def _levels(over1, over2, R, S, level1) -> _Levels:
+def _levels(flags: torch.Tensor, R, S, level1) -> _Levels:
     """Sub-group levels from two per-4 tests, both variants' rule in one place.
 
-    over1 / over2 (M, 16): the sub-group's max reaches the level-1 step / twice it. bit8 is set
+    flags int64 (M, 8): per pair of sub-groups, bits 0 / 1 of each 32-bit half say whether the
+    sub-group's max reaches the level-1 step / twice it (higher bits are ignored). bit8 is set
     when either sub-group of the 8 reaches twice it; bit4 when the sub-group reaches the step
-    after bit8 (its own test, or the higher one when bit8 is set). k = 2^(bit8 + bit4).
-    Per-4 flags are paired as int64 words and k is spread to the 4 elements by multiplying
-    with 0x01010101: no strided access anywhere.
+    after bit8 (its own test, or the higher one when bit8 is set). k = 2^(bit8 + bit4) is
+    spread to the 4 elements by multiplying with 0x01010101: no strided access anywhere.
+    R, S, level1: (M, 1) from _per_group.
     """
-    flags = (over1.to(torch.int32) + over2.to(torch.int32) * 2).view(torch.int64)  # (M, 8)
     bit8 = (flags & 0x200000002) != 0
     lo, hi = flags & 3, (flags >> 32) & 3
     b8 = bit8.to(torch.int64)
     b4lo, b4hi = (lo >> b8) & 1, (hi >> b8) & 1  # a shift, not torch.where (eager: scalar loop)
     k = ((1 << (b4lo + b8)) + ((1 << (b4hi + b8)) << 32)) * 0x01010101  # 2^(bit8 + bit4)
     bit4 = (b4lo + (b4hi << 32)).view(torch.int32)  # (M, 16), sub-groups in order
-    R, S, level1 = _per_group(R, S, level1)
     return _Levels(k.view(torch.uint8), R, S, bit8, bit4, level1)
 
 
 def _scale_bytes(level1: torch.Tensor, bit8: torch.Tensor, bit4: torch.Tensor):
-    """(M,) byte, (M, 8) and (M, 16) flags -> (M, 4) bytes."""
-    return torch.cat((level1.view(-1, 1), pack_bits(bit8), pack_bits(bit4)), dim=1)
+    """(M,) byte, (M, 8) and (M, 16) flags -> (M, 4) bytes, as one little-endian int32 per
+    group: compiled, a torch.cat of byte columns is an out-of-line ATen call plus a copy."""
+    b4 = pack_bits(bit4).to(torch.int32)  # (M, 2)
+    word = (level1.view(-1, 1).to(torch.int32) | (pack_bits(bit8).to(torch.int32) << 8)
+            | (b4[:, :1] << 16) | (b4[:, 1:] << 24))
+    return word.view(torch.uint8)
 
 
 class _HiF4Base(Format):
@@ -105,9 +93,9 @@ class _HiF4Base(Format):
     Per 64: c = TA(|x| * into) clamped at 7, value = c * back, with into = R / k and
     back = k * S per sub-group of 4 (k = s8 * s4). Folding the power-of-two factors of the
     spec's `|x| / s8 / s4 * rec * 4` into one multiplier is exact: it moves where the
-    exponent is added, not the single rounding. The maxima per 4 and per 64 come from the
-    bits (`_quad_max_bits`), every step is elementwise on int32/int64 views, so eager torch
-    and torch.compile run the same code and inductor makes a few vectorized loops of it.
+    exponent is added, not the single rounding. Per-4 tests are per-element flag bytes
+    ORed on int64 views, every step is elementwise or a row reduction, so eager torch and
+    torch.compile run the same code and inductor makes a few vectorized loops of it.
     """
 
     block = 64
@@ -115,8 +103,8 @@ class _HiF4Base(Format):
     scale_bytes = 4
     variant = "quant_cy"
 
-    def _group_levels(self, m4: torch.Tensor) -> _Levels:
-        """m4: bits of max |x| per 4, int32 (M, 16) -> the chunk's _Levels."""
+    def _group_levels(self, xb: torch.Tensor) -> _Levels:
+        """(M, 64) float32 -> the chunk's _Levels."""
         raise NotImplementedError
 
     def _level1_byte(self, value: torch.Tensor) -> torch.Tensor:
@@ -127,9 +115,10 @@ class _HiF4Base(Format):
 
     def _codes(self, xb):
         """-> (c as float (M, 64), k as float, levels): c = TA(|x| * into) clamped at 7."""
-        lv = self._group_levels(_quad_max_bits(xb))
+        lv = self._group_levels(xb)
         k = lv.k.to(torch.float32)
-        c = xb.abs() * (lv.R / k)
+        k_inv = (0x7F000000 - k.view(torch.int32)).view(torch.float32)  # 1/k, k a power of two: no divide
+        c = xb.abs() * (lv.R * k_inv)
         if self.variant == "amct":
             c = to_bf16(c)  # bf16(v) * 4 == bf16(4 * v)
         return round_ta_(c).clamp_(max=7), k, lv
@@ -171,15 +160,20 @@ class HiF4(_HiF4Base):
     def options(self):
         return {"variant": self.variant} if self.variant != "quant_cy" else {}
 
-    def _group_levels(self, m4):
-        m64 = _reinterpret(_row_max_bits(m4), torch.float32)
+    def _group_levels(self, xb):
+        m64 = _row_abs_max(xb)
         sf = to_bf16(m64 * R7).clamp_(2.0**-48, 49152.0)
         step = pow2_floor(sf).mul_(0.25)  # E6M2: RNE on 2 mantissa bits
         sf = sf.div_(step).round_().mul_(step)
         rec = to_bf16(1.0 / sf)
-        v = _reinterpret(m4, torch.float32) * rec  # s8 = 2: m8 * rec >= 4; s4 = 2: m4 * rec / s8 >= 2
         level1 = torch.where(torch.isfinite(m64), sf, float("nan"))
-        return _levels(v >= 2, v >= 4, rec * 4, level1 * 0.25, level1)
+        R, S, level1 = _per_group(rec * 4, level1 * 0.25, level1)
+        # s8 = 2: m8 * rec >= 4; s4 = 2: m4 * rec / s8 >= 2, as m * R >= 8 / 16 (R = 4 * rec:
+        # the same roundings wherever the products are normal). Tested per element, since
+        # rounding is monotone and NaN fails: a sub-group passes when one of its elements does.
+        v = xb.abs() * R
+        flags = (v >= 8).to(torch.int32) + (v >= 16).to(torch.int32) * 2  # a bool -> uint8 is scalar code
+        return _levels(_quad_flags(flags.to(torch.uint8)), R, S, level1)
 
     def _level1_byte(self, value):
         return e6m2_encode(value)
@@ -193,18 +187,23 @@ class HiFX4V12(_HiF4Base):
     elem_type = "S1P2"
     scale_type = "E8 + 1 bit/8 + 1 bit/4"
 
-    def _group_levels(self, m4):
-        # eg = floor_log2(m4 + 2^-45) per 4, a non-finite m4 counting as 0 (the sum is normal);
+    def _group_levels(self, xb):
+        # eg = floor_log2(m4 + 2^-45) per 4, a sub-group holding Inf/NaN counting as m4 = 0;
         # eb = max(eg) - 2; bit8 when an eg of the 8 reaches eb + 2, bit4 when eg reaches
-        # eb + bit8 + 1: the tests are m4 + 2^-45 >= 2^(eb + 1) and >= 2^(eb + 2).
-        finite = torch.where(m4 < INF_BITS, m4, 0)
-        v = _reinterpret(finite, torch.float32) + 2.0**-45
-        top = _reinterpret(_row_max_bits(finite), torch.float32) + 2.0**-45
-        eb = ((_reinterpret(top, torch.int32) >> 23) - 129).clamp_(-46, 16)
-        step = exp2i_normal(eb + 1)
-        ok = _row_max_bits(m4) < INF_BITS
+        # eb + bit8 + 1. On exponent fields: e = 127 + eg is the max over the sub-group of
+        # each |x| + 2^-45's field (rounding is monotone), 255 for Inf/NaN; m4 = 0 gives 82.
+        e_bytes = ((xb.abs() + 2.0**-45).view(torch.int32) >> 23).to(torch.uint8)
+        quad = e_bytes.view(torch.int32)  # (M, 16): a sub-group's 4 fields
+        e = torch.maximum(torch.maximum(quad & 255, (quad >> 8) & 255),
+                          torch.maximum((quad >> 16) & 255, (quad >> 24) & 255))
+        e_finite = torch.where(e < 255, e, 82)
+        # float reductions: inductor ends an int32 one with a slow scalar horizontal max
+        eb = (e_finite.float().amax(1, keepdim=True).int() - 129).clamp_(-46, 16)
+        flags = (e_finite >= eb + 128).to(torch.int32) + (e_finite >= eb + 129).to(torch.int32) * 2
+        ok = e.float().amax(1, keepdim=True) < 255
         level1 = torch.where(ok, exp2i_normal(eb), float("nan"))
-        return _levels(v >= step, v >= step * 2, exp2i_normal(2 - eb), level1 * 0.25, level1)
+        R, S, level1 = _per_group(exp2i_normal(2 - eb), level1 * 0.25, level1)
+        return _levels(flags.view(torch.int64), R, S, level1)
 
     def _level1_byte(self, value):
         byte = value.view(torch.int32) >> 23  # value = 2^eb, eb in [-46, 16]: normal
