@@ -26,10 +26,19 @@ def _copy_fields(src, dst, skip: str) -> None:
             setattr(dst, fd.name, value)
 
 
-def without(msg, field: str):
-    """A copy of a message without one of its fields (which is not copied)."""
+def fields_between(msg, lo: int, hi: int = 1 << 29):
+    """A copy of a message with only its fields numbered lo <= n < hi (others not copied).
+    Serialized, consecutive ranges concatenate to the message's own serialization."""
     out = type(msg)()
-    _copy_fields(msg, out, field)
+    for fd, value in msg.ListFields():
+        if not lo <= fd.number < hi:
+            continue
+        if hasattr(value, "extend"):  # repeated
+            getattr(out, fd.name).extend(value)
+        elif fd.message_type is not None:
+            getattr(out, fd.name).CopyFrom(value)
+        else:
+            setattr(out, fd.name, value)
     return out
 
 

@@ -91,6 +91,34 @@ FORMAT_CONFIGS = [(name, {}) for name in ALL_FORMATS] + [
 ]
 
 
+class FullDisk:
+    """open() on a disk that fills up after the first write (ENOSPC). Patch it over the
+    `open` of the module that writes: monkeypatch.setattr(exporter, "open", FullDisk,
+    raising=False); save() writes a single-file model itself."""
+
+    def __init__(self, *args, **kw):
+        import builtins
+
+        self.f, self.writes = builtins.open(*args, **kw), 0
+
+    def write(self, data):
+        import errno
+
+        self.writes += 1
+        if self.writes > 1:
+            raise OSError(errno.ENOSPC, "No space left on device (injected)")
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
 def config_id(cfg) -> str:
     name, opts = cfg
     return name + "".join(f"-{k}={v}" for k, v in opts.items())

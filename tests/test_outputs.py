@@ -15,6 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from onnx_npuq import exporter
 from onnx_npuq import io as npuq_io
 from onnx_npuq import report
 from onnx_npuq.atc import plan_command
@@ -22,6 +23,8 @@ from onnx_npuq.cli import main
 from onnx_npuq.exporter import save, to_onnx
 from onnx_npuq.nn import quantize_model
 from onnx_npuq.passes import run_passes
+
+from conftest import FullDisk
 
 SCRIPT = str(Path(sys.executable).with_name("onnx-npuq"))
 SOC = "Ascend910B1"
@@ -81,7 +84,8 @@ def test_save_failure_midway_leaves_nothing(small, tmp_path, monkeypatch, extern
         Path(path).write_bytes(proto.SerializeToString()[:100])
         raise OSError(errno.ENOSPC, "No space left on device (injected)")
 
-    monkeypatch.setattr(onnx, "save", half_written)
+    monkeypatch.setattr(onnx, "save", half_written)  # external: the graph's file
+    monkeypatch.setattr(exporter, "open", FullDisk, raising=False)  # inline: save() writes it
     with pytest.raises(OSError):
         save(small, out / "m.onnx", external_data=external)
     assert listing(out) == {}
@@ -149,7 +153,7 @@ def test_cli_rewrite_disk_full(small, tmp_path, monkeypatch):
     save(small, src)
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(onnx, "save", _failing_call(onnx.save, 1))
+    monkeypatch.setattr(exporter, "open", FullDisk, raising=False)
     res = CliRunner().invoke(main, ["rewrite", str(src), "-o", str(out / "r.onnx"), "-p", "compress"])
     assert res.exit_code == 2 and res.stderr.startswith("Error: ") and "No space left" in res.stderr
     assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.output

@@ -29,7 +29,7 @@ import torch
 from ..errors import ExternalDataError
 from ..io import INPUT_SHAPES_KEY, LAYERS_KEY, external_refs, file_mode, open_external, proto_bytes, read_external_range
 from ..ops import functions, npu_ops
-from ..proto import shell, without
+from ..proto import fields_between
 from ..ops.defs import TRANSLATIONS
 
 OPSET = 21
@@ -345,16 +345,37 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-_GRAPH_TAG = b"\x3a"  # ModelProto.graph: field 7, length-delimited
-_INITIALIZER_TAG = b"\x2a"  # GraphProto.initializer: field 5, length-delimited
-_RAW_DATA_TAG = b"\x4a"  # TensorProto.raw_data: field 9, length-delimited
+# Field numbers (onnx.proto) and tags of the fields written around: length-delimited
+_GRAPH, _GRAPH_TAG = 7, b"\x3a"  # ModelProto.graph
+_INITIALIZER, _INITIALIZER_TAG = 5, b"\x2a"  # GraphProto.initializer
+_RAW_DATA, _RAW_DATA_TAG = 9, b"\x4a"  # TensorProto.raw_data
+_EXTERNAL_DATA, _DATA_LOCATION = 13, 14  # TensorProto
+
+
+def _around(msg, number: int, drop: tuple[int, ...] = ()) -> list:
+    """Copies of msg holding its fields before field `number` and the ones after it (without
+    `drop`), in order: serialized one after the other, msg's own bytes less those fields."""
+    parts, lo = [fields_between(msg, 0, number)], number + 1
+    for hi in (*sorted(drop), 1 << 29):
+        parts.append(fields_between(msg, lo, hi))
+        lo = hi + 1
+    return parts
+
+
+def _tensor_fields(t: onnx.TensorProto, ref) -> list:
+    """_around(t, raw_data); an external tensor's without its location fields."""
+    return _around(t, _RAW_DATA, drop=(_EXTERNAL_DATA, _DATA_LOCATION) if ref is not None else ())
+
+
+def _serialized(parts) -> bytes:
+    return b"".join(p.SerializeToString() for p in parts)
 
 
 def _save_inline(proto: onnx.ModelProto, model_tmp: str, refs) -> None:
-    """Save `proto` in one file, serialized one initializer at a time: the model's other
-    fields, then its graph's, then each initializer as its other fields and its raw data
-    (protobuf reads fields in any order), an external one (`refs`) read from its file just
-    then. onnx.save serializes the whole model at once and holds every weight twice more
+    """Save `proto` in one file, byte for byte what onnx.save writes, one initializer at a
+    time: the serialization in field order, written in pieces around the graph's
+    initializers and their raw data, an external one (`refs`) read from its file just then.
+    onnx.save serializes the whole model at once and holds every weight twice more
     (protobuf's buffer, Python's bytes): 3.3x the packed weights at the peak of a 2 GB
     decoder's mxfp4 export."""
     ref_of = {id(r[0]): r for r in refs}  # (protobuf hands out one object per message while it lives)
@@ -366,34 +387,31 @@ def _save_inline(proto: onnx.ModelProto, model_tmp: str, refs) -> None:
             t.ClearField("external_data")
             t.ClearField("data_location")
             t.raw_data = read_external_range(real, offset, length)
-        view = shell(proto)
-        graph_fields = view.graph.SerializeToString()
-        view.ClearField("graph")
-        parts, size = [], len(graph_fields)
-        for t, ref in initializers:
-            if ref is not None:
-                meta = without(t, "external_data")
-                meta.ClearField("data_location")
-                raw = ref[3]
-            else:
-                meta = without(t, "raw_data")
-                raw = len(t.raw_data) if t.HasField("raw_data") else None
-            n = meta.ByteSize() + (0 if raw is None else len(_RAW_DATA_TAG) + len(_varint(raw)) + raw)
-            parts.append((t, ref, meta, raw, n))
+        model_head, *model_tail = _around(proto, _GRAPH)
+        graph_head, *graph_tail = _around(proto.graph, _INITIALIZER)
+        parts, size = [], sum(p.ByteSize() for p in [graph_head, *graph_tail])
+        for t, ref in initializers:  # sizes first (ByteSize serializes nothing)
+            raw = ref[3] if ref is not None else len(t.raw_data) if t.HasField("raw_data") else None
+            n = sum(p.ByteSize() for p in _tensor_fields(t, ref))
+            n += 0 if raw is None else len(_RAW_DATA_TAG) + len(_varint(raw)) + raw
+            parts.append((t, ref, raw, n))
             size += len(_INITIALIZER_TAG) + len(_varint(n)) + n
         with open(model_tmp, "wb") as f:
-            f.write(view.SerializeToString())
+            f.write(model_head.SerializeToString())
             if proto.HasField("graph"):
-                f.write(_GRAPH_TAG + _varint(size) + graph_fields)
-            for t, ref, meta, raw, n in parts:
-                f.write(_INITIALIZER_TAG + _varint(n) + meta.SerializeToString())
-                if raw is None:
-                    continue
-                f.write(_RAW_DATA_TAG + _varint(raw))
-                if ref is None:
-                    f.write(t.raw_data)  # one copy of one tensor at a time
-                else:
-                    _copy_range(*ref[1:], f)
+                f.write(_GRAPH_TAG + _varint(size) + graph_head.SerializeToString())
+                for t, ref, raw, n in parts:
+                    head, *tail = _tensor_fields(t, ref)  # (typed data fields: made again, not kept)
+                    f.write(_INITIALIZER_TAG + _varint(n) + head.SerializeToString())
+                    if raw is not None:
+                        f.write(_RAW_DATA_TAG + _varint(raw))
+                        if ref is None:
+                            f.write(t.raw_data)  # one copy of one tensor at a time
+                        else:
+                            _copy_range(*ref[1:], f)
+                    f.write(_serialized(tail))
+                f.write(_serialized(graph_tail))
+            f.write(_serialized(model_tail))
     finally:
         _restore(moved)
 
