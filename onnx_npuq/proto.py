@@ -14,9 +14,10 @@ LAYERS_KEY = "onnx_npuq.layers"  # JSON {module name: tensor name} of each weigh
 INPUT_SHAPES_KEY = "onnx_npuq.input_shapes"  # JSON {graph input: shape that runs}, by the exporter
 
 
-def _copy_fields(src, dst, skip: str) -> None:
+def _copy_fields(src, dst, keep) -> None:
+    """dst gets src's fields for which keep(field descriptor) holds."""
     for fd, value in src.ListFields():
-        if fd.name == skip:
+        if not keep(fd):
             continue
         if hasattr(value, "extend"):  # repeated
             getattr(dst, fd.name).extend(value)
@@ -30,15 +31,7 @@ def fields_between(msg, lo: int, hi: int = 1 << 29):
     """A copy of a message with only its fields numbered lo <= n < hi (others not copied).
     Serialized, consecutive ranges concatenate to the message's own serialization."""
     out = type(msg)()
-    for fd, value in msg.ListFields():
-        if not lo <= fd.number < hi:
-            continue
-        if hasattr(value, "extend"):  # repeated
-            getattr(out, fd.name).extend(value)
-        elif fd.message_type is not None:
-            getattr(out, fd.name).CopyFrom(value)
-        else:
-            setattr(out, fd.name, value)
+    _copy_fields(msg, out, lambda fd: lo <= fd.number < hi)
     return out
 
 
@@ -46,10 +39,10 @@ def shell(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of the model without its graph's initializers (copying the model would copy
     every weight)."""
     view = onnx.ModelProto()
-    _copy_fields(model, view, "graph")
+    _copy_fields(model, view, lambda fd: fd.name != "graph")
     if model.HasField("graph"):
         view.graph.SetInParent()
-        _copy_fields(model.graph, view.graph, "initializer")
+        _copy_fields(model.graph, view.graph, lambda fd: fd.name != "initializer")
     return view
 
 
