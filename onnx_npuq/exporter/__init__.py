@@ -29,8 +29,8 @@ import torch
 from ..errors import ExternalDataError
 from ..io import INPUT_SHAPES_KEY, LAYERS_KEY, external_refs, file_mode, open_external, proto_bytes, read_external_range
 from ..ops import functions, npu_ops
-from ..proto import fields_between
 from ..ops.defs import TRANSLATIONS
+from ..proto import fields_between
 
 OPSET = 21
 IR_VERSION = 10  # the IR of opset 21; onnxruntime 1.31 reads <= 13 (spec/onnx.md)
@@ -390,7 +390,8 @@ def _save_inline(proto: onnx.ModelProto, model_tmp: str, refs) -> None:
         model_head, *model_tail = _around(proto, _GRAPH)
         graph_head, *graph_tail = _around(proto.graph, _INITIALIZER)
         parts, size = [], sum(p.ByteSize() for p in [graph_head, *graph_tail])
-        for t, ref in initializers:  # sizes first (ByteSize serializes nothing)
+        for t, ref in initializers:  # sizes first, from the fields without raw data (a
+            # tensor's own ByteSize serializes it: 2x its bytes at a time)
             raw = ref[3] if ref is not None else len(t.raw_data) if t.HasField("raw_data") else None
             n = sum(p.ByteSize() for p in _tensor_fields(t, ref))
             n += 0 if raw is None else len(_RAW_DATA_TAG) + len(_varint(raw)) + raw

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from .base import Format
+from .bits import abs_max
 from .codecs import f32_encode
 
 
@@ -66,9 +67,9 @@ class Asym(Format):
         qmax = float(self.el.qmax)
         rmin = xb.amin(-1, keepdim=True).clamp(max=0.0)
         rmax = xb.amax(-1, keepdim=True).clamp(min=0.0)
-        # amin / amax may skip a NaN; the largest magnitude's bits show it (inductor tests
-        # isnan one element at a time)
-        bad = (xb.view(torch.int32) & 0x7FFFFFFF).amax(-1, keepdim=True) > 0x7F800000
+        # amin / amax may skip a NaN; the largest magnitude shows it (a per-row isnan, not a
+        # per-element one: inductor tests isnan one element at a time)
+        bad = torch.isnan(abs_max(xb))
         scale = torch.where(bad, float("nan"), (rmax - rmin) / qmax)
         ok = torch.isfinite(scale) & (scale > 0)
         div = torch.where(ok, scale, 1.0)

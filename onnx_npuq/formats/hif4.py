@@ -10,7 +10,7 @@ int64 views of flag bytes: one code for eager torch and torch.compile.
 import torch
 
 from .base import Format
-from .bits import exp2i_normal, or_sign_, pow2_floor, round_ta_, to_bf16
+from .bits import abs_max, exp2i_normal, or_sign_, pow2_floor, round_ta_, to_bf16
 from .codecs import S1P2, e6m2_decode, e6m2_encode, e8m0_decode
 from .packing import pack_bits, unpack_bits
 
@@ -35,9 +35,9 @@ def _per_group(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def _row_abs_max(xb: torch.Tensor) -> torch.Tensor:
-    """(M, n) float32 -> max |x| per row (M, 1), NaN for a row holding NaN. A float
-    reduction: inductor ends an int32 one per row with a slow scalar horizontal max."""
-    return _reinterpret(xb.abs().amax(1, keepdim=True), torch.float32)
+    """(M, n) float32 -> max |x| per row (M, 1), NaN for a row holding NaN (bits.abs_max),
+    reinterpreted so that compiled code computes it in its own loop."""
+    return _reinterpret(abs_max(xb), torch.float32)
 
 
 def _quad_flags(flag_bytes: torch.Tensor) -> torch.Tensor:
