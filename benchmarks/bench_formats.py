@@ -6,8 +6,10 @@ torch is imported first, as user scripts do: the speed must not depend on import
 (onnx_npuq puts its large outputs on transparent huge pages itself). Each operation gets
 two warm-up calls (the first compiles), then `--repeat` runs, each right after a copy;
 the ratio is the median of the per-run op/copy ratios. The header also gives `x * 2` in the
-same units: one pass that writes a fresh output, the floor of any op returning a new tensor
-(its pages are faulted in and zero-filled by the kernel, which `out.copy_` does not pay). Timing is wall clock; with
+same units: one pass that writes a fresh output, whose pages the kernel faults in and
+zero-fills (`out.copy_` does not pay that). onnx_npuq's ops reuse the memory of an output
+the caller dropped (formats/buffers.py), so from the third call on the `faults` column is 0.
+Timing is wall clock; with
 --cpu-time it is the CPU time of one thread (torch.set_num_threads(1)), which other
 processes on a shared machine disturb far less (they still share caches and memory).
 """
@@ -68,14 +70,12 @@ def main() -> None:
     copy = lambda: out.copy_(x)  # noqa: E731
     copy()
     copy_ms = statistics.median(_ms(copy) for _ in range(args.repeat))
-    fresh = timed_vs_copy(lambda: x * 2, copy, args.repeat)[1]
     results = {"fake-quant": [], "encode": []}
-    # Every op once before any is timed (compiles; and glibc's malloc adapts its mmap
-    # threshold to the sizes freed so far, so without this the first format measured pays
-    # page faults for its temporaries that it does not pay later in the same process).
+    # Every op once before any is timed: the compiles' memory churn is over before timing.
     for name in args.formats:
         fmt = formats.get_format(name)
         fmt.fake_quant(x), fmt.encode(x)
+    fresh = timed_vs_copy(lambda: x * 2, copy, args.repeat)[1]
     for name in args.formats:
         fmt = formats.get_format(name)
         xb = x.reshape(-1, fmt.block_for(x.shape[-1]))

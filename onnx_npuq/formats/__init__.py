@@ -12,6 +12,7 @@ import torch
 
 from .asym import Asym
 from .base import BACKENDS, Format, Packed, get_backend, set_backend
+from .buffers import release_buffers
 from .hif4 import HiF4, HiFX4V12
 from .hif8 import HiF8
 from .integer import Sym
@@ -120,5 +121,5 @@ def decode(p: Packed) -> torch.Tensor:
 
 __all__ = [
     "Format", "Packed", "names", "canonical", "describe", "get_format",
-    "fake_quant", "encode", "decode", "set_backend", "get_backend", "BACKENDS",
+    "fake_quant", "encode", "decode", "set_backend", "get_backend", "BACKENDS", "release_buffers",
 ]

@@ -8,10 +8,8 @@ bytes, so `decode(encode(x)) == fake_quant(x)`.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import re
-import sys
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .buffers import new_empty
 from .packing import pack_nibbles, unpack_nibbles
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -33,7 +32,7 @@ CHUNK_ELEMENTS = 1 << 18
 # if compiling fails (e.g. no C++ compiler).
 BACKENDS = ("auto", "eager", "compile")
 COMPILE_MIN_ELEMENTS = 1 << 22
-COMPILE_CHUNK_ELEMENTS = 1 << 22  # 16 MiB of float32 (L3 holds it): 4 calls per 64 MiB, each few OpenMP regions
+COMPILE_CHUNK_ELEMENTS = 1 << 21
 _backend = os.environ.get("ONNX_NPUQ_BACKEND", "auto")
 if _backend not in BACKENDS:
     warnings.warn(
@@ -122,43 +121,6 @@ def chunk_slices(m: int, width: int, device: torch.device, elements: int = CHUNK
     if step >= 64:
         step -= step % 64
     return [slice(s, s + step) for s in range(0, m, step)]
-
-
-_MADV_HUGEPAGE = 14  # linux/mman.h
-HUGE_PAGE = 1 << 21
-_madvise = None
-
-
-def _libc_madvise():
-    global _madvise
-    if _madvise is None:
-        _madvise = False
-        if sys.platform.startswith("linux"):
-            try:
-                fn = ctypes.CDLL(None, use_errno=True).madvise
-                fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
-                _madvise = fn
-            except (OSError, AttributeError):
-                pass
-    return _madvise
-
-
-def new_empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """torch.empty, with a large CPU tensor advised onto transparent huge pages (Linux).
-
-    A fresh 64 MiB output otherwise takes 16384 page faults of 4 KiB on first write, 2-3x
-    the time of copying it; on 2 MiB pages it takes 32. torch does this itself only when
-    THP_MEM_ALLOC_ENABLE=1 was set before its first allocation, which an imported library
-    cannot rely on. Advice only: where it is unavailable nothing changes but speed.
-    """
-    t = torch.empty(shape, dtype=dtype, device=device)
-    nbytes = t.numel() * t.element_size()
-    if t.device.type == "cpu" and nbytes >= 2 * HUGE_PAGE and (madvise := _libc_madvise()):
-        start = -(-t.data_ptr() // HUGE_PAGE) * HUGE_PAGE
-        end = (t.data_ptr() + nbytes) // HUGE_PAGE * HUGE_PAGE
-        if end > start:
-            madvise(start, end - start, _MADV_HUGEPAGE)
-    return t
 
 
 def map_chunks(fn: Callable, rows: torch.Tensor, *more, ts=None):

@@ -1,0 +1,151 @@
+"""Large outputs reuse the memory of outputs nobody holds any more, and never that of one
+somebody still sees (formats/buffers.py)."""
+import threading
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from onnx_npuq.formats import buffers, get_format, release_buffers
+
+ROWS, COLS = 1024, 2048  # 8 MiB of float32: pooled
+
+
+@pytest.fixture
+def fmt():
+    release_buffers()
+    return get_format("mxfp4")
+
+
+def _x(seed=0):
+    return torch.randn(ROWS, COLS, generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_dropped_output_is_reused_with_the_same_values(fmt):
+    x, y = _x(1), _x(2)
+    first = fmt.fake_quant(x)
+    ptr, expected = first.data_ptr(), first.clone()
+    del first
+    fmt.fake_quant(y)  # writes into the same memory
+    again = fmt.fake_quant(x)
+    assert again.data_ptr() == ptr
+    assert torch.equal(again, expected)
+
+
+HOLDERS = {
+    "tensor": lambda y: y,
+    "view": lambda y: y[3:, 5:],
+    "reshape": lambda y: y.view(-1),
+    "numpy": lambda y: y.numpy(),
+    "storage": lambda y: y.untyped_storage(),
+    "dlpack": lambda y: torch.utils.dlpack.to_dlpack(y),
+}
+
+
+@pytest.mark.parametrize("holder", list(HOLDERS))
+def test_an_output_somebody_holds_is_never_reused(fmt, holder):
+    y = fmt.fake_quant(_x(1))
+    ptr, expected = y.data_ptr(), y.clone()
+    held = HOLDERS[holder](y)
+    del y
+    other = fmt.fake_quant(_x(2))
+    assert other.data_ptr() != ptr
+    seen = torch.from_dlpack(held) if holder == "dlpack" else held
+    if holder == "storage":
+        seen = torch.empty(0).set_(held, 0, expected.shape)
+    assert torch.equal(torch.as_tensor(np.asarray(seen)) if holder == "numpy" else seen,
+                       expected.view(-1) if holder == "reshape" else
+                       expected[3:, 5:] if holder == "view" else expected)
+
+
+def test_an_output_autograd_saved_is_never_reused(fmt):
+    """Only C++ holds it: the graph saved it for the backward pass."""
+    w = torch.ones(ROWS, COLS, requires_grad=True)
+    y = fmt.fake_quant(_x(1))
+    expected, ptr = y.clone(), y.data_ptr()
+    loss = (w * y).sum()
+    del y
+    assert fmt.fake_quant(_x(2)).data_ptr() != ptr
+    loss.backward()
+    assert torch.equal(w.grad, expected)
+
+
+def test_shared_memory_is_never_reused(fmt):
+    y = fmt.fake_quant(_x(1))
+    y.share_memory_()  # another process may map it
+    storage_ptr = y.untyped_storage().data_ptr()
+    del y
+    assert fmt.fake_quant(_x(2)).data_ptr() != storage_ptr
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["call", "drop", "view"]), st.integers(0, 3)), max_size=12))
+def test_every_held_result_keeps_its_values(steps):
+    """Calls, drops and views in any order: whatever is held still has its values."""
+    release_buffers()
+    fmt = get_format("int8sym")
+    held: list = []  # (tensor or view, its expected values)
+    for i, (op, k) in enumerate(steps):
+        if op == "call":
+            y = fmt.fake_quant(_x(i))
+            held.append((y, y.clone()))
+        elif held and op == "drop":
+            held.pop(k % len(held))
+        elif held:
+            y, want = held.pop(k % len(held))
+            held.append((y[k:], want[k:]))
+        for y, want in held:
+            assert torch.equal(y, want)
+
+
+def test_encode_codes_are_pooled_too(fmt):
+    x = torch.randn(4 * ROWS, COLS)  # 4 MiB of codes
+    p = fmt.encode(x)
+    ptr = p.codes.data_ptr()
+    del p
+    q = fmt.encode(x)
+    assert q.codes.data_ptr() == ptr
+    assert torch.equal(q.decode(), fmt.fake_quant(x))
+
+
+def test_the_pool_stays_under_its_cap(fmt, monkeypatch):
+    monkeypatch.setattr(buffers, "POOL_BYTES", 3 * ROWS * COLS * 4)
+    held = [fmt.fake_quant(_x(i)) for i in range(5)]  # 5 outputs, 3 fit
+    assert sum(s.nbytes() for s in buffers._pool) <= buffers.POOL_BYTES
+    del held
+    assert release_buffers() == 3 * ROWS * COLS * 4
+    assert buffers._pool == []
+
+
+def test_outputs_over_the_cap_are_plain(fmt, monkeypatch):
+    monkeypatch.setattr(buffers, "POOL_BYTES", ROWS * COLS * 4 - 1)
+    y = fmt.fake_quant(_x())
+    assert buffers._pool == [] and y.shape == (ROWS, COLS)
+
+
+def test_release_keeps_what_is_held(fmt):
+    y = fmt.fake_quant(_x())
+    z = fmt.fake_quant(_x(1))
+    del z
+    assert release_buffers() == ROWS * COLS * 4
+    assert [s.data_ptr() for s in buffers._pool] == [y.untyped_storage().data_ptr()]
+
+
+def test_threads_get_distinct_buffers(fmt):
+    xs = [_x(i) for i in range(4)]
+    want = [fmt.fake_quant(x) for x in xs]
+    got = [None] * 4
+
+    def work(i):
+        for _ in range(3):
+            got[i] = fmt.fake_quant(xs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    assert len({g.data_ptr() for g in got} | {w.data_ptr() for w in want}) == 8
