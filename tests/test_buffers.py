@@ -149,3 +149,29 @@ def test_threads_get_distinct_buffers(fmt):
         t.join()
     assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
     assert len({g.data_ptr() for g in got} | {w.data_ptr() for w in want}) == 8
+
+
+@pytest.mark.parametrize("case", ["bfloat16", "padded", "axis 0", "transposed"])
+def test_conversions_through_reused_buffers_match_fresh_ones(case):
+    """Inputs that are not contiguous float32 rows of whole blocks go through a pooled
+    float32 copy (and come back through a pooled output): stale bytes of a reused buffer,
+    in particular in the padding, must not show."""
+    fmt = get_format("hif4")
+    x, axis = _x(4), -1
+    if case == "bfloat16":
+        x = x.bfloat16()
+    elif case == "padded":
+        x = x[:, : COLS - 40]
+    elif case == "axis 0":
+        axis = 0
+    else:
+        x = x.t()
+    release_buffers()
+    fresh = fmt.fake_quant(x, axis)
+    for nbytes in {s.nbytes() for s in buffers._pool}:  # poison every pooled size
+        buffers._take(nbytes)
+        torch.empty(0, dtype=torch.uint8).set_(buffers._pool[-1], 0, (nbytes,)).fill_(0xFF)
+    again = fmt.fake_quant(x, axis)
+    assert again.dtype == x.dtype and again.shape == x.shape and again.is_contiguous()
+    assert torch.equal(again, fresh)
+    assert torch.equal(fresh.float(), get_format("hif4").fake_quant(x.float().contiguous(), axis).float())
