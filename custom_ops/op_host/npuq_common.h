@@ -296,36 +296,60 @@ inline bool SplitRows(uint64_t rows, uint64_t coreNum, RowSplit &s)
     return true;
 }
 
-// QuantDequant (p.rows, p.cols, the format and its options set; dtypeBytes 4 for float, 2 for
-// float16 / bfloat16) on at most coreNum vector cores (GetCoreNumAiv: NVFP4's SyncAll needs
-// blockDim <= the vector core count, which SplitRows keeps). Sets p.rowsPerCore and p.tileRows
-// (npuq::QuantDequantTileRows: the rows of a tile, 0 when rows are cut into pieces), blockDim
-// and the user workspace bytes (npuq::QuantDequantWorkspaceBytes: non-zero for NVFP4). Rows of
-// no column (cols 0) get tileRows 0 without a plan (it would divide by the empty row): the
-// kernel returns before it plans anything. Returns nullptr, or what is wrong.
-inline const char *TileQuantDequant(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
-                                    uint32_t &blockDim, uint64_t &userWorkspaceBytes)
+// p.rows over at most coreNum cores (SplitRows): sets p.rowsPerCore and blockDim, and p.tileRows
+// 0 (the plan's "as many as fit") for the caller to set where a row has elements. False when
+// there is no core.
+template <typename Params>
+inline bool SpreadRows(Params &p, uint64_t coreNum, uint32_t &blockDim)
+{
+    RowSplit split;
+    if (!SplitRows(p.rows, coreNum, split)) {
+        return false;
+    }
+    p.rowsPerCore = split.rowsPerCore;
+    p.tileRows = 0;
+    blockDim = split.blockDim;
+    return true;
+}
+
+// QuantDequant or Quantize (p.rows, p.cols, the format and its options set; dtypeBytes 4 for
+// float, 2 for float16 / bfloat16) on at most coreNum vector cores (GetCoreNumAiv: a SyncAll
+// needs blockDim <= the vector core count, which SplitRows keeps), with the op kernel's own plan:
+// tileRows (the rows of a tile, 0 when rows are cut into pieces) and workspaceBytes (the user
+// workspace, non-zero where the kernel reaches SyncAll). Sets p.rowsPerCore and p.tileRows,
+// blockDim and the user workspace bytes. Rows of no column (cols 0) get tileRows 0 without a
+// plan (it would divide by the empty row): the kernel returns before it plans anything. Returns
+// nullptr, or what is wrong.
+inline const char *TileRows(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
+                            uint32_t (*tileRows)(const npuq::QuantDequantParams &, uint32_t),
+                            uint32_t (*workspaceBytes)(const npuq::QuantDequantParams &, uint32_t),
+                            uint32_t &blockDim, uint64_t &userWorkspaceBytes)
 {
     if (dtypeBytes != 2 && dtypeBytes != 4) {
         return "x must be float, float16 or bfloat16";
     }
-    RowSplit split;
-    if (!SplitRows(p.rows, coreNum, split)) {
+    if (!SpreadRows(p, coreNum, blockDim)) {
         return "no AI vector core";
     }
-    p.rowsPerCore = split.rowsPerCore;
-    p.tileRows = 0;  // the plan's "as many as fit"
     if (p.cols != 0) {
-        p.tileRows = npuq::QuantDequantTileRows(p, dtypeBytes);
+        p.tileRows = tileRows(p, dtypeBytes);
     }
-    blockDim = split.blockDim;
-    userWorkspaceBytes = npuq::QuantDequantWorkspaceBytes(p, split.blockDim);
+    userWorkspaceBytes = workspaceBytes(p, blockDim);
     return nullptr;
 }
 
-// Quantize (as TileQuantDequant, the kernels' Quantize plan and workspace: HiF8 scale="tensor"
-// two 32-byte slots per launched core around SyncAll). Refuses what npuq::Quantize has no
-// output for (NVFP4's tensor scale). Returns nullptr, or what is wrong.
+// QuantDequant: TileRows with the QuantDequant kernel's plan (NVFP4 and HiF8 scale="tensor": one
+// 32-byte slot per launched core for the tensor amax).
+inline const char *TileQuantDequant(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
+                                    uint32_t &blockDim, uint64_t &userWorkspaceBytes)
+{
+    return TileRows(p, dtypeBytes, coreNum, npuq::QuantDequantTileRows, npuq::QuantDequantWorkspaceBytes, blockDim,
+                    userWorkspaceBytes);
+}
+
+// Quantize: TileRows with the Quantize kernel's plan (HiF8 scale="tensor": two 32-byte slots per
+// launched core around SyncAll). Refuses what npuq::Quantize has no output for (NVFP4's tensor
+// scale).
 inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
                                 uint32_t &blockDim, uint64_t &userWorkspaceBytes)
 {
@@ -335,21 +359,8 @@ inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes
     if (!npuq::QuantizeSupports(p)) {
         return "no Quantize kernel for this format";
     }
-    if (dtypeBytes != 2 && dtypeBytes != 4) {
-        return "x must be float, float16 or bfloat16";
-    }
-    RowSplit split;
-    if (!SplitRows(p.rows, coreNum, split)) {
-        return "no AI vector core";
-    }
-    p.rowsPerCore = split.rowsPerCore;
-    p.tileRows = 0;  // the plan's "as many as fit"
-    if (p.cols != 0) {
-        p.tileRows = npuq::QuantizeTileRows(p, dtypeBytes);
-    }
-    blockDim = split.blockDim;
-    userWorkspaceBytes = npuq::QuantizeWorkspaceBytes(p, split.blockDim);
-    return nullptr;
+    return TileRows(p, dtypeBytes, coreNum, npuq::QuantizeTileRows, npuq::QuantizeWorkspaceBytes, blockDim,
+                    userWorkspaceBytes);
 }
 
 // Dequantize (every field but rowsPerCore / tileRows set) on at most coreNum vector cores: sets
@@ -360,17 +371,13 @@ inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes
 inline const char *TileDequantize(npuq::DequantizeParams &p, uint64_t coreNum, uint32_t &blockDim,
                                   uint64_t &userWorkspaceBytes)
 {
-    RowSplit split;
-    if (!SplitRows(p.rows, coreNum, split)) {
+    if (!SpreadRows(p, coreNum, blockDim)) {
         return "no AI vector core";
     }
-    p.rowsPerCore = split.rowsPerCore;
-    p.tileRows = 0;  // the plan's "as many as fit"
     if (p.length != 0) {
         p.tileRows = npuq::DequantizeTileRows(p);
     }
-    blockDim = split.blockDim;
-    userWorkspaceBytes = npuq::DequantizeWorkspaceBytes(p, split.blockDim);
+    userWorkspaceBytes = npuq::DequantizeWorkspaceBytes(p, blockDim);
     return nullptr;
 }
 
