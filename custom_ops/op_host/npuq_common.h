@@ -1,6 +1,5 @@
 /**
- * npuq custom operators: what the op_host sources share (plain C++, no CANN types, but for the
- * OpDef helper at the end).
+ * npuq custom operators: what the op_host sources share.
  *
  *   - the format table: name -> npuq::FormatId (kernels/include/npuq/params.h), the order of
  *     onnx_npuq.formats.names(), with block / element bits / scale bytes / accepted options as
@@ -9,12 +8,15 @@
  *   - packed row widths (onnx_npuq.ops.defs.packed_widths);
  *   - the row / core split, with the tile rows and workspace from the kernels' own UB plan;
  *   - what QuantDequant and Quantize share: their attributes (DeclareFormatAttrs, the attribute
- *     indexes, ParseFormatAttrs) and the rows / cols of x (RowsAndCols).
+ *     indexes, ParseFormatAttrs), the rows / cols of x (RowsAndCols) and their TilingFunc
+ *     (TilingFormatOp, with the op's name and its Tile* as arguments);
+ *   - what every TilingFunc does with CANN's context: Refuse, SaveTiling.
  *
- * All of it is plain C++ but DeclareFormatAttrs, which declares attributes on CANN's ops::OpDef
- * and is compiled only where register/op_def_registry.h is on the include path (opbuild's op_host
- * build, not the tests'); ParseFormatAttrs and RowsAndCols are templates over gert::RuntimeAttrs /
- * gert::Shape, so the tests run them on stand-ins.
+ * All of it is plain C++ but the last part (DeclareFormatAttrs, Refuse, SaveTiling,
+ * TilingFormatOp), which uses CANN's types and is compiled only where register/op_def_registry.h
+ * is on the include path (opbuild's op_host build; the op_host harness with tests/stubs);
+ * ParseFormatAttrs and RowsAndCols are templates over gert::RuntimeAttrs / gert::Shape, so the
+ * common harness runs them on stand-ins.
  *
  * The kernels' headers are reached as "npuq/params.h" and "npuq/workspace.h" (plain C++, no
  * AscendC types; workspace.h brings plan.h): build.sh copies kernels/include/npuq next to the
@@ -383,13 +385,16 @@ inline const char *TileDequantize(npuq::DequantizeParams &p, uint64_t coreNum, u
 
 }  // namespace npuq_host
 
-// ---- the OpDef side (CANN's register/op_def_registry.h) ----------------------------------
+// ---- the CANN side: OpDef attributes and TilingFuncs ----------------------------------
 //
-// Only where CANN's headers are on the include path: opbuild compiles op_host with them; the
-// tests compile the plain C++ above without them (and read DeclareFormatAttrs as text).
+// Only where CANN's headers are on the include path: opbuild compiles op_host with them (and the
+// op_host harness with tests/stubs); the common harness compiles the plain C++ above without them.
 #if defined(__has_include)
 #if __has_include("register/op_def_registry.h")
+#include <cstdio>
+
 #include "register/op_def_registry.h"
+#include "tiling/platform/platform_ascendc.h"
 
 namespace npuq_host {
 // The attributes of QuantDequant / Quantize, in the order of ATTR_FORMAT .. ATTR_SCALE, with the
@@ -404,6 +409,113 @@ inline void DeclareFormatAttrs(ops::OpDef &def)
     def.Attr("variant").AttrType(ops::OPTIONAL).String("quant_cy");
     def.Attr("group").AttrType(ops::OPTIONAL).Int(0);
     def.Attr("scale").AttrType(ops::OPTIONAL).String("none");
+}
+
+// A TilingFunc's refusal: why, on stderr, after the op ("<GE type> (ONNX npuq::<op>)").
+inline ge::graphStatus Refuse(const char *op, const char *why)
+{
+    std::fprintf(stderr, "[npuq] %s tiling: %s\n", op, why);
+    return ge::GRAPH_FAILED;
+}
+
+// What every TilingFunc ends with: blockDim, the tiling data, and workspace 0 = the AscendC
+// library's + the kernel's user workspace (platform_ascendc::PlatformAscendC as the hicann/ops-nn
+// tilings use it: GetCoreNumAiv, GetLibApiWorkSpaceSize).
+template <typename TilingData>
+inline ge::graphStatus SaveTiling(gert::TilingContext *context, platform_ascendc::PlatformAscendC &platform,
+                                  TilingData &tiling, uint32_t blockDim, uint64_t userWorkspace)
+{
+    context->SetBlockDim(blockDim);
+    tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
+    context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
+    size_t *currentWorkspace = context->GetWorkspaceSizes(1);
+    currentWorkspace[0] = static_cast<size_t>(platform.GetLibApiWorkSpaceSize()) + static_cast<size_t>(userWorkspace);
+    return ge::GRAPH_SUCCESS;
+}
+
+// The TilingFunc of QuantDequant and Quantize (x and the format attributes; `op` as Refuse names
+// it): x's rows / cols and dtype, the attributes, then `tile` (TileQuantDequant / TileQuantize:
+// rows over the vector cores, tile rows and user workspace from the kernel's own UB plan) into
+// TilingData, whose fields are npuq::QuantDequantParams'.
+template <typename TilingData>
+inline ge::graphStatus TilingFormatOp(gert::TilingContext *context, const char *op,
+                                      const char *(*tile)(npuq::QuantDequantParams &, uint32_t, uint64_t, uint32_t &,
+                                                          uint64_t &))
+{
+    const gert::StorageShape *xShape = context->GetInputShape(0);
+    const auto xDesc = context->GetInputDesc(0);
+    const gert::RuntimeAttrs *attrs = context->GetAttrs();
+    if (xShape == nullptr || xDesc == nullptr || attrs == nullptr) {
+        return Refuse(op, "no input shape, dtype or attributes");
+    }
+    uint64_t rows = 0;
+    uint64_t cols = 0;
+    const char *bad = RowsAndCols(xShape->GetStorageShape(), rows, cols);
+    if (bad != nullptr) {
+        return Refuse(op, bad);
+    }
+
+    uint32_t typeSize = 0;
+    switch (xDesc->GetDataType()) {
+        case ge::DT_FLOAT:
+            typeSize = 4;
+            break;
+        case ge::DT_FLOAT16:
+        case ge::DT_BF16:
+            typeSize = 2;
+            break;
+        default:
+            return Refuse(op, "x must be float, float16 or bfloat16");
+    }
+
+    FormatOptions o;
+    bad = ParseFormatAttrs(*attrs, o);
+    if (bad != nullptr) {
+        return Refuse(op, bad);
+    }
+
+    npuq::QuantDequantParams p;
+    p.rows = static_cast<uint32_t>(rows);
+    p.cols = static_cast<uint32_t>(cols);
+    p.rowsPerCore = 0;
+    p.tileRows = 0;
+    p.format = static_cast<uint32_t>(o.format->id);
+    p.rounding = o.rounding;
+    p.scaleRule = o.scaleRule;
+    p.saturate = o.saturate;
+    p.variant = o.variant;
+    p.group = o.group;
+    p.scale = o.scale;
+
+    auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
+    const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
+    uint32_t blockDim = 1;
+    uint64_t userWorkspace = 0;
+    bad = tile(p, typeSize, coreNum, blockDim, userWorkspace);
+    if (bad != nullptr) {
+        return Refuse(op, bad);
+    }
+
+    TilingData tiling;
+    tiling.set_rows(p.rows);
+    tiling.set_cols(p.cols);
+    tiling.set_rowsPerCore(p.rowsPerCore);
+    tiling.set_tileRows(p.tileRows);
+    tiling.set_format(p.format);
+    tiling.set_rounding(p.rounding);
+    tiling.set_scaleRule(p.scaleRule);
+    tiling.set_saturate(p.saturate);
+    tiling.set_variant(p.variant);
+    tiling.set_group(p.group);
+    tiling.set_scale(p.scale);
+
+    // NVFP4's and HiF8 scale="tensor"'s tensor amax meets every core in SyncAll: all cores
+    // must start together (batch mode), or the barrier may wait on a core not yet launched
+    // (CANN's SyncAll doc; ops-nn kernels with SyncAll set it the same way)
+    if (npuq::NeedsTensorAmax(p) && context->SetScheduleMode(1) != ge::GRAPH_SUCCESS) {
+        return Refuse(op, "SetScheduleMode(1): batch mode, which SyncAll needs, was refused");
+    }
+    return SaveTiling(context, ascendcPlatform, tiling, blockDim, userWorkspace);
 }
 }  // namespace npuq_host
 #endif
