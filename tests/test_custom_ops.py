@@ -251,6 +251,22 @@ def _tiling_fields(stem: str) -> tuple[str, str, list[str]]:
     return reg.group(1), cls, fields
 
 
+def _tiling_func(stem: str) -> tuple[str, str]:
+    """The TilingFunc the OpDef of {stem}.cpp registers (SetTiling), as (the tiling data class it
+    fills, its code): the function itself, or the npuq_common.h template it instantiates with
+    its class (written in as the template argument)."""
+    d = _opdef(stem)
+    name = d["tiling"].split("::")[-1]
+    body = _block(d["code"], re.search(rf"\b{name}\s*\(\s*gert::TilingContext", d["code"]).end())
+    m = re.search(r"npuq_host::(\w+)<\s*(\w+)\s*>\s*\(", body)
+    if m is None:
+        return re.search(r"(\w+)\s+tiling;", body).group(1), body
+    common = _code(CUSTOM / "op_host" / "npuq_common.h")
+    t = re.search(rf"template\s*<\s*typename\s+(\w+)\s*>\s*inline\s+ge::graphStatus\s+{m.group(1)}\s*\(", common)
+    assert t is not None, f"{stem}.cpp: npuq_host::{m.group(1)} is no TilingFunc template of npuq_common.h"
+    return m.group(2), re.sub(rf"\b{t.group(1)}\b", m.group(2), _block(common, t.end()))
+
+
 def _snake(op_type: str) -> str:
     """The msopgen rule (cmake/util/ascendc_impl_build.py optype_snake): kernel and file name."""
     return re.sub(r"([A-Z])", r"_\1", op_type[0].lower() + op_type[1:]).lower()
@@ -464,9 +480,10 @@ def test_tiling_fields_are_params_fields(onnx_op):
     _, stem, _, struct = OURS[onnx_op]
     _, cls, fields = _tiling_fields(stem)
     assert fields == _struct_fields(struct)
-    host = _code(CUSTOM / "op_host" / f"{stem}.cpp")
-    assert set(re.findall(r"tiling\.set_(\w+)\(", host)) == set(fields), "TilingFunc sets every field"
-    assert f"{cls} tiling;" in host
+    filled, code = _tiling_func(stem)
+    assert filled == cls
+    assert set(re.findall(r"tiling\.set_(\w+)\(", code)) == set(fields), "TilingFunc sets every field"
+    assert f"{cls} tiling;" in code
 
 
 @pytest.mark.parametrize("onnx_op", ["QuantDequant", "Dequantize", "Quantize"])
@@ -706,15 +723,15 @@ def test_no_private_ub_arithmetic():
         for word in ("BytesPerRow", "UB_RESERVED", "F32_WORK_ROWS", "GetCoreMemSize", "CoreMemType::UB",
                      "does not fit the unified buffer"):
             assert word not in code, f"{name}: {word}"
-    assert re.search(r"npuq::QuantDequantTileRows\(", host["npuq_common.h"])
-    assert re.search(r"npuq::QuantDequantWorkspaceBytes\(", host["npuq_common.h"])
-    assert re.search(r"npuq::DequantizeTileRows\(", host["npuq_common.h"])
-    assert re.search(r"npuq::DequantizeWorkspaceBytes\(", host["npuq_common.h"])
-    assert re.search(r"npuq_host::TileQuantDequant\(", host["npuq_quant_dequant.cpp"])
-    assert re.search(r"npuq_host::TileDequantize\(", host["npuq_dequantize.cpp"])
-    assert re.search(r"npuq::QuantizeTileRows\(", host["npuq_common.h"])
-    assert re.search(r"npuq::QuantizeWorkspaceBytes\(", host["npuq_common.h"])
-    assert re.search(r"npuq_host::TileQuantize\(", host["npuq_quantize.cpp"])
+    assert re.search(r"npuq::QuantDequantTileRows\b", host["npuq_common.h"])
+    assert re.search(r"npuq::QuantDequantWorkspaceBytes\b", host["npuq_common.h"])
+    assert re.search(r"npuq::DequantizeTileRows\b", host["npuq_common.h"])
+    assert re.search(r"npuq::DequantizeWorkspaceBytes\b", host["npuq_common.h"])
+    assert re.search(r"npuq_host::TileQuantDequant\b", host["npuq_quant_dequant.cpp"])
+    assert re.search(r"npuq_host::TileDequantize\b", host["npuq_dequantize.cpp"])
+    assert re.search(r"npuq::QuantizeTileRows\b", host["npuq_common.h"])
+    assert re.search(r"npuq::QuantizeWorkspaceBytes\b", host["npuq_common.h"])
+    assert re.search(r"npuq_host::TileQuantize\b", host["npuq_quantize.cpp"])
     readme = (CUSTOM / "README.md").read_text(encoding="utf-8")
     assert "9,400" not in readme and "refused at tiling time" not in readme
 
@@ -1041,14 +1058,13 @@ def test_a_kernel_with_sync_all_is_mixed_type_and_batch_mode():
     amax; static, since neither the build nor the device runs here."""
     kernels = ROOT / "kernels" / "include" / "npuq"
     assert "SyncAll()" in (kernels / "block_kernel.h").read_text()
-    for stem, refuse in (("npuq_quant_dequant", "RefuseNpuqQuantDequant"), ("npuq_quantize", "RefuseNpuqQuantize")):
+    for stem in ("npuq_quant_dequant", "npuq_quantize"):
         entry = (CUSTOM / "op_kernel" / f"{stem}.cpp").read_text()
         assert re.search(r"#if defined\(__CCE_AICORE__\) && __CCE_AICORE__ == 220\s*\n(\s*//.*\n)*"
                          r"\s*KERNEL_TASK_TYPE_DEFAULT\(KERNEL_TYPE_MIX_AIV_1_0\);\s*\n#endif", entry), stem
-        tiling = (CUSTOM / "op_host" / f"{stem}.cpp").read_text()
-        assert re.search(r"if \(npuq::NeedsTensorAmax\(p\) && context->SetScheduleMode\(1\) != ge::GRAPH_SUCCESS\)",
-                         tiling), stem
-        assert refuse in tiling
+        _, tiling = _tiling_func(stem)
+        assert re.search(r"if \(npuq::NeedsTensorAmax\(p\) && context->SetScheduleMode\(1\) != ge::GRAPH_SUCCESS\)"
+                         r"\s*\{\s*return (npuq_host::)?Refuse\w*\(", tiling), stem
     assert '#include "npuq/quantize.h"' in (CUSTOM / "op_kernel" / "npuq_quantize.cpp").read_text()
     assert '#include "npuq/block_kernel.h"' in (kernels / "quantize.h").read_text()
     # Dequantize has no tensor-amax pass
@@ -1080,6 +1096,7 @@ def op_host(tmp_path_factory):
         lines = _run(exe, cases)
         head = [x for x in lines[:len(lines) - len(cases)]]
         return head, lines[len(lines) - len(cases):]
+    run.exe = exe
     return run
 
 
@@ -1139,22 +1156,32 @@ def test_op_host_tiling_runs(op_host, tmp_path):
         assert fields["group"] == opts.get("group", 0) and fields["rounding"] == (opts.get("rounding") == "even")
     # refusals: an unknown format, an option the format does not take, an int dtype, 0-d x;
     # Quantize of nvfp4 (no tensor-scale output, as ops.defs), and Quantize's own bad input
-    _, got = op_host(["tile NpuqQuantDequant 24 0:4,32 format=mxfp5", "tile NpuqQuantDequant 24 0:4,32 format=hif8,group=7",
-                      "tile NpuqQuantDequant 24 3:4,32 format=mxfp4", "tile NpuqQuantDequant 24 0: format=mxfp4",
-                      "tile NpuqQuantize 24 0:4,64 format=nvfp4", "tile NpuqQuantize 24 0:4,64 format=int4sym,rounding=even",
-                      "tile NpuqQuantize 24 3:4,64 format=mxfp4", "tile NpuqQuantize 24 0: format=mxfp4"])
-    assert got == ["fail"] * 8
+    refused = ["tile NpuqQuantDequant 24 0:4,32 format=mxfp5", "tile NpuqQuantDequant 24 0:4,32 format=hif8,group=7",
+               "tile NpuqQuantDequant 24 3:4,32 format=mxfp4", "tile NpuqQuantDequant 24 0: format=mxfp4",
+               "tile NpuqQuantize 24 0:4,64 format=nvfp4", "tile NpuqQuantize 24 0:4,64 format=int4sym,rounding=even",
+               "tile NpuqQuantize 24 3:4,64 format=mxfp4", "tile NpuqQuantize 24 0: format=mxfp4",
+               "tile NpuqDequantize 24 4:8,17;4:8,1;- format=mxfp4,block=32,length=32"]
+    _, got = op_host(refused)
+    assert got == ["fail"] * 9
+    # each refusal says why on stderr, after the op (GE type and ONNX name)
+    err = subprocess.run([str(op_host.exe)], input="\n".join(refused) + "\n", capture_output=True, text=True,
+                         check=True).stderr.splitlines()
+    why = ["unknown format (expected one of onnx_npuq.formats.names())", "an option is set that this format does not take",
+           "x must be float, float16 or bfloat16", "x must have at least one dimension (the quantization axis is the last)"]
+    assert err == [f"[npuq] NpuqQuantDequant (ONNX npuq::QuantDequant) tiling: {w}" for w in why] + [
+        "[npuq] NpuqQuantize (ONNX npuq::Quantize) tiling: nvfp4 is two-level (a per-tensor scale besides the block "
+        "scales); Quantize has no tensor-scale output"] + [
+        f"[npuq] NpuqQuantize (ONNX npuq::Quantize) tiling: {w}" for w in why[1:]] + [
+        "[npuq] NpuqDequantize (ONNX npuq::Dequantize) tiling: codes / scales widths do not match format, block and length"]
     # Dequantize: the widths formats.encode writes, else refused; the tensor scale is optional
     _, got = op_host(["tile NpuqDequantize 24 4:8,16;4:8,1;- format=mxfp4,block=32,length=32",
-                      "tile NpuqDequantize 24 4:8,8;4:8,1;0:1 format=nvfp4,block=16,length=16",
-                      "tile NpuqDequantize 24 4:8,17;4:8,1;- format=mxfp4,block=32,length=32"])
+                      "tile NpuqDequantize 24 4:8,8;4:8,1;0:1 format=nvfp4,block=16,length=16"])
     fields = _struct_fields("DequantizeParams")
     first = dict(zip(fields, map(int, got[0].split()[4:])))
     assert got[0].split()[:4] == ["ok", "8", "0", str(_LIB_API_WORKSPACE)]
     assert (first["rows"], first["length"], first["block"], first["codeBytes"], first["scaleBytes"],
             first["hasTensorScale"], first["format"]) == (8, 32, 32, 16, 1, 0, F.names().index("mxfp4"))
     assert dict(zip(fields, map(int, got[1].split()[4:])))["hasTensorScale"] == 1
-    assert got[2] == "fail"
 
 
 def test_op_host_quantize_tiling_runs(op_host, tmp_path):

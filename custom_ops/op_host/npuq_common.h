@@ -1,6 +1,5 @@
 /**
- * npuq custom operators: what the op_host sources share (plain C++, no CANN types, but for the
- * OpDef helper at the end).
+ * npuq custom operators: what the op_host sources share.
  *
  *   - the format table: name -> npuq::FormatId (kernels/include/npuq/params.h), the order of
  *     onnx_npuq.formats.names(), with block / element bits / scale bytes / accepted options as
@@ -9,12 +8,15 @@
  *   - packed row widths (onnx_npuq.ops.defs.packed_widths);
  *   - the row / core split, with the tile rows and workspace from the kernels' own UB plan;
  *   - what QuantDequant and Quantize share: their attributes (DeclareFormatAttrs, the attribute
- *     indexes, ParseFormatAttrs) and the rows / cols of x (RowsAndCols).
+ *     indexes, ParseFormatAttrs), the rows / cols of x (RowsAndCols) and their TilingFunc
+ *     (TilingFormatOp, with the op's name and its Tile* as arguments);
+ *   - what every TilingFunc does with CANN's context: Refuse, SaveTiling.
  *
- * All of it is plain C++ but DeclareFormatAttrs, which declares attributes on CANN's ops::OpDef
- * and is compiled only where register/op_def_registry.h is on the include path (opbuild's op_host
- * build, not the tests'); ParseFormatAttrs and RowsAndCols are templates over gert::RuntimeAttrs /
- * gert::Shape, so the tests run them on stand-ins.
+ * All of it is plain C++ but the last part (DeclareFormatAttrs, Refuse, SaveTiling,
+ * TilingFormatOp), which uses CANN's types and is compiled only where register/op_def_registry.h
+ * is on the include path (opbuild's op_host build; the op_host harness with tests/stubs);
+ * ParseFormatAttrs and RowsAndCols are templates over gert::RuntimeAttrs / gert::Shape, so the
+ * common harness runs them on stand-ins.
  *
  * The kernels' headers are reached as "npuq/params.h" and "npuq/workspace.h" (plain C++, no
  * AscendC types; workspace.h brings plan.h): build.sh copies kernels/include/npuq next to the
@@ -296,36 +298,60 @@ inline bool SplitRows(uint64_t rows, uint64_t coreNum, RowSplit &s)
     return true;
 }
 
-// QuantDequant (p.rows, p.cols, the format and its options set; dtypeBytes 4 for float, 2 for
-// float16 / bfloat16) on at most coreNum vector cores (GetCoreNumAiv: NVFP4's SyncAll needs
-// blockDim <= the vector core count, which SplitRows keeps). Sets p.rowsPerCore and p.tileRows
-// (npuq::QuantDequantTileRows: the rows of a tile, 0 when rows are cut into pieces), blockDim
-// and the user workspace bytes (npuq::QuantDequantWorkspaceBytes: non-zero for NVFP4). Rows of
-// no column (cols 0) get tileRows 0 without a plan (it would divide by the empty row): the
-// kernel returns before it plans anything. Returns nullptr, or what is wrong.
-inline const char *TileQuantDequant(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
-                                    uint32_t &blockDim, uint64_t &userWorkspaceBytes)
+// p.rows over at most coreNum cores (SplitRows): sets p.rowsPerCore and blockDim, and p.tileRows
+// 0 (the plan's "as many as fit") for the caller to set where a row has elements. False when
+// there is no core.
+template <typename Params>
+inline bool SpreadRows(Params &p, uint64_t coreNum, uint32_t &blockDim)
+{
+    RowSplit split;
+    if (!SplitRows(p.rows, coreNum, split)) {
+        return false;
+    }
+    p.rowsPerCore = split.rowsPerCore;
+    p.tileRows = 0;
+    blockDim = split.blockDim;
+    return true;
+}
+
+// QuantDequant or Quantize (p.rows, p.cols, the format and its options set; dtypeBytes 4 for
+// float, 2 for float16 / bfloat16) on at most coreNum vector cores (GetCoreNumAiv: a SyncAll
+// needs blockDim <= the vector core count, which SplitRows keeps), with the op kernel's own plan:
+// tileRows (the rows of a tile, 0 when rows are cut into pieces) and workspaceBytes (the user
+// workspace, non-zero where the kernel reaches SyncAll). Sets p.rowsPerCore and p.tileRows,
+// blockDim and the user workspace bytes. Rows of no column (cols 0) get tileRows 0 without a
+// plan (it would divide by the empty row): the kernel returns before it plans anything. Returns
+// nullptr, or what is wrong.
+inline const char *TileRows(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
+                            uint32_t (*tileRows)(const npuq::QuantDequantParams &, uint32_t),
+                            uint32_t (*workspaceBytes)(const npuq::QuantDequantParams &, uint32_t),
+                            uint32_t &blockDim, uint64_t &userWorkspaceBytes)
 {
     if (dtypeBytes != 2 && dtypeBytes != 4) {
         return "x must be float, float16 or bfloat16";
     }
-    RowSplit split;
-    if (!SplitRows(p.rows, coreNum, split)) {
+    if (!SpreadRows(p, coreNum, blockDim)) {
         return "no AI vector core";
     }
-    p.rowsPerCore = split.rowsPerCore;
-    p.tileRows = 0;  // the plan's "as many as fit"
     if (p.cols != 0) {
-        p.tileRows = npuq::QuantDequantTileRows(p, dtypeBytes);
+        p.tileRows = tileRows(p, dtypeBytes);
     }
-    blockDim = split.blockDim;
-    userWorkspaceBytes = npuq::QuantDequantWorkspaceBytes(p, split.blockDim);
+    userWorkspaceBytes = workspaceBytes(p, blockDim);
     return nullptr;
 }
 
-// Quantize (as TileQuantDequant, the kernels' Quantize plan and workspace: HiF8 scale="tensor"
-// two 32-byte slots per launched core around SyncAll). Refuses what npuq::Quantize has no
-// output for (NVFP4's tensor scale). Returns nullptr, or what is wrong.
+// QuantDequant: TileRows with the QuantDequant kernel's plan (NVFP4 and HiF8 scale="tensor": one
+// 32-byte slot per launched core for the tensor amax).
+inline const char *TileQuantDequant(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
+                                    uint32_t &blockDim, uint64_t &userWorkspaceBytes)
+{
+    return TileRows(p, dtypeBytes, coreNum, npuq::QuantDequantTileRows, npuq::QuantDequantWorkspaceBytes, blockDim,
+                    userWorkspaceBytes);
+}
+
+// Quantize: TileRows with the Quantize kernel's plan (HiF8 scale="tensor": two 32-byte slots per
+// launched core around SyncAll). Refuses what npuq::Quantize has no output for (NVFP4's tensor
+// scale).
 inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes, uint64_t coreNum,
                                 uint32_t &blockDim, uint64_t &userWorkspaceBytes)
 {
@@ -335,21 +361,8 @@ inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes
     if (!npuq::QuantizeSupports(p)) {
         return "no Quantize kernel for this format";
     }
-    if (dtypeBytes != 2 && dtypeBytes != 4) {
-        return "x must be float, float16 or bfloat16";
-    }
-    RowSplit split;
-    if (!SplitRows(p.rows, coreNum, split)) {
-        return "no AI vector core";
-    }
-    p.rowsPerCore = split.rowsPerCore;
-    p.tileRows = 0;  // the plan's "as many as fit"
-    if (p.cols != 0) {
-        p.tileRows = npuq::QuantizeTileRows(p, dtypeBytes);
-    }
-    blockDim = split.blockDim;
-    userWorkspaceBytes = npuq::QuantizeWorkspaceBytes(p, split.blockDim);
-    return nullptr;
+    return TileRows(p, dtypeBytes, coreNum, npuq::QuantizeTileRows, npuq::QuantizeWorkspaceBytes, blockDim,
+                    userWorkspaceBytes);
 }
 
 // Dequantize (every field but rowsPerCore / tileRows set) on at most coreNum vector cores: sets
@@ -360,29 +373,28 @@ inline const char *TileQuantize(npuq::QuantDequantParams &p, uint32_t dtypeBytes
 inline const char *TileDequantize(npuq::DequantizeParams &p, uint64_t coreNum, uint32_t &blockDim,
                                   uint64_t &userWorkspaceBytes)
 {
-    RowSplit split;
-    if (!SplitRows(p.rows, coreNum, split)) {
+    if (!SpreadRows(p, coreNum, blockDim)) {
         return "no AI vector core";
     }
-    p.rowsPerCore = split.rowsPerCore;
-    p.tileRows = 0;  // the plan's "as many as fit"
     if (p.length != 0) {
         p.tileRows = npuq::DequantizeTileRows(p);
     }
-    blockDim = split.blockDim;
-    userWorkspaceBytes = npuq::DequantizeWorkspaceBytes(p, split.blockDim);
+    userWorkspaceBytes = npuq::DequantizeWorkspaceBytes(p, blockDim);
     return nullptr;
 }
 
 }  // namespace npuq_host
 
-// ---- the OpDef side (CANN's register/op_def_registry.h) ----------------------------------
+// ---- the CANN side: OpDef attributes and TilingFuncs ----------------------------------
 //
-// Only where CANN's headers are on the include path: opbuild compiles op_host with them; the
-// tests compile the plain C++ above without them (and read DeclareFormatAttrs as text).
+// Only where CANN's headers are on the include path: opbuild compiles op_host with them (and the
+// op_host harness with tests/stubs); the common harness compiles the plain C++ above without them.
 #if defined(__has_include)
 #if __has_include("register/op_def_registry.h")
+#include <cstdio>
+
 #include "register/op_def_registry.h"
+#include "tiling/platform/platform_ascendc.h"
 
 namespace npuq_host {
 // The attributes of QuantDequant / Quantize, in the order of ATTR_FORMAT .. ATTR_SCALE, with the
@@ -397,6 +409,113 @@ inline void DeclareFormatAttrs(ops::OpDef &def)
     def.Attr("variant").AttrType(ops::OPTIONAL).String("quant_cy");
     def.Attr("group").AttrType(ops::OPTIONAL).Int(0);
     def.Attr("scale").AttrType(ops::OPTIONAL).String("none");
+}
+
+// A TilingFunc's refusal: why, on stderr, after the op ("<GE type> (ONNX npuq::<op>)").
+inline ge::graphStatus Refuse(const char *op, const char *why)
+{
+    std::fprintf(stderr, "[npuq] %s tiling: %s\n", op, why);
+    return ge::GRAPH_FAILED;
+}
+
+// What every TilingFunc ends with: blockDim, the tiling data, and workspace 0 = the AscendC
+// library's + the kernel's user workspace (platform_ascendc::PlatformAscendC as the hicann/ops-nn
+// tilings use it: GetCoreNumAiv, GetLibApiWorkSpaceSize).
+template <typename TilingData>
+inline ge::graphStatus SaveTiling(gert::TilingContext *context, platform_ascendc::PlatformAscendC &platform,
+                                  TilingData &tiling, uint32_t blockDim, uint64_t userWorkspace)
+{
+    context->SetBlockDim(blockDim);
+    tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
+    context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
+    size_t *currentWorkspace = context->GetWorkspaceSizes(1);
+    currentWorkspace[0] = static_cast<size_t>(platform.GetLibApiWorkSpaceSize()) + static_cast<size_t>(userWorkspace);
+    return ge::GRAPH_SUCCESS;
+}
+
+// The TilingFunc of QuantDequant and Quantize (x and the format attributes; `op` as Refuse names
+// it): x's rows / cols and dtype, the attributes, then `tile` (TileQuantDequant / TileQuantize:
+// rows over the vector cores, tile rows and user workspace from the kernel's own UB plan) into
+// TilingData, whose fields are npuq::QuantDequantParams'.
+template <typename TilingData>
+inline ge::graphStatus TilingFormatOp(gert::TilingContext *context, const char *op,
+                                      const char *(*tile)(npuq::QuantDequantParams &, uint32_t, uint64_t, uint32_t &,
+                                                          uint64_t &))
+{
+    const gert::StorageShape *xShape = context->GetInputShape(0);
+    const auto xDesc = context->GetInputDesc(0);
+    const gert::RuntimeAttrs *attrs = context->GetAttrs();
+    if (xShape == nullptr || xDesc == nullptr || attrs == nullptr) {
+        return Refuse(op, "no input shape, dtype or attributes");
+    }
+    uint64_t rows = 0;
+    uint64_t cols = 0;
+    const char *bad = RowsAndCols(xShape->GetStorageShape(), rows, cols);
+    if (bad != nullptr) {
+        return Refuse(op, bad);
+    }
+
+    uint32_t typeSize = 0;
+    switch (xDesc->GetDataType()) {
+        case ge::DT_FLOAT:
+            typeSize = 4;
+            break;
+        case ge::DT_FLOAT16:
+        case ge::DT_BF16:
+            typeSize = 2;
+            break;
+        default:
+            return Refuse(op, "x must be float, float16 or bfloat16");
+    }
+
+    FormatOptions o;
+    bad = ParseFormatAttrs(*attrs, o);
+    if (bad != nullptr) {
+        return Refuse(op, bad);
+    }
+
+    npuq::QuantDequantParams p;
+    p.rows = static_cast<uint32_t>(rows);
+    p.cols = static_cast<uint32_t>(cols);
+    p.rowsPerCore = 0;
+    p.tileRows = 0;
+    p.format = static_cast<uint32_t>(o.format->id);
+    p.rounding = o.rounding;
+    p.scaleRule = o.scaleRule;
+    p.saturate = o.saturate;
+    p.variant = o.variant;
+    p.group = o.group;
+    p.scale = o.scale;
+
+    auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
+    const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
+    uint32_t blockDim = 1;
+    uint64_t userWorkspace = 0;
+    bad = tile(p, typeSize, coreNum, blockDim, userWorkspace);
+    if (bad != nullptr) {
+        return Refuse(op, bad);
+    }
+
+    TilingData tiling;
+    tiling.set_rows(p.rows);
+    tiling.set_cols(p.cols);
+    tiling.set_rowsPerCore(p.rowsPerCore);
+    tiling.set_tileRows(p.tileRows);
+    tiling.set_format(p.format);
+    tiling.set_rounding(p.rounding);
+    tiling.set_scaleRule(p.scaleRule);
+    tiling.set_saturate(p.saturate);
+    tiling.set_variant(p.variant);
+    tiling.set_group(p.group);
+    tiling.set_scale(p.scale);
+
+    // NVFP4's and HiF8 scale="tensor"'s tensor amax meets every core in SyncAll: all cores
+    // must start together (batch mode), or the barrier may wait on a core not yet launched
+    // (CANN's SyncAll doc; ops-nn kernels with SyncAll set it the same way)
+    if (npuq::NeedsTensorAmax(p) && context->SetScheduleMode(1) != ge::GRAPH_SUCCESS) {
+        return Refuse(op, "SetScheduleMode(1): batch mode, which SyncAll needs, was refused");
+    }
+    return SaveTiling(context, ascendcPlatform, tiling, blockDim, userWorkspace);
 }
 }  // namespace npuq_host
 #endif

@@ -13,7 +13,6 @@
  * the hicann/ops-nn tilings.
  */
 #include <cstdint>
-#include <cstdio>
 
 #include "npuq_dequantize_tiling.h"
 #include "register/op_def_registry.h"
@@ -21,7 +20,6 @@
 
 #include "npuq_common.h"
 #include "npuq/params.h"
-#include "npuq/workspace.h"
 
 namespace optiling {
 // Inputs and attributes: the order of this->Input / this->Attr below (= onnx_npuq.ops.defs.DEQUANTIZE).
@@ -34,8 +32,7 @@ constexpr size_t ATTR_LENGTH = 2;
 
 static ge::graphStatus RefuseNpuqDequantize(const char *why)
 {
-    std::fprintf(stderr, "[npuq] NpuqDequantize (ONNX npuq::Dequantize) tiling: %s\n", why);
-    return ge::GRAPH_FAILED;
+    return npuq_host::Refuse("NpuqDequantize (ONNX npuq::Dequantize)", why);
 }
 
 static ge::graphStatus TilingNpuqDequantize(gert::TilingContext *context)
@@ -122,14 +119,7 @@ static ge::graphStatus TilingNpuqDequantize(gert::TilingContext *context)
     tiling.set_tileRows(p.tileRows);
     tiling.set_format(p.format);
 
-    context->SetBlockDim(blockDim);
-    tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
-    context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
-
-    size_t *currentWorkspace = context->GetWorkspaceSizes(1);
-    currentWorkspace[0] = static_cast<size_t>(ascendcPlatform.GetLibApiWorkSpaceSize()) +
-                          static_cast<size_t>(userWorkspace);  // npuq::DequantizeWorkspaceBytes: 0
-    return ge::GRAPH_SUCCESS;
+    return npuq_host::SaveTiling(context, ascendcPlatform, tiling, blockDim, userWorkspace);
 }
 }  // namespace optiling
 

@@ -4,9 +4,9 @@
  * uint8, 2-D (rows = all dimensions but the last), the inputs of npuq::Dequantize.
  *
  * The kernel is npuq::Quantize (kernels/include/npuq/quantize.h, bit-exact to formats.encode on
- * the CPU host build): the tiling is QuantDequant's fields, with the tile rows and workspace of
- * the kernel's own plan (npuq_host::TileQuantize). Refused: nvfp4 (two-level: no tensor-scale
- * output, as onnx_npuq.ops.defs refuses it).
+ * the CPU host build): the TilingFunc is QuantDequant's (npuq_common.h's TilingFormatOp), with
+ * the tile rows and workspace of the Quantize kernel's own plan (npuq_host::TileQuantize).
+ * Refused: nvfp4 (two-level: no tensor-scale output, as onnx_npuq.ops.defs refuses it).
  *
  * The GE type is NpuqQuantize: CANN has its own Quantize (hicann/ops-nn quant/quantize), which
  * a custom operator of the same type would replace.
@@ -15,106 +15,17 @@
  * (TilingFunc / InferShape / OpDef / OP_ADD).
  */
 #include <cstdint>
-#include <cstdio>
 
 #include "npuq_quantize_tiling.h"
 #include "register/op_def_registry.h"
-#include "tiling/platform/platform_ascendc.h"
 
 #include "npuq_common.h"
-#include "npuq/params.h"
-#include "npuq/workspace.h"
 
 namespace optiling {
-static ge::graphStatus RefuseNpuqQuantize(const char *why)
-{
-    std::fprintf(stderr, "[npuq] NpuqQuantize (ONNX npuq::Quantize) tiling: %s\n", why);
-    return ge::GRAPH_FAILED;
-}
-
 static ge::graphStatus TilingNpuqQuantize(gert::TilingContext *context)
 {
-    const gert::StorageShape *xShape = context->GetInputShape(0);
-    const auto xDesc = context->GetInputDesc(0);
-    const gert::RuntimeAttrs *attrs = context->GetAttrs();
-    if (xShape == nullptr || xDesc == nullptr || attrs == nullptr) {
-        return RefuseNpuqQuantize("no input shape, dtype or attributes");
-    }
-    uint64_t rows = 0;
-    uint64_t cols = 0;
-    const char *bad = npuq_host::RowsAndCols(xShape->GetStorageShape(), rows, cols);
-    if (bad != nullptr) {
-        return RefuseNpuqQuantize(bad);
-    }
-
-    uint32_t typeSize = 0;
-    switch (xDesc->GetDataType()) {
-        case ge::DT_FLOAT:
-            typeSize = 4;
-            break;
-        case ge::DT_FLOAT16:
-        case ge::DT_BF16:
-            typeSize = 2;
-            break;
-        default:
-            return RefuseNpuqQuantize("x must be float, float16 or bfloat16");
-    }
-
-    npuq_host::FormatOptions o;
-    bad = npuq_host::ParseFormatAttrs(*attrs, o);
-    if (bad != nullptr) {
-        return RefuseNpuqQuantize(bad);
-    }
-
-    npuq::QuantDequantParams p;
-    p.rows = static_cast<uint32_t>(rows);
-    p.cols = static_cast<uint32_t>(cols);
-    p.rowsPerCore = 0;
-    p.tileRows = 0;
-    p.format = static_cast<uint32_t>(o.format->id);
-    p.rounding = o.rounding;
-    p.scaleRule = o.scaleRule;
-    p.saturate = o.saturate;
-    p.variant = o.variant;
-    p.group = o.group;
-    p.scale = o.scale;
-
-    // Rows over the vector cores; tile rows and user workspace from the kernel's own UB plan
-    // (npuq/workspace.h): a row longer than a tile is cut into pieces by the kernel.
-    auto ascendcPlatform = platform_ascendc::PlatformAscendC(context->GetPlatformInfo());
-    const uint32_t coreNum = ascendcPlatform.GetCoreNumAiv();
-    uint32_t blockDim = 1;
-    uint64_t userWorkspace = 0;
-    bad = npuq_host::TileQuantize(p, typeSize, coreNum, blockDim, userWorkspace);
-    if (bad != nullptr) {
-        return RefuseNpuqQuantize(bad);
-    }
-
-    NpuqQuantizeTilingData tiling;
-    tiling.set_rows(p.rows);
-    tiling.set_cols(p.cols);
-    tiling.set_rowsPerCore(p.rowsPerCore);
-    tiling.set_tileRows(p.tileRows);
-    tiling.set_format(p.format);
-    tiling.set_rounding(p.rounding);
-    tiling.set_scaleRule(p.scaleRule);
-    tiling.set_saturate(p.saturate);
-    tiling.set_variant(p.variant);
-    tiling.set_group(p.group);
-    tiling.set_scale(p.scale);
-
-    context->SetBlockDim(blockDim);
-    // HiF8 scale="tensor"'s tensor amax meets every core in SyncAll: all cores must start
-    // together (batch mode), as in npuq_quant_dequant.cpp
-    if (npuq::NeedsTensorAmax(p) && context->SetScheduleMode(1) != ge::GRAPH_SUCCESS) {
-        return RefuseNpuqQuantize("SetScheduleMode(1): batch mode, which SyncAll needs, was refused");
-    }
-    tiling.SaveToBuffer(context->GetRawTilingData()->GetData(), context->GetRawTilingData()->GetCapacity());
-    context->GetRawTilingData()->SetDataSize(tiling.GetDataSize());
-    size_t *currentWorkspace = context->GetWorkspaceSizes(1);
-    currentWorkspace[0] = static_cast<size_t>(ascendcPlatform.GetLibApiWorkSpaceSize()) +
-                          static_cast<size_t>(userWorkspace);
-    return ge::GRAPH_SUCCESS;
+    return npuq_host::TilingFormatOp<NpuqQuantizeTilingData>(context, "NpuqQuantize (ONNX npuq::Quantize)",
+                                                             npuq_host::TileQuantize);
 }
 }  // namespace optiling
 

@@ -9,9 +9,9 @@
 //   split <rows> <coreNum> -> "ok <blockDim> <rowsPerCore>" | "bad"
 //   qd <format> <group> <dtypeBytes> <rows> <cols> <coreNum>
 //       -> "ok <blockDim> <rowsPerCore> <tileRows> <userWorkspaceBytes> plan <tileRows> <chunkBlocks> <wideBlocks>"
-//          | "bad"
+//          | "bad" (options) | "bad: <why>" (tiling)
 //   qz <format> <group> <scale> <dtypeBytes> <rows> <cols> <coreNum>
-//       -> as qd (npuq_host::TileQuantize, PlanQuantize) | "bad: <why>"
+//       -> as qd (npuq_host::TileQuantize, PlanQuantize)
 //   dq <format> <block> <length> <rows> <coreNum> <hasTensorScale>
 //       -> "ok <blockDim> <rowsPerCore> <tileRows> <userWorkspaceBytes> plan <tileRows> <chunked> <width>" | "bad"
 // The "ok" numbers are what the TilingFuncs compute (npuq_host::TileQuantDequant / TileDequantize);
@@ -90,42 +90,19 @@ int main()
                 continue;
             }
             std::cout << "ok " << s.blockDim << " " << s.rowsPerCore << "\n";
-        } else if (verb == "qd") {
-            // As TilingNpuqQuantDequant: the options (defaults but group), then the tiling.
-            std::string format;
+        } else if (verb == "qd" || verb == "qz") {
+            // As TilingNpuqQuantDequant / TilingNpuqQuantize: the options (defaults but group, and
+            // qz's scale), then the tiling.
+            const bool qz = verb == "qz";
+            std::string format, scale = npuq_host::DEFAULT_SCALE;
             int64_t group = 0, saturate = 0;
             uint32_t dtypeBytes = 0, rows = 0, cols = 0;
             uint64_t cores = 0;
-            in >> format >> group >> dtypeBytes >> rows >> cols >> cores;
-            npuq_host::FormatOptions o;
-            if (npuq_host::ParseFormatOptions(format.c_str(), npuq_host::DEFAULT_ROUNDING,
-                                              npuq_host::DEFAULT_SCALE_RULE, &saturate, npuq_host::DEFAULT_VARIANT,
-                                              &group, npuq_host::DEFAULT_SCALE, o) != nullptr) {
-                std::cout << "bad\n";
-                continue;
+            in >> format >> group;
+            if (qz) {
+                in >> scale;
             }
-            npuq::QuantDequantParams p{rows, cols, 0, 0, static_cast<uint32_t>(o.format->id),
-                                       o.rounding, o.scaleRule, o.saturate, o.variant, o.group, o.scale};
-            uint32_t blockDim = 0;
-            uint64_t ws = 0;
-            if (npuq_host::TileQuantDequant(p, dtypeBytes, cores, blockDim, ws) != nullptr) {
-                std::cout << "bad\n";
-                continue;
-            }
-            std::cout << "ok " << blockDim << " " << p.rowsPerCore << " " << p.tileRows << " " << ws << " plan ";
-            if (p.cols == 0) {
-                std::cout << "- - -\n";
-                continue;
-            }
-            const npuq::QdLayout g = npuq::PlanQuantDequant(p, dtypeBytes);
-            std::cout << g.tileRows << " " << g.chunkBlocks << " " << (g.wideBlocks ? 1 : 0) << "\n";
-        } else if (verb == "qz") {
-            // As TilingNpuqQuantize: the options (defaults but group and scale), then the tiling.
-            std::string format, scale;
-            int64_t group = 0, saturate = 0;
-            uint32_t dtypeBytes = 0, rows = 0, cols = 0;
-            uint64_t cores = 0;
-            in >> format >> group >> scale >> dtypeBytes >> rows >> cols >> cores;
+            in >> dtypeBytes >> rows >> cols >> cores;
             npuq_host::FormatOptions o;
             if (npuq_host::ParseFormatOptions(format.c_str(), npuq_host::DEFAULT_ROUNDING,
                                               npuq_host::DEFAULT_SCALE_RULE, &saturate, npuq_host::DEFAULT_VARIANT,
@@ -137,7 +114,8 @@ int main()
                                        o.rounding, o.scaleRule, o.saturate, o.variant, o.group, o.scale};
             uint32_t blockDim = 0;
             uint64_t ws = 0;
-            if (const char *why = npuq_host::TileQuantize(p, dtypeBytes, cores, blockDim, ws)) {
+            const auto tile = qz ? npuq_host::TileQuantize : npuq_host::TileQuantDequant;
+            if (const char *why = tile(p, dtypeBytes, cores, blockDim, ws)) {
                 std::cout << "bad: " << why << "\n";
                 continue;
             }
@@ -146,7 +124,7 @@ int main()
                 std::cout << "- - -\n";
                 continue;
             }
-            const npuq::QdLayout g = npuq::PlanQuantize(p, dtypeBytes);
+            const npuq::QdLayout g = qz ? npuq::PlanQuantize(p, dtypeBytes) : npuq::PlanQuantDequant(p, dtypeBytes);
             std::cout << g.tileRows << " " << g.chunkBlocks << " " << (g.wideBlocks ? 1 : 0) << "\n";
         } else if (verb == "dq") {
             // As TilingNpuqDequantize: widths as formats.encode writes them, then the tiling.
