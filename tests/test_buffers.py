@@ -1,6 +1,9 @@
 """Large outputs reuse the memory of outputs nobody holds any more, and never that of one
 somebody still sees (formats/buffers.py)."""
+import os
 import threading
+import time
+import weakref
 
 import numpy as np
 import pytest
@@ -34,30 +37,52 @@ def test_a_dropped_output_is_reused_with_the_same_values(fmt):
     assert torch.equal(again, expected)
 
 
-HOLDERS = {
-    "tensor": lambda y: y,
-    "view": lambda y: y[3:, 5:],
-    "reshape": lambda y: y.view(-1),
-    "numpy": lambda y: y.numpy(),
-    "storage": lambda y: y.untyped_storage(),
-    "dlpack": lambda y: torch.utils.dlpack.to_dlpack(y),
+def _on(storage):
+    return torch.empty(0).set_(storage, 0, (ROWS, COLS))
+
+
+def _also(y):  # set_ onto a tensor of the caller's
+    z = torch.empty(0)
+    return z.set_(y)
+
+
+EVERYTHING = lambda want: want  # noqa: E731
+HOLDERS = {  # name: (what the caller keeps of an output y, the values seen through it, which values)
+    "tensor": (lambda y: y, lambda h: h, EVERYTHING),
+    "view": (lambda y: y[3:, 5:], lambda h: h, lambda want: want[3:, 5:]),
+    "reshape": (lambda y: y.view(-1), lambda h: h.view(ROWS, COLS), EVERYTHING),
+    "set_": (_also, lambda h: h, EVERYTHING),
+    "parameter": (torch.nn.Parameter, lambda h: h.detach(), EVERYTHING),
+    "numpy": (lambda y: y.numpy(), torch.from_numpy, EVERYTHING),
+    "memoryview": (lambda y: memoryview(y.numpy()), lambda h: torch.from_numpy(np.asarray(h)), EVERYTHING),
+    "frombuffer": (lambda y: torch.frombuffer(y.numpy(), dtype=torch.float32), lambda h: h.view(ROWS, COLS),
+                   EVERYTHING),
+    "storage": (lambda y: y.untyped_storage(), _on, EVERYTHING),
+    "dlpack": (lambda y: torch.utils.dlpack.to_dlpack(y), torch.from_dlpack, EVERYTHING),
 }
 
 
 @pytest.mark.parametrize("holder", list(HOLDERS))
 def test_an_output_somebody_holds_is_never_reused(fmt, holder):
+    hold, see, which = HOLDERS[holder]
     y = fmt.fake_quant(_x(1))
-    ptr, expected = y.data_ptr(), y.clone()
-    held = HOLDERS[holder](y)
+    expected = y.clone()
+    held = hold(y)
     del y
-    other = fmt.fake_quant(_x(2))
-    assert other.data_ptr() != ptr
-    seen = torch.from_dlpack(held) if holder == "dlpack" else held
-    if holder == "storage":
-        seen = torch.empty(0).set_(held, 0, expected.shape)
-    assert torch.equal(torch.as_tensor(np.asarray(seen)) if holder == "numpy" else seen,
-                       expected.view(-1) if holder == "reshape" else
-                       expected[3:, 5:] if holder == "view" else expected)
+    fmt.fake_quant(_x(2))
+    assert torch.equal(see(held), which(expected))
+
+
+def test_a_weakref_to_an_outputs_storage_dies_with_it_or_sees_its_values(fmt):
+    """A weakref holds nothing: what it still reaches must keep its values (a pool that keeps
+    the caller's storage object alive would hand its memory out again)."""
+    y = fmt.fake_quant(_x(1))
+    expected = y.clone()
+    ref = weakref.ref(y.untyped_storage())
+    del y
+    fmt.fake_quant(_x(2))
+    storage = ref()
+    assert storage is None or torch.equal(_on(storage), expected)
 
 
 def test_an_output_autograd_saved_is_never_reused(fmt):
@@ -175,3 +200,47 @@ def test_conversions_through_reused_buffers_match_fresh_ones(case):
     assert again.dtype == x.dtype and again.shape == x.shape and again.is_contiguous()
     assert torch.equal(again, fresh)
     assert torch.equal(fresh.float(), get_format("hif4").fake_quant(x.float().contiguous(), axis).float())
+
+
+def test_under_fake_tensor_mode_nothing_comes_from_or_goes_to_the_pool(fmt):
+    """Tracing (make_fx, export) runs the formats on FakeTensors: a pooled CPU storage cannot back
+    one, and a fake storage must not be handed to a later real call."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    fmt.fake_quant(_x(1))  # dropped: a free pooled buffer of the size the fake call asks for
+    with FakeTensorMode() as mode:
+        fake = fmt.fake_quant(mode.from_tensor(_x(1)))
+    assert isinstance(fake, FakeTensor) and fake.shape == (ROWS, COLS)
+    assert [s.device.type for s in buffers._pool] == ["cpu"]
+
+
+def test_the_default_device_does_not_reach_the_pool(fmt):
+    expected = fmt.fake_quant(_x(1)).clone()
+    with torch.device("meta"):  # e.g. building a model skeleton; the pool's memory is CPU all the same
+        y = buffers.new_empty((ROWS, COLS), torch.float32, "cpu")
+    assert y.device.type == "cpu" and [s.device.type for s in buffers._pool] == ["cpu"]
+    del y
+    assert torch.equal(fmt.fake_quant(_x(1)), expected)  # from the buffer new_empty pooled
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_fork_while_another_thread_is_in_the_pool_leaves_the_child_working(fmt):
+    import multiprocessing
+
+    inside = threading.Event()
+
+    def take():  # another thread inside the pool's lock when the fork comes
+        with buffers._lock:
+            inside.set()
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    inside.wait()
+    child = multiprocessing.get_context("fork").Process(target=fmt.fake_quant, args=(_x(),))
+    child.start()
+    thread.join()
+    child.join(20)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0

@@ -52,10 +52,12 @@ def test_a_fresh_output_faults_in_huge_pages_whatever_the_import_order():
 @pytest.mark.parametrize("fmt", ["hif4", "mxfp4"])  # hif4: the most temporaries
 def test_repeated_calls_fault_in_no_pages(fmt):
     """Compiling and the heap take a few calls to reach its working size; from then on nothing is
-    mapped anew: outputs reuse dropped ones, temporaries come from the heap."""
+    mapped anew: outputs reuse dropped ones, temporaries come from the heap. A call that mapped
+    them afresh faults in thousands of pages, every call; the heap still grows by a MiB or two
+    in an odd call while it settles (512 faults, not every call), so most calls fault in none."""
     faults = _faults(fmt)[1:]
-    fake, enc = faults[5:8], faults[13:]
-    assert sum(fake) + sum(enc) < 64, faults
+    for calls in (faults[3:8], faults[11:]):  # the last 5 calls of fake_quant, of encode
+        assert sorted(calls)[len(calls) // 2] == 0, faults
 
 
 def test_new_empty_is_torch_empty():

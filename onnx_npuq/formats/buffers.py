@@ -4,8 +4,13 @@ A fresh 64 MiB output costs the kernel's page faults and zero-filling of its pag
 1.7-2.7x the time of copying 64 MiB on the 2-core VM, as much as the quantizer that
 writes it. So the last few large outputs are remembered; when torch's reference counts
 show that only this pool holds one (no tensor, view, numpy array or storage object of
-the caller's), the next output of the same byte size takes its memory. The pool never
-holds more than POOL_BYTES; `release_buffers()` returns them to the system.
+the caller's, and no weakref to its storage object), the next output of the same byte
+size takes its memory. The pool never holds more than POOL_BYTES; `release_buffers()`
+returns them to the system. (The counts are read one after another: a second thread that
+turns its only hold on a dropped output's storage object from a weakref into a reference
+and back between two of those reads could go unseen. Giving each output a storage of its
+own over the pool's memory would close that, at the price of unresizable outputs and more
+page faults while the heap settles; not done.)
 
 A kernel's own temporaries (a few MiB per chunk) come from malloc. glibc maps each block
 above its mmap threshold afresh, and that threshold starts at 128 KiB and rises only to
@@ -18,11 +23,13 @@ where any process that has loaded a model has it already.
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
 import sys
 import threading
+import weakref
 
 import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 HUGE_PAGE = 1 << 21
 MIN_BYTES = 2 * HUGE_PAGE  # smaller outputs come from malloc's heap, already warm
@@ -33,6 +40,9 @@ _madvise = None
 _malloc_settled = False
 _pool: list = []  # torch.UntypedStorage, oldest first
 _lock = threading.Lock()
+if hasattr(os, "register_at_fork"):  # a child forked while another thread held it would wait forever
+    os.register_at_fork(before=_lock.acquire, after_in_parent=_lock.release,
+                        after_in_child=_lock.release)
 _use_count = getattr(torch._C, "_storage_Use_Count", None)
 
 
@@ -65,8 +75,16 @@ def _settle_malloc() -> None:
     global _malloc_settled
     if not _malloc_settled:
         _malloc_settled = True
-        if platform.libc_ver()[0] == "glibc":
-            torch.empty(30 << 20, dtype=torch.uint8)  # mapped, then freed: see above
+        if _glibc():
+            torch.empty(30 << 20, dtype=torch.uint8, device="cpu")  # mapped, then freed: see above
+
+
+def _glibc() -> bool:
+    # what platform.libc_ver() asks first, without its fallback of scanning the interpreter's binary
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (AttributeError, ValueError, OSError):  # no confstr (Windows), or not glibc (macOS)
+        return False
 
 
 def _python_refs(pool: list, i: int) -> int:
@@ -80,8 +98,9 @@ _UNHELD = _python_refs([torch.UntypedStorage(0)], 0)
 
 def _unused(i: int) -> bool:
     # one C++ owner (the pool's Python object) and no Python owner but the pool's list: a
-    # caller's storage object is this same object (torch keeps one per storage)
-    if _python_refs(_pool, i) != _UNHELD:
+    # caller's storage object is this same object (torch keeps one per storage), which the
+    # pool keeps alive, so a weakref to it would reach it again
+    if _python_refs(_pool, i) != _UNHELD or weakref.getweakrefcount(_pool[i]):
         return False
     return _use_count(_pool[i]._cdata) == 1 and not _pool[i].is_shared()
 
@@ -93,7 +112,7 @@ def _take(nbytes: int):
                 storage = _pool.pop(i)
                 _pool.append(storage)
                 return storage
-        storage = torch.empty(nbytes, dtype=torch.uint8).untyped_storage()
+        storage = torch.empty(nbytes, dtype=torch.uint8, device="cpu").untyped_storage()
         _advise_huge(storage)
         _pool.append(storage)
         total = sum(s.nbytes() for s in _pool)
@@ -105,15 +124,18 @@ def _take(nbytes: int):
 def new_empty(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """torch.empty; large CPU outputs are on huge pages and reuse dropped outputs' memory."""
     device = torch.device(device)
-    if device.type == "cpu":
-        _settle_malloc()
+    if device.type != "cpu" or _get_current_dispatch_mode() is not None:
+        # under a dispatch mode (FakeTensorMode when tracing) tensors are the mode's own
+        return torch.empty(shape, dtype=dtype, device=device)
+    _settle_malloc()
     nbytes = torch.Size(shape).numel() * dtype.itemsize
-    if device.type != "cpu" or not MIN_BYTES <= nbytes <= POOL_BYTES or _use_count is None:
+    if not MIN_BYTES <= nbytes <= POOL_BYTES or _use_count is None:
         t = torch.empty(shape, dtype=dtype, device=device)
-        if device.type == "cpu" and nbytes >= MIN_BYTES:
+        if nbytes >= MIN_BYTES:
             _advise_huge(t.untyped_storage())
         return t
-    return torch.empty(0, dtype=dtype).set_(_take(nbytes), 0, shape)
+    # device: not the default device (torch.device("meta") as a context, say)
+    return torch.empty(0, dtype=dtype, device="cpu").set_(_take(nbytes), 0, shape)
 
 
 def release_buffers() -> int:
