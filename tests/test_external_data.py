@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
@@ -239,3 +241,36 @@ def test_model_bytes_is_byte_size_summed_by_parts(on_disk):
         assert npuq_io.model_bytes(m) == m.ByteSize()
     lazy = npuq_io.load_model(on_disk, load_external_data=False)
     assert npuq_io.model_bytes(lazy) == lazy.ByteSize() + 2 * W_BYTES
+
+
+_tensors = st.builds(
+    lambda name, dims, raw, floats, doc, ext, seg: _tensor(name, dims, raw, floats, doc, ext, seg),
+    st.text(max_size=8), st.lists(st.integers(0, 300), max_size=3), st.one_of(st.none(), st.binary(max_size=300)),
+    st.lists(st.floats(width=32, allow_nan=False), max_size=5), st.text(max_size=5),
+    st.lists(st.tuples(st.sampled_from(["location", "offset", "length"]), st.text(max_size=6)), max_size=3),
+    st.booleans())
+
+
+def _tensor(name, dims, raw, floats, doc, ext, seg) -> TensorProto:
+    t = TensorProto(name=name, dims=dims, data_type=TensorProto.FLOAT, doc_string=doc)
+    if raw is not None:
+        t.raw_data = raw  # b"" too: set, serialized as an empty field
+    t.float_data.extend(floats)
+    for key, value in ext:
+        t.external_data.add(key=key, value=value)
+    if ext:
+        t.data_location = TensorProto.EXTERNAL
+    if seg:
+        t.segment.begin, t.segment.end = 1, 2
+    return t
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_tensors, max_size=4))
+def test_sizes_from_fields_are_bytesize(tensors):
+    """tensor_bytes and proto_bytes size raw data by its length, not by serializing it."""
+    for t in tensors:
+        assert npuq_io.tensor_bytes(t) == t.ByteSize()
+    g = helper.make_graph([], "g", [], [], list(tensors))
+    m = helper.make_model(g)
+    assert npuq_io.proto_bytes(m) == m.ByteSize()

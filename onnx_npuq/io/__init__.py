@@ -29,7 +29,7 @@ their names and proto's size limits, layout key and checker copies.
 from __future__ import annotations
 
 from ..proto import (INPUT_SHAPES_KEY, LARGE_TENSOR_BYTES, LAYERS_KEY, LAYOUT_KEY, MAX_PROTOBUF_BYTES, _copy_fields,  # noqa: F401 (io's names too)
-                     checker_copy, is_large, shell)
+                     checker_copy, is_large, shell, tensor_bytes)
 from .tensors import tensor_nbytes, all_tensors  # noqa: F401
 from .graph_checks import MIN_IR_VERSION  # noqa: F401
 from .external_data import (EXTERNAL_KEYS, open_external, read_external_range, external_refs,  # noqa: F401

@@ -11,7 +11,7 @@ import onnx
 from onnx import TensorProto
 
 from ..errors import ExternalDataError
-from ..proto import shell
+from ..proto import shell, tensor_bytes, varint_len
 from .tensors import all_tensors, _size, tensor_nbytes
 
 
@@ -157,10 +157,6 @@ def external_nbytes(model: onnx.ModelProto) -> int:
     return sum(tensor_nbytes(t) or 0 for t, _ in all_tensors(model) if t.data_location == TensorProto.EXTERNAL)
 
 
-def _varint_bytes(n: int) -> int:
-    return max(1, (n.bit_length() + 6) // 7)
-
-
 def proto_bytes(model: onnx.ModelProto) -> int:
     """The model's serialized size, as ByteSize() gives it, summed by parts: ByteSize() of a
     model past 2 GB fails."""
@@ -168,8 +164,8 @@ def proto_bytes(model: onnx.ModelProto) -> int:
     if not model.HasField("graph"):
         return view.ByteSize()
     rest = view.graph.ByteSize()
-    graph = rest + sum(1 + _varint_bytes(n) + n for n in (t.ByteSize() for t in model.graph.initializer))
-    return view.ByteSize() - _varint_bytes(rest) - rest + _varint_bytes(graph) + graph
+    graph = rest + sum(1 + varint_len(n) + n for n in map(tensor_bytes, model.graph.initializer))
+    return view.ByteSize() - varint_len(rest) - rest + varint_len(graph) + graph
 
 
 def model_bytes(model: onnx.ModelProto) -> int:

@@ -15,7 +15,7 @@ from ..errors import ModelError
 from .metrics import describe as metrics_line
 from .metrics import msprobe_metrics, precision_errors
 from ..io import (LARGE_TENSOR_BYTES, LAYERS_KEY, MAX_PROTOBUF_BYTES, check_model, checker_copy, data_dir_of, external_refs,
-                  load_model, proto_bytes, shell)
+                  load_model, proto_bytes, shell, tensor_bytes)
 
 
 class OrtSession:
@@ -89,7 +89,7 @@ def _weights_apart(model: onnx.ModelProto, options: ort.SessionOptions) -> tuple
     names, values = [], []
     for t in model.graph.initializer:
         if t.data_location == onnx.TensorProto.EXTERNAL or not t.HasField("raw_data") \
-                or t.ByteSize() < LARGE_TENSOR_BYTES or t.data_type not in _ITEM_BITS:
+                or tensor_bytes(t) < LARGE_TENSOR_BYTES or t.data_type not in _ITEM_BITS:
             view.graph.initializer.add().CopyFrom(t)
             continue
         bits = np.frombuffer(t.raw_data, np.dtype(f"u{_ITEM_BITS[t.data_type] // 8}")).reshape(list(t.dims))
