@@ -35,12 +35,27 @@ def fields_between(msg, lo: int, hi: int = 1 << 29):
     return out
 
 
+def fields_around(msg, number: int, drop: tuple[int, ...] = ()) -> list:
+    """Copies of msg holding its fields before field `number` and the ones after it (without
+    `drop`), in order: serialized one after the other, msg's own bytes less those fields."""
+    parts, lo = [fields_between(msg, 0, number)], number + 1
+    for hi in (*sorted(drop), 1 << 29):
+        parts.append(fields_between(msg, lo, hi))
+        lo = hi + 1
+    return parts
+
+
 def varint_len(n: int) -> int:
     """Bytes of n as a protobuf varint."""
     return max(1, (n.bit_length() + 6) // 7)
 
 
-_RAW_DATA = 9  # TensorProto.raw_data
+def field_bytes(n: int) -> int:
+    """Bytes of a length-delimited field numbered under 16 (a one-byte tag) holding n bytes."""
+    return 1 + varint_len(n) + n
+
+
+RAW_DATA = 9  # TensorProto.raw_data
 
 
 def tensor_bytes(t: TensorProto) -> int:
@@ -48,9 +63,7 @@ def tensor_bytes(t: TensorProto) -> int:
     message (0.4 s a 256 MiB of weights), while its raw data's length is at hand."""
     if not t.HasField("raw_data"):
         return t.ByteSize()
-    raw = len(t.raw_data)
-    rest = fields_between(t, 0, _RAW_DATA).ByteSize() + fields_between(t, _RAW_DATA + 1).ByteSize()
-    return rest + 1 + varint_len(raw) + raw
+    return sum(p.ByteSize() for p in fields_around(t, RAW_DATA)) + field_bytes(len(t.raw_data))
 
 
 def shell(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -30,7 +30,7 @@ from ..errors import ExternalDataError
 from ..io import INPUT_SHAPES_KEY, LAYERS_KEY, external_refs, file_mode, open_external, proto_bytes, read_external_range
 from ..ops import functions, npu_ops
 from ..ops.defs import TRANSLATIONS
-from ..proto import fields_between
+from ..proto import RAW_DATA, field_bytes, fields_around
 
 OPSET = 21
 IR_VERSION = 10  # the IR of opset 21; onnxruntime 1.31 reads <= 13 (spec/onnx.md)
@@ -348,23 +348,13 @@ def _varint(n: int) -> bytes:
 # Field numbers (onnx.proto) and tags of the fields written around: length-delimited
 _GRAPH, _GRAPH_TAG = 7, b"\x3a"  # ModelProto.graph
 _INITIALIZER, _INITIALIZER_TAG = 5, b"\x2a"  # GraphProto.initializer
-_RAW_DATA, _RAW_DATA_TAG = 9, b"\x4a"  # TensorProto.raw_data
+_RAW_DATA_TAG = b"\x4a"  # TensorProto.raw_data
 _EXTERNAL_DATA, _DATA_LOCATION = 13, 14  # TensorProto
 
 
-def _around(msg, number: int, drop: tuple[int, ...] = ()) -> list:
-    """Copies of msg holding its fields before field `number` and the ones after it (without
-    `drop`), in order: serialized one after the other, msg's own bytes less those fields."""
-    parts, lo = [fields_between(msg, 0, number)], number + 1
-    for hi in (*sorted(drop), 1 << 29):
-        parts.append(fields_between(msg, lo, hi))
-        lo = hi + 1
-    return parts
-
-
 def _tensor_fields(t: onnx.TensorProto, ref) -> list:
-    """_around(t, raw_data); an external tensor's without its location fields."""
-    return _around(t, _RAW_DATA, drop=(_EXTERNAL_DATA, _DATA_LOCATION) if ref is not None else ())
+    """fields_around(t, raw_data); an external tensor's without its location fields."""
+    return fields_around(t, RAW_DATA, drop=(_EXTERNAL_DATA, _DATA_LOCATION) if ref is not None else ())
 
 
 def _serialized(parts) -> bytes:
@@ -387,16 +377,16 @@ def _save_inline(proto: onnx.ModelProto, model_tmp: str, refs) -> None:
             t.ClearField("external_data")
             t.ClearField("data_location")
             t.raw_data = read_external_range(real, offset, length)
-        model_head, *model_tail = _around(proto, _GRAPH)
-        graph_head, *graph_tail = _around(proto.graph, _INITIALIZER)
+        model_head, *model_tail = fields_around(proto, _GRAPH)
+        graph_head, *graph_tail = fields_around(proto.graph, _INITIALIZER)
         parts, size = [], sum(p.ByteSize() for p in [graph_head, *graph_tail])
         for t, ref in initializers:  # sizes first, from the fields without raw data (a
             # tensor's own ByteSize serializes it: 2x its bytes at a time)
             raw = ref[3] if ref is not None else len(t.raw_data) if t.HasField("raw_data") else None
             n = sum(p.ByteSize() for p in _tensor_fields(t, ref))
-            n += 0 if raw is None else len(_RAW_DATA_TAG) + len(_varint(raw)) + raw
+            n += 0 if raw is None else field_bytes(raw)
             parts.append((t, ref, raw, n))
-            size += len(_INITIALIZER_TAG) + len(_varint(n)) + n
+            size += field_bytes(n)
         with open(model_tmp, "wb") as f:
             f.write(model_head.SerializeToString())
             if proto.HasField("graph"):

@@ -11,7 +11,7 @@ import onnx
 from onnx import TensorProto
 
 from ..errors import ExternalDataError
-from ..proto import shell, tensor_bytes, varint_len
+from ..proto import field_bytes, shell, tensor_bytes, varint_len
 from .tensors import all_tensors, _size, tensor_nbytes
 
 
@@ -164,7 +164,7 @@ def proto_bytes(model: onnx.ModelProto) -> int:
     if not model.HasField("graph"):
         return view.ByteSize()
     rest = view.graph.ByteSize()
-    graph = rest + sum(1 + varint_len(n) + n for n in map(tensor_bytes, model.graph.initializer))
+    graph = rest + sum(field_bytes(tensor_bytes(t)) for t in model.graph.initializer)
     return view.ByteSize() - varint_len(rest) - rest + varint_len(graph) + graph
 
 
