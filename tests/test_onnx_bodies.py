@@ -19,6 +19,8 @@ from conftest import FORMAT_CONFIGS, VECTOR_SETS, config_id
 
 from onnx_npuq import formats as F
 from onnx_npuq.ops import bodies as B
+from onnx_npuq.ops import functions
+from onnx_npuq.ops.fold_order import add_gates, groups
 
 CONFIGS = FORMAT_CONFIGS
 CONFIG_IDS = [config_id(c) for c in CONFIGS]
@@ -424,6 +426,9 @@ print(hwm() - before)
 PEAK_BOUND = {"mxfp4": 2.6, "int8sym": 2.6, "hif8": 2.75, "nvfp4": 2.6, "int4sym": 2.6, "fp8e4m3": 3.0,
               "hif4": 3.15}
 PEAK_FAST = ("mxfp4", "int8sym")
+# the same with the fold-order gates (6 groups of 8 equal weights), measured 1.28-1.64
+GATED_PEAK_BOUND = {"mxfp4": 1.55, "int8sym": 1.65, "hif8": 1.4, "nvfp4": 1.55, "int4sym": 1.6, "fp8e4m3": 1.8,
+                    "hif4": 1.8}
 
 
 def _session_peak_kib(path) -> int:
@@ -436,15 +441,11 @@ def _session_peak_kib(path) -> int:
     return int(run.stdout.split()[-1])
 
 
-@pytest.mark.parametrize("name", [n if n in PEAK_FAST else pytest.param(n, marks=pytest.mark.slow) for n in PEAK_BOUND])
-def test_plain_session_peak_of_folded_weights(name, tmp_path):
-    """What onnxruntime's constant folding holds at once while it decodes packed weights
-    (every folded full-size intermediate of every weight, until the pass ends), as a
-    multiple of a plain session of the same float32 weights: 8 (1024, 1024) weights as the
-    exporter writes them, Dequantize -> Transpose -> MatMul."""
+def _packed_matmuls(name: str) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """(the fp32 model, the packed one): 8 (1024, 1024) weights as the exporter writes them,
+    Dequantize -> Transpose -> MatMul, in a chain; the fp32 model holds the decoded weights."""
     gen = torch.Generator().manual_seed(0)
     weights = [torch.randn(1024, 1024, generator=gen) * 0.05 for _ in range(8)]
-    func = B.dequantize_function(name)
     nodes, inits, fp32_nodes, fp32_inits, cur = [], [], [], [], "x"
     for i, w in enumerate(weights):
         p = F.encode(w, name)
@@ -452,8 +453,8 @@ def test_plain_session_peak_of_folded_weights(name, tmp_path):
                onnx.numpy_helper.from_array(p.scales.numpy(), f"s{i}")]
         if p.tensor_scale is not None:
             ins.append(onnx.numpy_helper.from_array(p.tensor_scale.float().reshape(()).numpy(), f"t{i}"))
-        attrs = {"length": 1024, **({"block": p.block} if "block" in {a.name for a in func.attribute_proto} else {})}
-        nodes += [onnx.helper.make_node(func.name, [t.name for t in ins], [f"w{i}"], domain="npuq", **attrs),
+        nodes += [onnx.helper.make_node("Dequantize", [t.name for t in ins], [f"w{i}"], domain="npuq", format=name,
+                                        block=p.block, length=1024),
                   onnx.helper.make_node("Transpose", [f"w{i}"], [f"wt{i}"], perm=[1, 0]),
                   onnx.helper.make_node("MatMul", [cur, f"wt{i}"], [f"y{i}"])]
         inits += ins
@@ -462,9 +463,49 @@ def test_plain_session_peak_of_folded_weights(name, tmp_path):
         cur = f"y{i}"
     x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 1024])
     y = onnx.helper.make_tensor_value_info(cur, onnx.TensorProto.FLOAT, [2, 1024])
+    return tuple(functions.attach(B._model(onnx.helper.make_graph(n, "g", [x], [y], i), []))
+                 for n, i in ((fp32_nodes, fp32_inits), (nodes, inits)))
+
+
+@pytest.mark.parametrize("name", [n if n in PEAK_FAST else pytest.param(n, marks=pytest.mark.slow) for n in PEAK_BOUND])
+def test_plain_session_peak_of_folded_weights(name, tmp_path):
+    """What onnxruntime's constant folding holds at once while it decodes packed weights
+    (every folded full-size intermediate of every weight, until the step ends), as a
+    multiple of a plain session of the same float32 weights: ungated (all weights in one
+    step) and with the exporter's fold-order gates (ops.fold_order: a group a step)."""
+    fp32, packed = _packed_matmuls(name)
+    gated = onnx.ModelProto()
+    gated.CopyFrom(packed)
+    assert add_gates(gated) == len(set(groups([1] * 8))) > 1
     peaks = {}
-    for what, graph_nodes, graph_inits, funcs in (("fp32", fp32_nodes, fp32_inits, []), (name, nodes, inits, [func])):
-        path = tmp_path / f"{what}.onnx"
-        onnx.save(B._model(onnx.helper.make_graph(graph_nodes, what, [x], [y], graph_inits), funcs), path)
-        peaks[what] = _session_peak_kib(path)
-    assert peaks[name] / peaks["fp32"] <= PEAK_BOUND[name], peaks
+    for what, model in (("fp32", fp32), ("packed", packed), ("gated", gated)):
+        onnx.save(model, tmp_path / f"{what}.onnx")
+        peaks[what] = _session_peak_kib(tmp_path / f"{what}.onnx")
+    assert peaks["packed"] / peaks["fp32"] <= PEAK_BOUND[name], peaks
+    assert peaks["gated"] / peaks["fp32"] <= GATED_PEAK_BOUND[name], peaks
+
+
+@pytest.mark.parametrize("name", list(PEAK_BOUND))
+def test_gated_weights_all_fold_and_change_no_bit(name, tmp_path):
+    """A default session folds every gate and every decoding (the optimized graph is the
+    fp32 model's MatMuls alone: no group left to decode on every run), and the outputs are
+    the fp32 model's bit for bit; unoptimized, the gates run and change nothing either (the
+    same as the ungated model: MatMul picks other kernels for a weight it does not fold)."""
+    fp32, packed = _packed_matmuls(name)
+    gated = onnx.ModelProto()
+    gated.CopyFrom(packed)
+    assert add_gates(gated) == len(set(groups([1] * 8))) > 1
+    feed = {"x": np.random.default_rng(0).standard_normal((2, 1024)).astype(np.float32)}
+
+    def run(model, path=None, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = level
+        if path:
+            so.optimized_model_filepath = str(path)
+        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feed)[0]
+
+    got = run(gated, tmp_path / "optimized.onnx")
+    assert [n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node] == ["MatMul"] * 8
+    assert np.array_equal(got.view(np.uint32), run(fp32).view(np.uint32))
+    off = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    assert np.array_equal(run(gated, level=off).view(np.uint32), run(packed, level=off).view(np.uint32))

@@ -30,6 +30,7 @@ from ..errors import ExternalDataError
 from ..io import INPUT_SHAPES_KEY, LAYERS_KEY, external_refs, file_mode, open_external, proto_bytes, read_external_range
 from ..ops import functions, npu_ops
 from ..ops.defs import TRANSLATIONS
+from ..ops.fold_order import add_gates
 from ..proto import RAW_DATA, field_bytes, fields_around
 
 OPSET = 21
@@ -190,6 +191,7 @@ def _finish(prog, model: torch.nn.Module, keep_metadata: bool) -> onnx.ModelProt
         proto.metadata_props.add(key=INPUT_SHAPES_KEY, value=json.dumps(shapes))
     if not keep_metadata:
         strip_metadata(proto)
+    add_gates(proto)
     return functions.attach(proto)
 
 

@@ -10,6 +10,7 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 from .. import formats
 from ..io import read_external
 from ..ops.defs import DOMAIN
+from ..ops.fold_order import PREFIX as FOLD_ORDER_PREFIX
 
 
 class ExternalValues(LazyValues):
@@ -228,3 +229,19 @@ def constant_through_layout(t: gs.Tensor) -> torch.Tensor | None:
     for step in steps:
         x = step(x)
     return x.contiguous()
+
+
+def remove_gates(graph: gs.Graph) -> None:
+    """Undo ops.fold_order.add_gates: each Dequantize reads its codes again, the gates' nodes go."""
+    for node in graph.nodes:
+        if node.name.startswith(FOLD_ORDER_PREFIX) and node.op == "Where":
+            codes, kept = node.inputs[1], node.outputs[0]
+            for user in list(kept.outputs):
+                for i, t in enumerate(user.inputs):
+                    if t is kept:
+                        user.inputs[i] = codes
+    ours = [n for n in graph.nodes if n.name.startswith(FOLD_ORDER_PREFIX)]
+    for n in ours:
+        n.inputs.clear()
+        n.outputs.clear()
+    graph.nodes = [n for n in graph.nodes if not n.name.startswith(FOLD_ORDER_PREFIX)]

@@ -9,7 +9,9 @@ A pass is a function `fn(graph: gs.Graph, ctx: Context) -> None` registered unde
 cleaned up and sorted, exported, given its function bodies again (or none, once a pass has
 set an ATC layout in the metadata), shape-inferred and checked; with `verify=True`,
 onnxruntime runs the model before and after on the same random inputs, and a pass declared
-`exact` must leave every output bit-identical.
+`exact` must leave every output bit-identical. A pass sees no fold-order gates
+(ops.fold_order: the exporter's, which let onnxruntime decode packed weights a group at a
+time): they come off before it and back on the result, unless that is in an ATC layout.
 
 Large models: a model's initializers in external data (64 KiB or more) stay on disk through
 the passes. A pass that reads one gets it from the file then; the others pass through as
@@ -38,8 +40,9 @@ from ..errors import ModelError
 from ..io import (INPUT_SHAPES_KEY, LARGE_TENSOR_BYTES, LAYOUT_KEY, check_model, checker_copy, data_dir_of, external_refs, load_external_data,
                   load_model, model_bytes)
 from ..ops import functions
+from ..ops.fold_order import add_gates
 from ..runtime.ort import OrtSession, compare
-from .graph import read_on_demand
+from .graph import read_on_demand, remove_gates
 
 MAX_RANDOM_ELEMENTS = 2**26  # per random test input (256 MiB of float32)
 # Verification sessions fold constants (onnxruntime's default) up to this model size. Folding
@@ -266,6 +269,8 @@ def finish(graph: gs.Graph, like: onnx.ModelProto, metadata: dict[str, str],
     changes beyond the graph (a lifted opset or IR version) goes into `notes`."""
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     model = gs.export_onnx(graph, do_type_check=False)
+    if LAYOUT_KEY not in metadata:
+        add_gates(model)
     model.ir_version = like.ir_version
     model.producer_name, model.producer_version = like.producer_name, like.producer_version
     model.doc_string = like.doc_string
@@ -399,6 +404,7 @@ def run_pass(model: onnx.ModelProto, name: str, *, verify: bool = True, seed: in
     ctx = Context(options=options, metadata={m.key: m.value for m in model.metadata_props})
     with _quiet_graphsurgeon():
         graph = gs.import_onnx(model)
+        remove_gates(graph)
         read_on_demand(graph, data_dir)
         p.fn(graph, ctx)
         out = finish(graph, model, ctx.metadata, ctx.notes)

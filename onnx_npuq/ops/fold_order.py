@@ -1,0 +1,117 @@
+"""Fold order: a plain onnxruntime session decodes the packed weights a group at a time.
+
+onnxruntime constant-folds every npuq::Dequantize on constants while it creates a session,
+and keeps each tensor one optimizer step folds until the step ends. With every weight
+decoded in the same step, the session peaks at 2-3.5x the decoded weights (the index, the
+products, the Transpose of each). Here the weights are split into groups, and each group's
+codes pass through a gate that opens one step after the group before it is decoded:
+
+    Size(w of the group before) -> Cast(bool) -> If -> Abs -> QuantizeLinear -> Cast(bool)
+    codes, scales -> Where(open, x, x) -> npuq::Dequantize
+
+Both If branches are one DequantizeLinear of a constant, also the branch's output.
+onnxruntime folds an If on a constant condition by inlining its branch, whose nodes fold in
+the next step; the DequantizeLinear is not folded inside the branch (a DequantizeLinear
+folds only as DQ -> X -> QuantizeLinear, and there it is a graph output), but it is once
+inlined in front of Abs -> QuantizeLinear. So group k folds in step k. The groups shrink
+geometrically (what is decoded stays, the next group's work comes on top), and there are
+at most GROUPS: onnxruntime runs at most 10 level-1 steps by default, and a group left
+unfolded would decode on every run (tests/test_onnx_bodies.py checks that none is). Each gate's nodes are a handful of scalars; the Where
+copies the codes (a quarter to an eighth of the decoded size) once.
+
+The gates change no value. The exporter adds them; every pass removes them first
+(passes.graph.remove_gates) and the pipeline adds them back to what it writes, so the
+passes see Dequantize on constants, and ATC layouts (our NPU ops) get none.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from .defs import DOMAIN
+
+PREFIX = "npuq.fold_order"
+GROUPS = 8  # folds in 9 of the 10 level-1 steps onnxruntime runs by default (the first group takes 2)
+MIN_BYTES = 2**24  # decoded float32 weights below which the session's own memory dominates
+SHRINK = 0.8  # each group's decoded bytes / the one before's (0.6-1.0 measured at 2 GB: 0.8 lowest)
+
+
+def groups(sizes: list[int], count: int = GROUPS, shrink: float = SHRINK) -> list[int]:
+    """The group (0, 1, ...) of each weight, in order: contiguous runs whose shares of the
+    total shrink by `shrink` from one group to the next (a weight goes where it starts)."""
+    shares = np.cumsum([shrink ** k for k in range(count)])
+    bounds = shares / shares[-1]
+    starts = np.cumsum([0, *sizes[:-1]]) / (float(sum(sizes)) or 1.0)
+    raw = np.searchsorted(bounds, starts, side="right")
+    return [int(g) for g in np.cumsum(np.diff(raw, prepend=raw[0]) > 0)]  # numbered without gaps
+
+
+def _gate(k: int, after: str) -> tuple[list[onnx.NodeProto], str]:
+    """Nodes making a bool scalar that becomes constant one folding step after `after` does."""
+    name, nodes = f"{PREFIX}.{k}", []
+
+    def node(op, inputs, **attrs):
+        out = f"{name}.{len(nodes)}.{op}"
+        nodes.append(onnx.helper.make_node(op, inputs, [out], out, **attrs))
+        return out
+
+    def branch(tag):
+        zero, one = f"{name}.{tag}.zero", f"{name}.{tag}.one"
+        dq = onnx.helper.make_node("DequantizeLinear", [zero, one], [f"{name}.{tag}"], f"{name}.{tag}.DequantizeLinear")
+        return onnx.helper.make_graph(
+            [dq], f"{name}.{tag}", [], [onnx.helper.make_tensor_value_info(f"{name}.{tag}", onnx.TensorProto.FLOAT, [])],
+            [onnx.numpy_helper.from_array(np.array(0, np.uint8), zero),
+             onnx.numpy_helper.from_array(np.array(1, np.float32), one)])
+
+    cond = node("Cast", [node("Size", [after])], to=onnx.TensorProto.BOOL)
+    z = node("If", [cond], then_branch=branch("then"), else_branch=branch("else"))
+    opened = node("Cast", [node("QuantizeLinear", [node("Abs", [z]), f"{name}.one", f"{name}.zero"])],
+                  to=onnx.TensorProto.BOOL)
+    consts = [onnx.helper.make_node("Constant", [], [f"{name}.one"], f"{name}.one",
+                                    value=onnx.numpy_helper.from_array(np.array(1, np.float32))),
+              onnx.helper.make_node("Constant", [], [f"{name}.zero"], f"{name}.zero",
+                                    value=onnx.numpy_helper.from_array(np.array(0, np.uint8)))]
+    return consts + nodes, opened
+
+
+def _decoded_bytes(node: onnx.NodeProto, codes: onnx.TensorProto) -> int:
+    length = next((a.i for a in node.attribute if a.name == "length"), 0)
+    return int(np.prod(codes.dims[:-1])) * length * 4
+
+
+def add_gates(model: onnx.ModelProto) -> int:
+    """Gate the codes of `model`'s packed weights, in place (see the module doc): the
+    npuq::Dequantize nodes whose inputs are all initializers, in node order. Returns the
+    number of groups (1: no gate)."""
+    graph = model.graph
+    consts = {t.name: t for t in graph.initializer}
+    for name in {i.name for i in graph.input}:  # an initializer that is also an input can change
+        consts.pop(name, None)
+    weights = [n for n in graph.node if n.op_type == "Dequantize" and n.domain == DOMAIN and n.input
+               and all(not i or i in consts for i in n.input)]
+    sizes = [_decoded_bytes(n, consts[n.input[0]]) for n in weights]
+    if sum(sizes) < MIN_BYTES:
+        return 1
+    group_of = dict(zip(map(id, weights), groups(sizes)))  # gs nodes: unhashable
+    nodes, gate, prev = [], None, None
+    for node in graph.node:
+        g = group_of.get(id(node), 0)
+        if g:
+            if group_of[id(prev)] != g:
+                gate_nodes, gate = _gate(g, prev.output[0])
+                nodes += gate_nodes
+            for i, name in enumerate(node.input):  # codes and scales: a body may expand either to full size
+                if name:
+                    kept = f"{PREFIX}.{g}.{name}"
+                    nodes.append(onnx.helper.make_node("Where", [gate, name, name], [kept], kept))
+                    node.input[i] = kept
+        if id(node) in group_of:
+            prev = node
+        nodes.append(node)
+    if len(nodes) != len(graph.node):
+        copies = [onnx.NodeProto() for _ in nodes]
+        for c, n in zip(copies, nodes):
+            c.CopyFrom(n)
+        del graph.node[:]
+        graph.node.extend(copies)
+    return max(group_of.values(), default=0) + 1

@@ -1,0 +1,132 @@
+"""Fold-order gates (onnx_npuq.ops.fold_order): where they go, that the passes see through
+them, and that an export carries them. The session peaks and the folding itself are in
+tests/test_onnx_bodies.py (test_plain_session_peak_of_folded_weights,
+test_gated_weights_all_fold_and_change_no_bit)."""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+import onnxruntime as ort
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import onnx_npuq
+from onnx_npuq import formats as F
+from onnx_npuq.models import DecoderConfig, TinyDecoder
+from onnx_npuq.nn import quantize_model
+from onnx_npuq.ops import fold_order, functions
+from onnx_npuq.passes import run_pass
+from onnx_npuq.passes.graph import remove_gates
+
+
+@given(st.lists(st.integers(1, 10**8), min_size=1, max_size=200))
+def test_groups_are_contiguous_ordered_and_at_most_GROUPS(sizes):
+    g = fold_order.groups(sizes)
+    assert len(g) == len(sizes) and g[0] == 0
+    assert all(b - a >= 0 for a, b in zip(g, g[1:]))
+    assert len(set(g)) <= fold_order.GROUPS and max(g) < fold_order.GROUPS
+
+
+def test_groups_shrink():
+    g = fold_order.groups([1] * 1000)
+    counts = [Counter(g)[k] for k in range(fold_order.GROUPS)]
+    assert all(b < a for a, b in zip(counts, counts[1:])), counts
+    assert counts[0] / 1000 == pytest.approx((1 - fold_order.SHRINK) / (1 - fold_order.SHRINK ** fold_order.GROUPS),
+                                             abs=0.01)
+
+
+def _packed_chain(n: int, fmt: str = "mxfp4") -> onnx.ModelProto:
+    """n packed (64, 64) weights, Dequantize -> Transpose -> MatMul in a chain."""
+    gen = torch.Generator().manual_seed(0)
+    nodes, inits, cur = [], [], "x"
+    for i in range(n):
+        p = F.encode(torch.randn(64, 64, generator=gen), fmt)
+        inits += [onnx.numpy_helper.from_array(p.codes.numpy(), f"c{i}"),
+                  onnx.numpy_helper.from_array(p.scales.numpy(), f"s{i}")]
+        nodes += [onnx.helper.make_node("Dequantize", [f"c{i}", f"s{i}"], [f"w{i}"], f"dq{i}", domain="npuq",
+                                        format=fmt, block=p.block, length=64),
+                  onnx.helper.make_node("Transpose", [f"w{i}"], [f"wt{i}"], f"t{i}", perm=[1, 0]),
+                  onnx.helper.make_node("MatMul", [cur, f"wt{i}"], [f"y{i}"], f"mm{i}")]
+        cur = f"y{i}"
+    graph = onnx.helper.make_graph(nodes, "g", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 64])],
+                                   [onnx.helper.make_tensor_value_info(cur, onnx.TensorProto.FLOAT, [2, 64])], inits)
+    m = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 21), onnx.helper.make_opsetid("npuq", 1)])
+    m.ir_version = 10
+    return functions.attach(m)
+
+
+def _gated(model: onnx.ModelProto) -> onnx.ModelProto:
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    fold_order.add_gates(out)
+    return out
+
+
+def test_small_models_get_no_gates():
+    m = _packed_chain(12)
+    assert fold_order.add_gates(m) == 1 and "Where" not in {n.op_type for n in m.graph.node}
+
+
+def test_gates_feed_every_input_of_later_groups_and_come_off(monkeypatch):
+    monkeypatch.setattr(fold_order, "MIN_BYTES", 0)
+    plain = _packed_chain(12)
+    gated = _gated(plain)
+    onnx.checker.check_model(gated, full_check=True)
+    groups = fold_order.groups([64 * 64 * 4] * 12)
+    for i, node in enumerate(n for n in gated.graph.node if n.op_type == "Dequantize"):
+        gated_inputs = [x.startswith(fold_order.PREFIX) for x in node.input]
+        assert gated_inputs == [groups[i] > 0] * 2, (i, list(node.input))
+    assert Counter(n.op_type for n in gated.graph.node)["If"] == max(groups)
+    graph = gs.import_onnx(gated)
+    remove_gates(graph)
+    graph.cleanup()
+    back = gs.export_onnx(graph)
+    assert [(n.op_type, list(n.input)) for n in back.graph.node] == [(n.op_type, list(n.input)) for n in plain.graph.node]
+
+
+def test_a_pass_sees_no_gates_and_its_output_has_them(monkeypatch):
+    """fold-weights finds every Dequantize on constants behind the gates; compress (nothing
+    to pack) writes the gates back and changes no output bit (run_pass verifies)."""
+    monkeypatch.setattr(fold_order, "MIN_BYTES", 0)
+    gated = _gated(_packed_chain(12))
+    folded, report = run_pass(gated, "fold-weights")
+    assert "12 packed weight(s) folded" in report.notes[0]
+    assert not {"Dequantize", "Where", "If"} & {n.op_type for n in folded.graph.node}
+    again, report = run_pass(gated, "compress")
+    assert report.mismatches == 0
+    assert Counter(n.op_type for n in again.graph.node) == Counter(n.op_type for n in gated.graph.node)
+
+
+def test_an_export_carries_gates_that_a_default_session_folds(tmp_path):
+    """A quantized decoder past MIN_BYTES exports with gates; onnxruntime's default session
+    folds them and every decoding (no npuq, gate or decode op left), and gives the outputs of
+    the same export with its gates removed."""
+    torch.manual_seed(0)
+    model = TinyDecoder(DecoderConfig(vocab_size=512, hidden=512, intermediate=1408, layers=2, heads=8,
+                                      kv_heads=4)).eval()
+    quantize_model(model, weights="mxfp4", recipe={"exclude": ["lm_head"]})
+    ids = torch.randint(0, 512, (1, 16))
+    proto = onnx_npuq.export(model, (ids,), tmp_path / "m.onnx")
+    ops = Counter(n.op_type for n in proto.graph.node)
+    assert ops["Dequantize"] == 14 and ops["If"] >= 4 and ops["Where"] > 14
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    got = ort.InferenceSession(tmp_path / "m.onnx", so, providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids.numpy()})
+    optimized = onnx.load(tmp_path / "optimized.onnx")
+    left = {n.op_type for n in optimized.graph.node}
+    assert not left & {"Dequantize", "If", "DequantizeLinear", "QuantizeLinear", "Size"}, left
+    own_wheres = sum(n.op_type == "Where" and not n.name.startswith(fold_order.PREFIX) for n in proto.graph.node)
+    assert Counter(n.op_type for n in optimized.graph.node)["Where"] <= own_wheres  # the attention mask's
+    assert not [t.name for t in optimized.graph.initializer if t.data_type == onnx.TensorProto.UINT8]  # codes: decoded
+    graph = gs.import_onnx(proto)
+    remove_gates(graph)
+    plain = gs.export_onnx(graph.cleanup())
+    plain.functions.extend(proto.functions)
+    want = ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids.numpy()})
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
