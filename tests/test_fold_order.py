@@ -89,6 +89,17 @@ def test_gates_feed_every_input_of_later_groups_and_come_off(monkeypatch):
     assert [(n.op_type, list(n.input)) for n in back.graph.node] == [(n.op_type, list(n.input)) for n in plain.graph.node]
 
 
+def test_weights_sharing_an_input_get_a_gate_each(monkeypatch):
+    monkeypatch.setattr(fold_order, "MIN_BYTES", 0)
+    m = _packed_chain(12)
+    for node in m.graph.node:
+        if node.op_type == "Dequantize":
+            node.input[1] = "s0"  # one scales tensor for all (values do not matter here)
+    fold_order.add_gates(m)
+    onnx.checker.check_model(m, full_check=True)
+    ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def test_a_pass_sees_no_gates_and_its_output_has_them(monkeypatch):
     """fold-weights finds every Dequantize on constants behind the gates; compress (nothing
     to pack) writes the gates back and changes no output bit (run_pass verifies)."""

@@ -102,7 +102,7 @@ def add_gates(model: onnx.ModelProto) -> int:
                 nodes += gate_nodes
             for i, name in enumerate(node.input):  # codes and scales: a body may expand either to full size
                 if name:
-                    kept = f"{PREFIX}.{g}.{name}"
+                    kept = f"{PREFIX}.{g}.{node.output[0]}.{i}"  # weights may share an input (a tensor scale)
                     nodes.append(onnx.helper.make_node("Where", [gate, name, name], [kept], kept))
                     node.input[i] = kept
         if id(node) in group_of:
