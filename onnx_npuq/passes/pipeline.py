@@ -46,7 +46,7 @@ from .graph import read_on_demand, remove_gates
 
 MAX_RANDOM_ELEMENTS = 2**26  # per random test input (256 MiB of float32)
 # Verification sessions fold constants (onnxruntime's default) up to this model size. Folding
-# the weight decoding peaks at ~2-2.5x the fp32 session; unfolded, onnxruntime's CPU fp16
+# the weight decoding peaks at ~2-2.5x the fp32 session (1.0-1.4x with fold-order gates); unfolded, onnxruntime's CPU fp16
 # handling drops the rounding of a runtime Cast to float16 feeding a float16 op, which a
 # folded Cast keeps, so a rewrite that moves such a Cast could show as a mismatch.
 VERIFY_FOLDING_MAX_BYTES = 2**28
