@@ -485,7 +485,8 @@ def test_plain_session_peak_of_folded_weights(name, tmp_path):
     assert peaks["gated"] / peaks["fp32"] <= GATED_PEAK_BOUND[name], peaks
 
 
-@pytest.mark.parametrize("name", list(PEAK_BOUND))
+@pytest.mark.parametrize("name", [n if n in (*PEAK_FAST, "hif4") else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in PEAK_BOUND])  # hif4: the longest body
 def test_gated_weights_all_fold_and_change_no_bit(name, tmp_path):
     """A default session folds every gate and every decoding (the optimized graph is the
     fp32 model's MatMuls alone: no group left to decode on every run), and the outputs are
