@@ -3,8 +3,9 @@
 onnxruntime constant-folds every npuq::Dequantize on constants while it creates a session,
 and keeps each tensor one optimizer step folds until the step ends. With every weight
 decoded in the same step, the session peaks at 2-3.5x the decoded weights (the index, the
-products, the Transpose of each). Here the weights are split into groups, and each group's
-codes pass through a gate that opens one step after the group before it is decoded:
+products, the Transpose of each). Here the weights are split into groups, and each later
+group's codes and scales pass through a gate that opens one step after the group before it
+is decoded:
 
     Size(w of the group before) -> Cast(bool) -> If -> Abs -> QuantizeLinear -> Cast(bool)
     codes, scales -> Where(open, x, x) -> npuq::Dequantize
@@ -16,8 +17,9 @@ folds only as DQ -> X -> QuantizeLinear, and there it is a graph output), but it
 inlined in front of Abs -> QuantizeLinear. So group k folds in step k. The groups shrink
 geometrically (what is decoded stays, the next group's work comes on top), and there are
 at most GROUPS: onnxruntime runs at most 10 level-1 steps by default, and a group left
-unfolded would decode on every run (tests/test_onnx_bodies.py checks that none is). Each gate's nodes are a handful of scalars; the Where
-copies the codes (a quarter to an eighth of the decoded size) once.
+unfolded would decode on every run (tests/test_onnx_bodies.py checks that none is). Each
+gate's nodes are a handful of scalars; the Wheres copy the codes (a quarter to an eighth of
+the decoded size) and scales once.
 
 The gates change no value. The exporter adds them; every pass removes them first
 (passes.graph.remove_gates) and the pipeline adds them back to what it writes, so the
@@ -80,7 +82,7 @@ def _decoded_bytes(node: onnx.NodeProto, codes: onnx.TensorProto) -> int:
 
 
 def add_gates(model: onnx.ModelProto) -> int:
-    """Gate the codes of `model`'s packed weights, in place (see the module doc): the
+    """Gate the codes and scales of `model`'s packed weights, in place (see the module doc): the
     npuq::Dequantize nodes whose inputs are all initializers, in node order. Returns the
     number of groups (1: no gate)."""
     graph = model.graph
@@ -92,7 +94,7 @@ def add_gates(model: onnx.ModelProto) -> int:
     sizes = [_decoded_bytes(n, consts[n.input[0]]) for n in weights]
     if sum(sizes) < MIN_BYTES:
         return 1
-    group_of = dict(zip(map(id, weights), groups(sizes)))  # gs nodes: unhashable
+    group_of = dict(zip(map(id, weights), groups(sizes)))  # NodeProtos are unhashable
     nodes, gate, prev = [], None, None
     for node in graph.node:
         g = group_of.get(id(node), 0)

@@ -31,7 +31,7 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 
 from ..soc import native_weight, soc_info
 from ..ops.defs import DOMAIN, dequantize_rows
-from .graph import ONNX_FLOAT, constant, constant_array, detach_outputs, layout_chain, layout_step
+from .graph import ONNX_FLOAT, constant, constant_array, detach_outputs, layout_chain, layout_step, replace_uses
 from .pipeline import LAYOUT_KEY, Context, PassError, register
 
 FOLDED_PREFIX = "npuq.folded_from="
@@ -140,10 +140,7 @@ def fold(graph: gs.Graph, soc, fold_native: bool) -> tuple[int, list[str], list[
             graph.nodes.append(gs.Node("Cast", name=f"{name}.Cast", inputs=[c], outputs=[out],
                                        attrs={"to": onnx.TensorProto.FLOAT}))
         else:
-            for user in list(out.outputs):
-                for i, t in enumerate(user.inputs):
-                    if t is out:
-                        user.inputs[i] = c
+            replace_uses(out, c)
             if out in graph.outputs:  # a graph output keeps its name
                 graph.nodes.append(gs.Node("Identity", name=f"{name}.Identity", inputs=[c], outputs=[out]))
         dtype = str(stored.dtype).removeprefix("torch.") + (" + Cast to float32" if cast else "")

@@ -21,7 +21,7 @@ import torch
 from .. import formats, npu
 from ..ops import npu_ops
 from ..ops.defs import DOMAIN, format_from_attrs
-from .graph import constant, constant_array, detach_outputs
+from .graph import constant, constant_array, detach_outputs, replace_uses
 from . import w8a8
 from .pipeline import Context, register
 
@@ -265,10 +265,7 @@ def drop_repeated_quant_dequant(graph: gs.Graph, ctx: Context) -> int:
         if _elem_type(second.inputs[0]) not in (1, 16):  # float32, bfloat16
             continue
         y = second.outputs[0]
-        for consumer in list(y.outputs):
-            for i, t in enumerate(consumer.inputs):
-                if t is y:
-                    consumer.inputs[i] = first.outputs[0]
+        replace_uses(y, first.outputs[0])
         if y in graph.outputs:  # keep the output's name: let `first` write it
             graph.outputs[graph.outputs.index(y)] = first.outputs[0]
         detach_outputs(second)

@@ -131,6 +131,14 @@ def dequantize_packed(graph: gs.Graph, p: formats.Packed, name: str, out: gs.Var
     return value
 
 
+def replace_uses(old: gs.Tensor, new: gs.Tensor) -> None:
+    """Every node that reads `old` reads `new` instead (graph outputs are the caller's)."""
+    for user in list(old.outputs):
+        for i, t in enumerate(user.inputs):
+            if t is old:
+                user.inputs[i] = new
+
+
 def detach_outputs(node: gs.Node) -> None:
     """Unhook `node` from its outputs so that cleanup removes it."""
     node.outputs.clear()
@@ -232,16 +240,12 @@ def constant_through_layout(t: gs.Tensor) -> torch.Tensor | None:
 
 
 def remove_gates(graph: gs.Graph) -> None:
-    """Undo ops.fold_order.add_gates: each Dequantize reads its codes again, the gates' nodes go."""
-    for node in graph.nodes:
-        if node.name.startswith(FOLD_ORDER_PREFIX) and node.op == "Where":
-            codes, kept = node.inputs[1], node.outputs[0]
-            for user in list(kept.outputs):
-                for i, t in enumerate(user.inputs):
-                    if t is kept:
-                        user.inputs[i] = codes
+    """Undo ops.fold_order.add_gates: each Dequantize reads its codes and scales again, the
+    gates' nodes go."""
     ours = [n for n in graph.nodes if n.name.startswith(FOLD_ORDER_PREFIX)]
     for n in ours:
+        if n.op == "Where":  # Where(open, x, x)
+            replace_uses(n.outputs[0], n.inputs[1])
         n.inputs.clear()
         n.outputs.clear()
     graph.nodes = [n for n in graph.nodes if not n.name.startswith(FOLD_ORDER_PREFIX)]

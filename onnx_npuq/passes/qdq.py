@@ -75,7 +75,7 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 from .. import formats
 from ..ops.defs import DOMAIN
 from .graph import (MAX_LAYOUT_STEPS, constant, constant_array, constant_through_layout, constant_type,
-                    layout_step)
+                    layout_step, replace_uses)
 from .pipeline import Context, register
 
 QDQ_DOMAINS = ("", "ai.onnx", "com.microsoft")  # where QuantizeLinear / DequantizeLinear come from
@@ -547,10 +547,7 @@ def _emit_fold(graph: gs.Graph, dq: gs.Node, fold: _Fold, fresh: _Names) -> None
     out = dq.outputs[0]
     dq.outputs.clear()
     const = gs.Constant(fresh(f"{out.name}.folded"), fold.values)
-    for user in list(out.outputs):
-        for i, t in enumerate(user.inputs):
-            if t is out:
-                user.inputs[i] = const
+    replace_uses(out, const)
     if out in graph.outputs:
         graph.nodes.append(gs.Node("Identity", fresh(f"{dq.name or out.name}/npuq_folded"), {}, [const], [out]))
     dq.inputs.clear()
@@ -869,8 +866,7 @@ def fold_qdq(graph: gs.Graph, ctx: Context) -> int:
             continue
         out = q.outputs[0]
         const = _proto_constant(fresh(f"{out.name}.folded"), values)
-        for user in list(out.outputs):
-            user.inputs[user.inputs.index(out)] = const
+        replace_uses(out, const)
         q.outputs.clear()
         done += 1
     _note_left(ctx, "QuantizeLinear on a constant", left)
