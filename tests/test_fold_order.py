@@ -12,7 +12,7 @@ import onnx_graphsurgeon as gs
 import onnxruntime as ort
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import onnx_npuq
@@ -72,21 +72,28 @@ def test_small_models_get_no_gates():
     assert fold_order.add_gates(m) == 1 and "Where" not in {n.op_type for n in m.graph.node}
 
 
-def test_gates_feed_every_input_of_later_groups_and_come_off(monkeypatch):
-    monkeypatch.setattr(fold_order, "MIN_BYTES", 0)
-    plain = _packed_chain(12)
-    gated = _gated(plain)
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 20))
+def test_gates_feed_every_input_of_later_groups_and_come_off(n):
+    """Later groups read codes and scales through gates, every Transpose -> MatMul of a weight
+    is a Gemm(transB=1), and remove_gates gives back the exact nodes (names, inputs)."""
+    plain = _packed_chain(n)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fold_order, "MIN_BYTES", 0)
+        gated = _gated(plain)
     onnx.checker.check_model(gated, full_check=True)
-    groups = fold_order.groups([64 * 64 * 4] * 12)
+    groups = fold_order.groups([64 * 64 * 4] * n)
     for i, node in enumerate(n for n in gated.graph.node if n.op_type == "Dequantize"):
         gated_inputs = [x.startswith(fold_order.PREFIX) for x in node.input]
         assert gated_inputs == [groups[i] > 0] * 2, (i, list(node.input))
-    assert Counter(n.op_type for n in gated.graph.node)["If"] == max(groups)
+    ops = Counter(n.op_type for n in gated.graph.node)
+    assert ops["If"] == max(groups) and ops["Gemm"] == n and not ops["Transpose"] and not ops["MatMul"]
     graph = gs.import_onnx(gated)
     remove_gates(graph)
     graph.cleanup()
     back = gs.export_onnx(graph)
-    assert [(n.op_type, list(n.input)) for n in back.graph.node] == [(n.op_type, list(n.input)) for n in plain.graph.node]
+    assert [(n.op_type, n.name, list(n.input), list(n.output)) for n in back.graph.node] == \
+        [(n.op_type, n.name, list(n.input), list(n.output)) for n in plain.graph.node]
 
 
 def test_weights_sharing_an_input_get_a_gate_each(monkeypatch):
@@ -124,7 +131,7 @@ def test_an_export_carries_gates_that_a_default_session_folds(tmp_path):
     ids = torch.randint(0, 512, (1, 16))
     proto = onnx_npuq.export(model, (ids,), tmp_path / "m.onnx")
     ops = Counter(n.op_type for n in proto.graph.node)
-    assert ops["Dequantize"] == 14 and ops["If"] >= 4 and ops["Where"] > 14
+    assert ops["Dequantize"] == 14 and ops["If"] >= 4 and ops["Where"] > 14 and ops["Gemm"] == 14
     so = ort.SessionOptions()
     so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     got = ort.InferenceSession(tmp_path / "m.onnx", so, providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids.numpy()})
@@ -138,6 +145,7 @@ def test_an_export_carries_gates_that_a_default_session_folds(tmp_path):
     remove_gates(graph)
     plain = gs.export_onnx(graph.cleanup())
     plain.functions.extend(proto.functions)
+    assert not Counter(n.op_type for n in plain.graph.node)["Gemm"]  # Transpose -> MatMul again
     want = ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids.numpy()})
     for a, b in zip(got, want, strict=True):
         assert np.array_equal(a.view(np.uint32), b.view(np.uint32))

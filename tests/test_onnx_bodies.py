@@ -426,9 +426,10 @@ print(hwm() - before)
 PEAK_BOUND = {"mxfp4": 2.6, "int8sym": 2.6, "hif8": 2.75, "nvfp4": 2.6, "int4sym": 2.6, "fp8e4m3": 3.0,
               "hif4": 3.15}
 PEAK_FAST = ("mxfp4", "int8sym")
-# the same with the fold-order gates (6 groups of 8 equal weights), measured 1.28-1.64
-GATED_PEAK_BOUND = {"mxfp4": 1.55, "int8sym": 1.65, "hif8": 1.4, "nvfp4": 1.55, "int4sym": 1.6, "fp8e4m3": 1.8,
-                    "hif4": 1.8}
+# the same with the fold-order gates (6 groups of 8 equal weights; each Transpose -> MatMul a
+# Gemm(transB=1)), measured 1.19-1.47 (with the Transposes folded: 1.28-1.64)
+GATED_PEAK_BOUND = {"mxfp4": 1.4, "int8sym": 1.45, "hif8": 1.3, "nvfp4": 1.4, "int4sym": 1.45, "fp8e4m3": 1.6,
+                    "hif4": 1.55}
 
 
 def _session_peak_kib(path) -> int:
@@ -505,8 +506,8 @@ def test_gated_weights_all_fold_and_change_no_bit(name, tmp_path):
             so.optimized_model_filepath = str(path)
         return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feed)[0]
 
-    got = run(gated, tmp_path / "optimized.onnx")
-    assert [n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node] == ["MatMul"] * 8
+    got = run(gated, tmp_path / "optimized.onnx")  # each MatMul(x, Transpose(w)) is Gemm(x, w, transB=1) here
+    assert [n.op_type for n in onnx.load(tmp_path / "optimized.onnx").graph.node] == ["Flatten", "Gemm", "Reshape"] * 8
     assert np.array_equal(got.view(np.uint32), run(fp32).view(np.uint32))
     off = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     assert np.array_equal(run(gated, level=off).view(np.uint32), run(packed, level=off).view(np.uint32))

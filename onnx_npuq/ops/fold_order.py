@@ -21,9 +21,15 @@ unfolded would decode on every run (tests/test_onnx_bodies.py checks that none i
 gate's nodes are a handful of scalars; the Wheres copy the codes (a quarter to an eighth of
 the decoded size) and scales once.
 
+In a gated model each weight's Transpose -> MatMul(a, .) also becomes Flatten(a) -> Gemm(., w, transB=1)
+-> Reshape: the folded Transpose was one more full-size copy of each weight in its group's
+step (the fp32 export stores its weights transposed already); Gemm prepacks B as MatMul does,
+and the products are the same bit for bit.
+
 The gates change no value. The exporter adds them; every pass removes them first
-(passes.graph.remove_gates) and the pipeline adds them back to what it writes, so the
-passes see Dequantize on constants, and ATC layouts (our NPU ops) get none.
+(passes.graph.remove_gates, the Gemms back to Transpose -> MatMul) and the pipeline adds
+them back to what it writes, so the passes see Dequantize -> Transpose -> MatMul on
+constants, and ATC layouts (our NPU ops) get none.
 """
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ import onnx
 from .defs import DOMAIN
 
 PREFIX = "npuq.fold_order"
+GEMM = f"{PREFIX}.gemm"  # the Transpose -> MatMul of a packed weight, as Gemm(transB=1)
+GEMM_T, GEMM_M, GEMM_A = f"{GEMM}.t.", f"{GEMM}.m.", f"{GEMM}.a."  # + (MatMul output|) the Transpose's, MatMul's, Transpose output's names
 GROUPS = 8  # folds in 9 of the 10 level-1 steps onnxruntime runs by default (the first group takes 2)
 MIN_BYTES = 2**24  # decoded float32 weights below which the session's own memory dominates
 SHRINK = 0.8  # each group's decoded bytes / the one before's (0.6-1.0 measured at 2 GB: 0.8 lowest)
@@ -110,6 +118,7 @@ def add_gates(model: onnx.ModelProto) -> int:
         if id(node) in group_of:
             prev = node
         nodes.append(node)
+    nodes = _untransposed(nodes, {id(n) for n in weights}, {o.name for o in graph.output})
     if len(nodes) != len(graph.node):
         copies = [onnx.NodeProto() for _ in nodes]
         for c, n in zip(copies, nodes):
@@ -117,3 +126,44 @@ def add_gates(model: onnx.ModelProto) -> int:
         del graph.node[:]
         graph.node.extend(copies)
     return max(group_of.values(), default=0) + 1
+
+
+def _untransposed(nodes: list[onnx.NodeProto], weights: set[int], graph_outputs: set[str]) -> list[onnx.NodeProto]:
+    """`nodes` with each weight's Dequantize -> Transpose -> MatMul(a, .) as
+    Flatten(a) -> Gemm(., w, transB=1) -> Reshape to MatMul's shape: onnxruntime then folds
+    no Transpose of the decoded weight (a full-size copy held with the group's others until
+    the step ends; the fp32 export has its weights transposed already) and prepacks B as it
+    would for MatMul: the same products, bit for bit (tests). Names keep the two nodes' names
+    and the Transpose's output for passes.graph.remove_gates."""
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for n in nodes:
+        for name in n.input:
+            readers.setdefault(name, []).append(n)
+    swap: dict[int, list[onnx.NodeProto]] = {}
+    for dq in (n for n in nodes if id(n) in weights):
+        t = [r for r in readers.get(dq.output[0], []) if not r.name.startswith(PREFIX)]  # not a gate's Size
+        if len(t) != 1 or not _is_transpose_2d(t[0]) or t[0].output[0] in graph_outputs:
+            continue
+        mm = readers.get(t[0].output[0], [])
+        if len(mm) != 1 or mm[0].op_type != "MatMul" or mm[0].domain or list(mm[0].input[1:]) != [t[0].output[0]]:
+            continue
+        swap[id(t[0])] = []
+        swap[id(mm[0])] = _gemm(t[0], mm[0])
+    return [m for n in nodes for m in swap.get(id(n), [n])]
+
+
+def _is_transpose_2d(node: onnx.NodeProto) -> bool:
+    perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+    return node.op_type == "Transpose" and not node.domain and perm == [1, 0]
+
+
+def _gemm(t: onnx.NodeProto, mm: onnx.NodeProto) -> list[onnx.NodeProto]:
+    (a, _), (w,), (y,) = mm.input, t.input, mm.output
+    a2, y2, lead, n, shape = f"{GEMM_A}{t.output[0]}", f"{GEMM}.y.{y}", f"{GEMM}.lead.{y}", f"{GEMM}.n.{y}", f"{GEMM}.shape.{y}"
+    make = onnx.helper.make_node
+    return [make("Flatten", [a], [a2], f"{GEMM_T}{y}|{t.name}", axis=-1),  # unique, even for unnamed nodes
+            make("Gemm", [a2, w], [y2], f"{GEMM_M}{y}|{mm.name}", transB=1),
+            make("Shape", [a], [lead], lead, end=-1),
+            make("Shape", [y2], [n], n, start=1),
+            make("Concat", [lead, n], [shape], shape, axis=0),
+            make("Reshape", [y2, shape], [y], f"{GEMM}.reshape.{y}")]

@@ -10,7 +10,7 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 from .. import formats
 from ..io import read_external
 from ..ops.defs import DOMAIN
-from ..ops.fold_order import PREFIX as FOLD_ORDER_PREFIX
+from ..ops.fold_order import GEMM_A, GEMM_M, GEMM_T, PREFIX as FOLD_ORDER_PREFIX
 
 
 class ExternalValues(LazyValues):
@@ -240,12 +240,27 @@ def constant_through_layout(t: gs.Tensor) -> torch.Tensor | None:
 
 
 def remove_gates(graph: gs.Graph) -> None:
-    """Undo ops.fold_order.add_gates: each Dequantize reads its codes and scales again, the
-    gates' nodes go."""
+    """Undo ops.fold_order.add_gates: each Dequantize reads its codes and scales again, each
+    Gemm(transB=1) of a weight is its Transpose -> MatMul again, the gates' nodes go."""
     ours = [n for n in graph.nodes if n.name.startswith(FOLD_ORDER_PREFIX)]
+    products = {}
     for n in ours:
         if n.op == "Where":  # Where(open, x, x)
             replace_uses(n.outputs[0], n.inputs[1])
+        elif n.op == "Gemm":  # Flatten(a) -> Gemm(., w) -> Reshape -> y
+            flat, reshape = n.inputs[0].inputs[0], next(r for r in n.outputs[0].outputs if r.op == "Reshape")
+            products[id(n)] = (flat.inputs[0], n.inputs[1], reshape.outputs[0], flat.name, flat.outputs[0].name, n.name)
+    for n in ours:
         n.inputs.clear()
         n.outputs.clear()
-    graph.nodes = [n for n in graph.nodes if not n.name.startswith(FOLD_ORDER_PREFIX)]
+    nodes = []
+    for n in graph.nodes:
+        if id(n) in products:
+            a, w, y, flat_name, a2_name, gemm_name = products[id(n)]
+            wt = gs.Variable(a2_name[len(GEMM_A):], dtype=w.dtype, shape=None if w.shape is None else w.shape[::-1])
+            skip = len(y.name) + 1
+            nodes += [gs.Node("Transpose", flat_name[len(GEMM_T) + skip:], {"perm": [1, 0]}, [w], [wt]),
+                      gs.Node("MatMul", gemm_name[len(GEMM_M) + skip:], inputs=[a, wt], outputs=[y])]
+        elif not n.name.startswith(FOLD_ORDER_PREFIX):
+            nodes.append(n)
+    graph.nodes = nodes
