@@ -5,7 +5,7 @@ import torch
 
 from onnx_npuq import formats as F
 from onnx_npuq.exporter import ExportError, export, save, to_onnx
-from onnx_npuq.ops import defs
+from onnx_npuq.ops import bodies, defs, functions
 from onnx_npuq.runtime import OrtSession
 
 from conftest import FORMAT_CONFIGS, FullDisk, assert_same, config_id
@@ -54,7 +54,9 @@ def test_dequantize_exports_bit_exact(name, axis, dtype):
     proto = to_onnx(PackedWeight(p), (torch.zeros(2),))
     onnx.checker.check_model(proto, full_check=True)
     node = next(n for n in proto.graph.node if n.domain == "npuq")
-    assert node.op_type == "Dequantize" and node.overload == name
+    rows = bodies.rows_scaled(F.get_format(name), p.block, p.length)  # one float32 scale a row: its own body
+    assert node.op_type == "Dequantize" and node.overload == name + (functions.ROWS if rows else "")
+    assert rows == (name in ("int8sym", "fp8e4m3", "fp8e5m2"))
     codes = next(i for i in proto.graph.initializer if i.name.endswith("codes"))
     assert codes.data_type == onnx.TensorProto.UINT8  # the file holds the packed bytes
     assert_same(run(proto, torch.zeros(2))[0], F.decode(p).float())

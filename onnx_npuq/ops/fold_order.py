@@ -21,8 +21,8 @@ unfolded would decode on every run (tests/test_onnx_bodies.py checks that none i
 gate's nodes are a handful of scalars; the Wheres copy the codes (a quarter to an eighth of
 the decoded size) and scales once.
 
-In a gated model each weight's Transpose -> MatMul(a, .) also becomes Flatten(a) -> Gemm(., w, transB=1)
--> Reshape: the folded Transpose was one more full-size copy of each weight in its group's
+In a gated model each weight's Transpose -> MatMul(a, .) also becomes
+Flatten(a) -> Gemm(., w, transB=1) -> Reshape: the folded Transpose was one more full-size copy of each weight in its group's
 step (the fp32 export stores its weights transposed already); Gemm prepacks B as MatMul does,
 and the products are the same bit for bit.
 
@@ -40,7 +40,9 @@ from .defs import DOMAIN
 
 PREFIX = "npuq.fold_order"
 GEMM = f"{PREFIX}.gemm"  # the Transpose -> MatMul of a packed weight, as Gemm(transB=1)
-GEMM_T, GEMM_M, GEMM_A = f"{GEMM}.t.", f"{GEMM}.m.", f"{GEMM}.a."  # + (MatMul output|) the Transpose's, MatMul's, Transpose output's names
+# name prefixes, followed by "<MatMul output>|<the Transpose's name>" / "...|<the MatMul's name>" / the
+# Transpose's output: what remove_gates needs to write the two nodes again
+GEMM_T, GEMM_M, GEMM_A = f"{GEMM}.t.", f"{GEMM}.m.", f"{GEMM}.a."
 GROUPS = 8  # folds in 9 of the 10 level-1 steps onnxruntime runs by default (the first group takes 2)
 MIN_BYTES = 2**24  # decoded float32 weights below which the session's own memory dominates
 SHRINK = 0.8  # each group's decoded bytes / the one before's (0.6-1.0 measured at 2 GB: 0.8 lowest)
@@ -118,7 +120,13 @@ def add_gates(model: onnx.ModelProto) -> int:
         if id(node) in group_of:
             prev = node
         nodes.append(node)
+    before = {o for n in nodes for o in n.output}
     nodes = _untransposed(nodes, {id(n) for n in weights}, {o.name for o in graph.output})
+    gone = before - {o for n in nodes for o in n.output}  # the Transposes' outputs
+    kept_info = [v for v in graph.value_info if v.name not in gone]
+    if len(kept_info) != len(graph.value_info):
+        del graph.value_info[:]
+        graph.value_info.extend(kept_info)
     if len(nodes) != len(graph.node):
         copies = [onnx.NodeProto() for _ in nodes]
         for c, n in zip(copies, nodes):
@@ -159,7 +167,8 @@ def _is_transpose_2d(node: onnx.NodeProto) -> bool:
 
 def _gemm(t: onnx.NodeProto, mm: onnx.NodeProto) -> list[onnx.NodeProto]:
     (a, _), (w,), (y,) = mm.input, t.input, mm.output
-    a2, y2, lead, n, shape = f"{GEMM_A}{t.output[0]}", f"{GEMM}.y.{y}", f"{GEMM}.lead.{y}", f"{GEMM}.n.{y}", f"{GEMM}.shape.{y}"
+    a2, y2 = f"{GEMM_A}{t.output[0]}", f"{GEMM}.y.{y}"
+    lead, n, shape = f"{GEMM}.lead.{y}", f"{GEMM}.n.{y}", f"{GEMM}.shape.{y}"
     make = onnx.helper.make_node
     return [make("Flatten", [a], [a2], f"{GEMM_T}{y}|{t.name}", axis=-1),  # unique, even for unnamed nodes
             make("Gemm", [a2, w], [y2], f"{GEMM_M}{y}|{mm.name}", transB=1),

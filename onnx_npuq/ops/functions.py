@@ -24,6 +24,7 @@ from . import bodies, defs, npu_ops
 from .defs import DOMAIN, format_from_attrs, overload_name
 
 DOMAINS = (DOMAIN, npu_ops.DOMAIN)
+ROWS = ".rows"  # overload suffix of a Dequantize with one float32 scale per row (bodies.rows_scaled)
 _OPS = {DOMAIN: defs.OPS, npu_ops.DOMAIN: npu_ops.OPS}
 _ATTR_TYPES = {onnx.defs.OpSchema.AttrType.STRING: (AttributeProto.STRING, "a string"),
                onnx.defs.OpSchema.AttrType.INT: (AttributeProto.INT, "an int"),
@@ -224,10 +225,11 @@ def _attach_npuq(model: onnx.ModelProto) -> None:
             continue
         attrs = _attrs(node)
         fmt = format_from_attrs(attrs)
-        node.overload = overload_name(fmt)
+        rows = node.op_type == "Dequantize" and bodies.rows_scaled(fmt, attrs.get("block", 0), attrs.get("length", 0))
+        node.overload = overload_name(fmt) + (ROWS if rows else "")
         if (DOMAIN, node.op_type, node.overload) in have:
             continue
-        fn = _npuq_body(node.op_type, fmt)
+        fn = bodies.dequantize_rows_function(fmt.name) if rows else _npuq_body(node.op_type, fmt)
         fn.name, fn.overload = node.op_type, node.overload
         # declare every attribute the node carries (format, options) so checkers accept it
         declared = {a.name for a in fn.attribute_proto} | set(fn.attribute)

@@ -12,7 +12,11 @@ in order); `length` crops the block padding (0: keep the padded rows). The float
 formats (int8sym, int4sym, fp8e4m3, fp8e5m2) also take `block` (elements per float32 scale;
 0: the whole row, i.e. `length`).
 Decoding does not depend on format options, so there is one Dequantize per format (hif8's
-multiplies by the row's float32 scale when `scales` has one: scale="row" / "tensor").
+multiplies by the row's float32 scale when `scales` has one: scale="row" / "tensor"), and a
+second for 8-bit codes with one float32 scale per row (`rows_scaled`: int8sym, fp8e4m3,
+fp8e5m2 weights by default), overload `<fmt>.rows`: one GatherElements of the rows' scaled
+tables, whose static shape lets onnxruntime fold it with no full-size intermediate but the
+indices.
 
 `QuantDequant_<fmt>...` fake-quantizes X (float32, float16 or bfloat16, any rank) along
 `axis`, computing in float32 and casting back to X's type (CastLike). Options change the
@@ -46,7 +50,7 @@ from __future__ import annotations
 from .builder import (DOMAIN, DOMAIN_VERSION, OPSET, IR_VERSION, FLOAT, INT64, INF, NAN, INT64_MAX, OFF, NPOW,  # noqa: F401
                       INV_LN2, TORCH_TO_ONNX, _Body)
 from .names import function_name  # noqa: F401
-from .dequantize import dequantize_function  # noqa: F401
+from .dequantize import dequantize_function, dequantize_rows_function, rows_scaled  # noqa: F401
 from .quant_dequant import quant_dequant_function  # noqa: F401
 from .quantize import QUANTIZE_FORMATS, quantize_function  # noqa: F401
 from .models import _model, model_for_decode, model_for_fake_quant, all_functions  # noqa: F401
@@ -58,9 +62,11 @@ __all__ = [
     "OPSET",
     "all_functions",
     "dequantize_function",
+    "dequantize_rows_function",
     "function_name",
     "model_for_decode",
     "model_for_fake_quant",
     "quant_dequant_function",
     "quantize_function",
+    "rows_scaled",
 ]

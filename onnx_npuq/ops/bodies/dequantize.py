@@ -178,6 +178,34 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
     return _make_function(f"Dequantize_{name}", inputs, ["Y"], g, attrs, doc)
 
 
+def rows_scaled(fmt, block: int, length: int) -> bool:
+    """Whether a Dequantize of `fmt` with these attributes takes `dequantize_rows_function`:
+    8-bit codes with one float32 scale per row (block 0 or the row's length: no padding)."""
+    return isinstance(fmt, Sym) and fmt.elem_bits == 8 and (block == 0 or block == length)
+
+
+def dequantize_rows_function(fmt_name: str) -> onnx.FunctionProto:
+    """`Dequantize_<fmt>` for the rows_scaled case (the usual int8 / fp8 weight): each row's
+    table scaled, (R, 256), then one GatherElements by the codes, as hif8's scaled decode:
+    the same float32 products as the blocks' values times their scales, with no full-size
+    product, block view or reshape, and a statically known (R, length) shape, so
+    onnxruntime folds what follows (Transpose, a float16 Cast) in the same step."""
+    name, fmt = _fmt(fmt_name, {})
+    if not rows_scaled(fmt, 0, 0):
+        raise ValueError(f"no per-row Dequantize body for {name}")
+    g = _Body()
+    rows = g.op("Mul", g.const(_sym8_table(fmt).reshape(1, 256)), _float32_from_bytes(g, "scales"))
+    g.output("Y", g.op("GatherElements", rows, g.op("Cast", "codes", to=TensorProto.INT32), axis=1))
+    doc = (f"Decode Packed.codes/scales of format {name} with one scale per row (block 0 or length) to the "
+           "(rows, length) float32 matrix of onnx_npuq.formats.decode.")
+    return _make_function(f"Dequantize_{name}", ["codes", "scales"], ["Y"], g, {"length": 0, "block": 0}, doc)
+
+
+def _sym8_table(fmt) -> np.ndarray:
+    """byte -> float32 value: DequantizeLinear's float32(fp8), or float32(int8) (wrapping)."""
+    return _code_table(fmt.el.grid.table) if fmt.el.grid is not None else _f32(_bytes().view(torch.int8))
+
+
 def _uint4_table() -> np.ndarray:
     """byte -> (low nibble, high nibble) as unsigned values."""
     return _f32(torch.stack((_bytes() & 0x0F, _bytes() >> 4), dim=1))

@@ -14,7 +14,7 @@ from ... import formats as F
 from ...formats.asym import Asym
 from ...formats.integer import Sym
 from .builder import DOMAIN, DOMAIN_VERSION, IR_VERSION, OPSET, TORCH_TO_ONNX
-from .dequantize import dequantize_function
+from .dequantize import dequantize_function, dequantize_rows_function, rows_scaled
 from .quant_dequant import quant_dequant_function
 
 # ------------------------------------------------------------------ runnable models
@@ -50,7 +50,8 @@ def model_for_decode(packed: F.Packed, as_inputs: bool = False) -> onnx.ModelPro
     same names with `as_inputs=True`. The output is `Y`.
     """
     name = F.canonical(packed.format)
-    func = dequantize_function(name)
+    rows = rows_scaled(F.get_format(name), packed.block, packed.length)
+    func = dequantize_rows_function(name) if rows else dequantize_function(name)
     arrays = {"codes": packed.codes.contiguous().numpy(), "scales": packed.scales.contiguous().numpy()}
     if name == "nvfp4":
         arrays["tensor_scale"] = packed.tensor_scale.to(torch.float32).reshape(()).numpy()
