@@ -96,6 +96,70 @@ def test_gates_feed_every_input_of_later_groups_and_come_off(n):
         [(n.op_type, n.name, list(n.input), list(n.output)) for n in plain.graph.node]
 
 
+def _one_weight(x_shape, opset: int = 21) -> onnx.ModelProto:
+    """x (symbolic dims of x_shape's rank) -> MatMul(x, Transpose(Dequantize(64 x 48 packed)))."""
+    p = F.encode(torch.randn(48, 64, generator=torch.Generator().manual_seed(0)), "mxfp4")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Dequantize", ["c", "s"], ["w"], "dq", domain="npuq", format="mxfp4", block=p.block,
+                               length=64),
+         onnx.helper.make_node("Transpose", ["w"], ["wt"], "t", perm=[1, 0]),
+         onnx.helper.make_node("MatMul", ["x", "wt"], ["y"], "mm")], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [f"d{i}" for i in range(len(x_shape) - 1)] + [64])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [onnx.numpy_helper.from_array(p.codes.numpy(), "c"), onnx.numpy_helper.from_array(p.scales.numpy(), "s")])
+    m = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset), onnx.helper.make_opsetid("npuq", 1)])
+    m.ir_version = 10
+    return functions.attach(m)
+
+
+def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("shape", [(64,), (5, 64), (3, 5, 64), (2, 3, 5, 64), (0, 64), (2, 0, 64), (2, 3, 0, 64)],
+                         ids=str)
+def test_gemm_form_is_matmul_bit_for_bit_at_every_rank(shape, monkeypatch):
+    """Flatten -> Gemm -> Reshape gives MatMul's shape and bits for a vector, a matrix, 3-D and
+    4-D activations, and empty ones (a zero sequence length: Reshape must not copy dims)."""
+    monkeypatch.setattr(fold_order, "MIN_BYTES", 0)
+    plain = _one_weight(shape)
+    gated = _gated(plain)
+    assert "Gemm" in {n.op_type for n in gated.graph.node}
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    want, got = _run(plain, x), _run(gated, x)
+    assert got.shape == want.shape and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("opset", [13, 14, 15])
+def test_gemm_form_only_where_the_opset_has_it(opset, monkeypatch):
+    """Shape(start, end) is opset 15: older models (onnxruntime's quantizer writes 13) keep
+    Transpose -> MatMul behind their gates, and run."""
+    monkeypatch.setattr(fold_order, "MIN_BYTES", 0)
+    plain = _one_weight((3, 5, 64), opset)
+    gated = _gated(plain)
+    assert ("Gemm" in {n.op_type for n in gated.graph.node}) == (opset >= 15)
+    x = np.random.default_rng(0).standard_normal((3, 5, 64)).astype(np.float32)
+    assert np.array_equal(_run(gated, x).view(np.uint32), _run(plain, x).view(np.uint32))
+
+
+def test_a_transpose_read_in_a_subgraph_stays(monkeypatch):
+    """An If branch reading the Transpose's output (outer scope) keeps the Transpose."""
+    monkeypatch.setattr(fold_order, "MIN_BYTES", 0)
+    plain = _one_weight((5, 64))
+    branch = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["wt"], ["b"])], "b", [],
+                                    [onnx.helper.make_tensor_value_info("b", onnx.TensorProto.FLOAT, None)])
+    plain.graph.input.append(onnx.helper.make_tensor_value_info("c0", onnx.TensorProto.BOOL, []))
+    plain.graph.node.append(onnx.helper.make_node("If", ["c0"], ["z"], "if", then_branch=branch, else_branch=branch))
+    plain.graph.output.append(onnx.helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, None))
+    gated = _gated(plain)
+    assert "Transpose" in {n.op_type for n in gated.graph.node}
+    feed = {"x": np.ones((5, 64), np.float32), "c0": np.array(True)}
+    got = ort.InferenceSession(gated.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    want = ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    for a, b in zip(got, want, strict=True):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
 def test_weights_sharing_an_input_get_a_gate_each(monkeypatch):
     monkeypatch.setattr(fold_order, "MIN_BYTES", 0)
     m = _packed_chain(12)

@@ -121,7 +121,9 @@ def add_gates(model: onnx.ModelProto) -> int:
             prev = node
         nodes.append(node)
     before = {o for n in nodes for o in n.output}
-    nodes = _untransposed(nodes, {id(n) for n in weights}, {o.name for o in graph.output})
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if opset >= 15:  # Shape(start, end)
+        nodes = _untransposed(nodes, {id(n) for n in weights}, {o.name for o in graph.output} | _subgraph_reads(nodes))
     gone = before - {o for n in nodes for o in n.output}  # the Transposes' outputs
     kept_info = [v for v in graph.value_info if v.name not in gone]
     if len(kept_info) != len(graph.value_info):
@@ -160,6 +162,16 @@ def _untransposed(nodes: list[onnx.NodeProto], weights: set[int], graph_outputs:
     return [m for n in nodes for m in swap.get(id(n), [n])]
 
 
+def _subgraph_reads(nodes) -> set[str]:
+    """Every name read inside the nodes' subgraphs (an If's branches: outer-scope reads)."""
+    out = set()
+    for n in nodes:
+        for a in n.attribute:
+            for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs:
+                out |= {i for m in g.node for i in m.input} | _subgraph_reads(g.node)
+    return out
+
+
 def _is_transpose_2d(node: onnx.NodeProto) -> bool:
     perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
     return node.op_type == "Transpose" and not node.domain and perm == [1, 0]
@@ -175,4 +187,4 @@ def _gemm(t: onnx.NodeProto, mm: onnx.NodeProto) -> list[onnx.NodeProto]:
             make("Shape", [a], [lead], lead, end=-1),
             make("Shape", [y2], [n], n, start=1),
             make("Concat", [lead, n], [shape], shape, axis=0),
-            make("Reshape", [y2, shape], [y], f"{GEMM}.reshape.{y}")]
+            make("Reshape", [y2, shape], [y], f"{GEMM}.reshape.{y}", allowzero=1)]  # a 0 in shape is a 0
