@@ -21,7 +21,7 @@ unfolded would decode on every run (tests/test_onnx_bodies.py checks that none i
 gate's nodes are a handful of scalars; the Wheres copy the codes (a quarter to an eighth of
 the decoded size) and scales once.
 
-In a gated model each weight's Transpose -> MatMul(a, .) also becomes
+In a gated model (opset 15 and newer) each weight's Transpose -> MatMul(a, .) also becomes
 Flatten(a) -> Gemm(., w, transB=1) -> Reshape: the folded Transpose was one more full-size copy of each weight in its group's
 step (the fp32 export stores its weights transposed already); Gemm prepacks B as MatMul does,
 and the products are the same bit for bit.
