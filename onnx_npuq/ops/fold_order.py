@@ -22,9 +22,9 @@ gate's nodes are a handful of scalars; the Wheres copy the codes (a quarter to a
 the decoded size) and scales once.
 
 In a gated model (opset 15 and newer) each weight's Transpose -> MatMul(a, .) also becomes
-Flatten(a) -> Gemm(., w, transB=1) -> Reshape: the folded Transpose was one more full-size copy of each weight in its group's
-step (the fp32 export stores its weights transposed already); Gemm prepacks B as MatMul does,
-and the products are the same bit for bit.
+Flatten(a) -> Gemm(., w, transB=1) -> Reshape: the folded Transpose was one more full-size
+copy of each weight in its group's step (the fp32 export stores its weights transposed
+already); Gemm prepacks B as MatMul does, and the products are the same bit for bit.
 
 The gates change no value. The exporter adds them; every pass removes them first
 (passes.graph.remove_gates, the Gemms back to Transpose -> MatMul) and the pipeline adds
