@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import onnx_npuq
 from onnx_npuq import formats as F
+from onnx_npuq.atc.layers import quantized_layers
 from onnx_npuq.models import DecoderConfig, TinyDecoder
 from onnx_npuq.nn import quantize_model
 from onnx_npuq.ops import fold_order, functions
@@ -210,6 +211,8 @@ def test_an_export_carries_gates_that_a_default_session_folds(tmp_path):
     plain = gs.export_onnx(graph.cleanup())
     plain.functions.extend(proto.functions)
     assert not Counter(n.op_type for n in plain.graph.node)["Gemm"]  # Transpose -> MatMul again
+    layers = quantized_layers(proto)  # what `atc check --as-is` lists: the user's MatMuls, as without gates
+    assert len(layers) == 14 and layers == quantized_layers(plain)
     want = ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"input_ids": ids.numpy()})
     for a, b in zip(got, want, strict=True):
         assert np.array_equal(a.view(np.uint32), b.view(np.uint32))

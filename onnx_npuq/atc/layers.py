@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import onnx
 
+from ..ops.fold_order import stands_for
 from .soc import CUSTOM_OP_FAMILIES, soc_info
 
 LAYER_OPS = {"MatMul", "Gemm", "Conv", "ConvTranspose"}
@@ -109,6 +110,9 @@ def quantized_layers(model: onnx.ModelProto, soc_version: str | None = None) -> 
     for n in model.graph.node:
         domain, op = portable(n)
         who = n.name or n.output[0]
+        matmul = stands_for(n)  # an export's Gemm form of MatMul (ops.fold_order): named as the user's layer
+        if matmul is not None:
+            op, who = "MatMul", matmul or who
         if op in QUANT_MATMULS and domain in ("", "ai.onnx", "npu"):  # npu:: in the portable form
             dtype = _attr(n, "dtype", 1)
             out.append(Layer(who, op, NATIVE, f"CANN's QuantBatchMatmulV3 (int8 x int8 on the cube, output dtype "

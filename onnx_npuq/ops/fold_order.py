@@ -172,6 +172,14 @@ def _subgraph_reads(nodes) -> set[str]:
     return out
 
 
+def stands_for(node: onnx.NodeProto) -> str | None:
+    """The name of the MatMul that `node`, a Gemm this module wrote, stands for; else None."""
+    if node.op_type != "Gemm" or not node.name.startswith(GEMM_M):
+        return None
+    y = node.output[0][len(f"{GEMM}.y."):]
+    return node.name[len(GEMM_M) + len(y) + 1:]
+
+
 def _is_transpose_2d(node: onnx.NodeProto) -> bool:
     perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
     return node.op_type == "Transpose" and not node.domain and perm == [1, 0]
