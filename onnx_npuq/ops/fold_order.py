@@ -40,9 +40,19 @@ from .defs import DOMAIN
 
 PREFIX = "npuq.fold_order"
 GEMM = f"{PREFIX}.gemm"  # the Transpose -> MatMul of a packed weight, as Gemm(transB=1)
-# name prefixes, followed by "<MatMul output>|<the Transpose's name>" / "...|<the MatMul's name>" / the
-# Transpose's output: what remove_gates needs to write the two nodes again
-GEMM_T, GEMM_M, GEMM_A = f"{GEMM}.t.", f"{GEMM}.m.", f"{GEMM}.a."
+# names of the Gemm form: the Flatten's (GEMM_T) and Gemm's (GEMM_M) carry the Transpose's and
+# MatMul's names (`carried`), the Flatten's output the Transpose's output (GEMM_A + it), the
+# Gemm's output GEMM_Y + the MatMul's: what remove_gates needs to write the two nodes again
+GEMM_T, GEMM_M, GEMM_A, GEMM_Y = f"{GEMM}.t.", f"{GEMM}.m.", f"{GEMM}.a.", f"{GEMM}.y."
+
+
+def _carrying(prefix: str, y: str, name: str) -> str:
+    return f"{prefix}{y}|{name}"  # unique with the MatMul's output y, even for unnamed nodes
+
+
+def carried(prefix: str, y: str, node_name: str) -> str:
+    """The original node name in `node_name`, a Gemm-form name made for MatMul output `y`."""
+    return node_name[len(_carrying(prefix, y, "")):]
 GROUPS = 8  # folds in 9 of the 10 level-1 steps onnxruntime runs by default (the first group takes 2)
 MIN_BYTES = 2**24  # decoded float32 weights below which the session's own memory dominates
 SHRINK = 0.8  # each group's decoded bytes / the one before's (0.6-1.0 measured at 2 GB: 0.8 lowest)
@@ -176,8 +186,7 @@ def stands_for(node: onnx.NodeProto) -> str | None:
     """The name of the MatMul that `node`, a Gemm this module wrote, stands for; else None."""
     if node.op_type != "Gemm" or not node.name.startswith(GEMM_M):
         return None
-    y = node.output[0][len(f"{GEMM}.y."):]
-    return node.name[len(GEMM_M) + len(y) + 1:]
+    return carried(GEMM_M, node.output[0][len(GEMM_Y):], node.name)
 
 
 def _is_transpose_2d(node: onnx.NodeProto) -> bool:
@@ -187,11 +196,11 @@ def _is_transpose_2d(node: onnx.NodeProto) -> bool:
 
 def _gemm(t: onnx.NodeProto, mm: onnx.NodeProto) -> list[onnx.NodeProto]:
     (a, _), (w,), (y,) = mm.input, t.input, mm.output
-    a2, y2 = f"{GEMM_A}{t.output[0]}", f"{GEMM}.y.{y}"
+    a2, y2 = f"{GEMM_A}{t.output[0]}", f"{GEMM_Y}{y}"
     lead, n, shape = f"{GEMM}.lead.{y}", f"{GEMM}.n.{y}", f"{GEMM}.shape.{y}"
     make = onnx.helper.make_node
-    return [make("Flatten", [a], [a2], f"{GEMM_T}{y}|{t.name}", axis=-1),  # unique, even for unnamed nodes
-            make("Gemm", [a2, w], [y2], f"{GEMM_M}{y}|{mm.name}", transB=1),
+    return [make("Flatten", [a], [a2], _carrying(GEMM_T, y, t.name), axis=-1),
+            make("Gemm", [a2, w], [y2], _carrying(GEMM_M, y, mm.name), transB=1),
             make("Shape", [a], [lead], lead, end=-1),
             make("Shape", [y2], [n], n, start=1),
             make("Concat", [lead, n], [shape], shape, axis=0),

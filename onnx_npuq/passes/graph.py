@@ -10,7 +10,7 @@ from onnx_graphsurgeon.ir.tensor import LazyValues
 from .. import formats
 from ..io import read_external
 from ..ops.defs import DOMAIN
-from ..ops.fold_order import GEMM_A, GEMM_M, GEMM_T, PREFIX as FOLD_ORDER_PREFIX
+from ..ops.fold_order import GEMM_A, GEMM_M, GEMM_T, PREFIX as FOLD_ORDER_PREFIX, carried
 
 
 class ExternalValues(LazyValues):
@@ -258,9 +258,8 @@ def remove_gates(graph: gs.Graph) -> None:
         if id(n) in products:
             a, w, y, flat_name, a2_name, gemm_name = products[id(n)]
             wt = gs.Variable(a2_name[len(GEMM_A):], dtype=w.dtype, shape=None if w.shape is None else w.shape[::-1])
-            skip = len(y.name) + 1
-            nodes += [gs.Node("Transpose", flat_name[len(GEMM_T) + skip:], {"perm": [1, 0]}, [w], [wt]),
-                      gs.Node("MatMul", gemm_name[len(GEMM_M) + skip:], inputs=[a, wt], outputs=[y])]
+            nodes += [gs.Node("Transpose", carried(GEMM_T, y.name, flat_name), {"perm": [1, 0]}, [w], [wt]),
+                      gs.Node("MatMul", carried(GEMM_M, y.name, gemm_name), inputs=[a, wt], outputs=[y])]
         elif not n.name.startswith(FOLD_ORDER_PREFIX):
             nodes.append(n)
     graph.nodes = nodes

@@ -76,6 +76,14 @@ def _float32_from_bytes(g: _Body, b4: str) -> str:
                                     g.i(-1), keepdims=1))
 
 
+def _scaled_rows_lookup(g: _Body, table: np.ndarray, s4: str, idx: str) -> str:
+    """table[code] * the row's scale for (R, n) int32 codes `idx`, `s4` the (R, 4) bytes of each
+    row's float32 scale: the table scaled per row, (R, 256), then one GatherElements (the same
+    products as value * scale, with no full-size float intermediate)."""
+    rows = g.op("Mul", g.const(table.reshape(1, 256)), _float32_from_bytes(g, s4))
+    return g.op("GatherElements", rows, idx, axis=1)
+
+
 def _sym_block(g: _Body) -> str:
     """Attribute `block` as a [1] int64, 0 meaning `length` (the whole row)."""
     length = g.op("Unsqueeze", g.attr_int("length"), g.i(0))
@@ -110,8 +118,7 @@ def dequantize_function(fmt_name: str, **options) -> onnx.FunctionProto:
             one = b.op("Expand", b.const(np.array([[0, 0, 128, 63]], np.uint8)),
                        b.op("Concat", b.op("Gather", b.op("Shape", "scales"), b.i(0)), b.i(4), axis=0))
             s4 = b.op("Slice", b.op("Concat", "scales", one, axis=1), b.i(0), b.i(4), b.i(1))
-            rows = b.op("Mul", b.const(_code_table(codecs.HIF8).reshape(1, 256)), _float32_from_bytes(b, s4))
-            return b.op("GatherElements", rows, idx, axis=1)
+            return _scaled_rows_lookup(b, _code_table(codecs.HIF8), s4, idx)
 
         y = g.branches(unscaled, lambda b: b.op("Gather", b.const(_code_table(codecs.HIF8)), idx), scaled)
     elif name in ("mxfp4", "mxfp8e4m3", "mxfp8e5m2", "nvf4", "nvfp4"):
@@ -194,8 +201,7 @@ def dequantize_rows_function(fmt_name: str) -> onnx.FunctionProto:
     if not rows_scaled(fmt, 0, 0):
         raise ValueError(f"no per-row Dequantize body for {name}")
     g = _Body()
-    rows = g.op("Mul", g.const(_sym8_table(fmt).reshape(1, 256)), _float32_from_bytes(g, "scales"))
-    g.output("Y", g.op("GatherElements", rows, g.op("Cast", "codes", to=TensorProto.INT32), axis=1))
+    g.output("Y", _scaled_rows_lookup(g, _sym8_table(fmt), "scales", g.op("Cast", "codes", to=TensorProto.INT32)))
     doc = (f"Decode Packed.codes/scales of format {name} with one scale per row (block 0 or length) to the "
            "(rows, length) float32 matrix of onnx_npuq.formats.decode.")
     return _make_function(f"Dequantize_{name}", ["codes", "scales"], ["Y"], g, {"length": 0, "block": 0}, doc)
